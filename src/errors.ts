@@ -1,0 +1,47 @@
+/**
+ * One catalogue of coded errors (after fastify's): every failure the agent reports carries a
+ * stable code that operators can grep for and alerts can match, plus a human message.
+ */
+export const errorCatalogue = {
+  VTPM_ERR_CONFIG_INVALID: 'configuration is invalid',
+  VTPM_ERR_CONFIG_UNREADABLE: 'configuration file cannot be read',
+  VTPM_ERR_EXEC_NOT_FOUND: 'command not found',
+  VTPM_ERR_EXEC_TIMEOUT: 'command timed out',
+  VTPM_ERR_EXEC_FAILED: 'command failed',
+  VTPM_ERR_EXEC_ABORTED: 'command aborted',
+  VTPM_ERR_PARSE: 'output could not be parsed',
+  VTPM_ERR_PROBE_TIMEOUT: 'probe timed out',
+  VTPM_ERR_PROBE_FAILED: 'probe failed',
+  VTPM_ERR_LIBVIRT_UNAVAILABLE: 'libvirt is not reachable',
+  VTPM_ERR_TPM_PROTOCOL: 'TPM protocol error',
+  VTPM_ERR_TPM_RESPONSE: 'TPM returned an error code',
+  VTPM_ERR_SWTPM_START: 'swtpm could not be started',
+  VTPM_ERR_HTTP: 'HTTP request failed',
+  VTPM_ERR_AUTH: 'authentication failed',
+  VTPM_ERR_STATE_CORRUPT: 'persisted state is corrupt',
+} as const;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message ?? errorCatalogue[code], options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AgentError';
+    this.code = code;
+    this.details = options?.details ?? {};
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Normalises anything thrown into a coded error, so probe failures are always reportable data. */
+export function toAgentError(err: unknown, fallback: ErrorCode = 'VTPM_ERR_PROBE_FAILED'): AgentError {
+  if (err instanceof AgentError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new AgentError(fallback, message, { cause: err });
+}

@@ -1,0 +1,78 @@
+import type { Logger } from 'pino';
+import { toAgentError } from '../errors.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { HostPathResolver } from '../util/hostpath.js';
+import type { Probe, ProbeResult, ProbeResults } from './types.js';
+
+export interface RunProbeOptions {
+  config: AgentConfig;
+  log: Logger;
+  hostPath: HostPathResolver;
+  env: NodeJS.ProcessEnv;
+  results: ProbeResults;
+  /** Agent-wide shutdown signal. */
+  signal?: AbortSignal;
+}
+
+export function probeTimeoutMs(probe: Probe, config: AgentConfig): number {
+  return probe.timeoutMs?.(config) ?? config.probes.timeoutSeconds * 1000;
+}
+
+/**
+ * Runs one probe with a timeout and error isolation (node_exporter's `execute`): whatever the
+ * probe does, the caller gets a result, and never waits past the timeout.
+ */
+export async function runProbe<T>(probe: Probe<T>, options: RunProbeOptions): Promise<ProbeResult<T>> {
+  const timeoutMs = probeTimeoutMs(probe as Probe, options.config);
+  const controller = new AbortController();
+  const onShutdown = () => controller.abort(new Error('agent is shutting down'));
+  options.signal?.addEventListener('abort', onShutdown, { once: true });
+  if (options.signal?.aborted) onShutdown();
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  const deadline = t0 + timeoutMs;
+  const log = options.log.child({ probe: probe.name });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort(new Error('probe timeout'));
+      reject(Object.assign(new Error(`probe ${probe.name} did not finish within ${timeoutMs} ms`), { probeTimeout: true }));
+    }, timeoutMs);
+  });
+  try {
+    const data = await Promise.race([
+      probe.run(
+        {
+          signal: controller.signal,
+          log,
+          config: options.config,
+          hostPath: options.hostPath,
+          env: options.env,
+          remainingMs: () => Math.max(0, deadline - performance.now()),
+        },
+        options.results,
+      ),
+      timeout,
+    ]);
+    const durationSeconds = (performance.now() - t0) / 1000;
+    log.debug({ durationSeconds }, 'probe succeeded');
+    return { probe: probe.name, ok: true, data, startedAt, durationSeconds, lastSuccessAt: null };
+  } catch (err) {
+    const durationSeconds = (performance.now() - t0) / 1000;
+    const isTimeout = (err as { probeTimeout?: boolean }).probeTimeout === true;
+    const agentError = toAgentError(err, isTimeout ? 'VTPM_ERR_PROBE_TIMEOUT' : 'VTPM_ERR_PROBE_FAILED');
+    log.warn({ err: agentError.toJSON(), durationSeconds }, 'probe failed');
+    return {
+      probe: probe.name,
+      ok: false,
+      error: { code: agentError.code, message: agentError.message, details: agentError.details },
+      startedAt,
+      durationSeconds,
+      lastSuccessAt: null,
+    };
+  } finally {
+    clearTimeout(timer);
+    controller.abort(new Error('probe finished'));
+    options.signal?.removeEventListener('abort', onShutdown);
+  }
+}

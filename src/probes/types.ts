@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/schema.js';
+import type { HostPathResolver } from '../util/hostpath.js';
+
+/** What every probe gets: cancellation, logging, configuration and host-path resolution. */
+export interface ProbeContext {
+  /** Aborted at the probe's timeout or at agent shutdown; pass it to every external call. */
+  signal: AbortSignal;
+  log: Logger;
+  config: AgentConfig;
+  hostPath: HostPathResolver;
+  /** Environment for child processes (tests point PATH elsewhere). */
+  env: NodeJS.ProcessEnv;
+  /** Milliseconds left before the probe's timeout; use it to size inner timeouts. */
+  remainingMs(): number;
+}
+
+/**
+ * One probe, one job (node_exporter's collector). `run` returns typed data; it may throw, and the
+ * runner turns that into a failed result — a probe failure is data, never a crash.
+ */
+export interface Probe<T = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** node-cron expression; the agent's `probes.schedule` when absent. */
+  schedule?(config: AgentConfig): string;
+  /** Hard limit in ms; `probes.timeoutSeconds` when absent. */
+  timeoutMs?(config: AgentConfig): number;
+  /** Names of probes whose latest results this probe reads (they run first in a cycle). */
+  readonly after?: readonly string[];
+  /** false turns the probe off by configuration. */
+  enabled?(config: AgentConfig): boolean;
+  run(ctx: ProbeContext, results: ProbeResults): Promise<T>;
+}
+
+export interface ProbeFailure {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export interface ProbeResult<T = unknown> {
+  probe: string;
+  ok: boolean;
+  data?: T;
+  error?: ProbeFailure;
+  startedAt: number;
+  durationSeconds: number;
+  /** Unix ms of the latest successful run, carried across failures. */
+  lastSuccessAt: number | null;
+}
+
+/** Read-only view of the latest results, for probes that build on others. */
+export interface ProbeResults {
+  get<T>(probe: string): ProbeResult<T> | undefined;
+}

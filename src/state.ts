@@ -1,0 +1,37 @@
+import { EventEmitter } from 'node:events';
+import type { ProbeResult, ProbeResults } from './probes/types.js';
+
+/**
+ * The one in-memory store of the latest results. Producers (probes, watchers) write; consumers
+ * (reporter, reconciler, CLI) only read. Nothing here does I/O, so /metrics stays cheap.
+ */
+export class HostState extends EventEmitter implements ProbeResults {
+  private readonly results = new Map<string, ProbeResult>();
+  private cycles = 0;
+  readonly startedAt = Date.now();
+
+  set(result: ProbeResult): void {
+    const previous = this.results.get(result.probe);
+    const lastSuccessAt = result.ok ? result.startedAt + result.durationSeconds * 1000 : (previous?.lastSuccessAt ?? null);
+    const stored = { ...result, lastSuccessAt };
+    this.results.set(result.probe, stored);
+    this.emit('result', stored);
+  }
+
+  get<T>(probe: string): ProbeResult<T> | undefined {
+    return this.results.get(probe) as ProbeResult<T> | undefined;
+  }
+
+  all(): ProbeResult[] {
+    return [...this.results.values()];
+  }
+
+  completeCycle(): void {
+    this.cycles += 1;
+    this.emit('cycle', this.cycles);
+  }
+
+  get completedCycles(): number {
+    return this.cycles;
+  }
+}
