@@ -1,0 +1,206 @@
+/**
+ * The capability verdict: which TPM version × model this host can really run, and why not.
+ * A pure function of probe results — this is where the rules live.
+ */
+import type { DomainCapabilities } from './libvirt/domcaps.js';
+
+export type TpmVersion = '1.2' | '2.0';
+export type TpmModel = 'tpm-tis' | 'tpm-crb';
+
+/** The combinations Nova and libvirt accept: CRB exists only with TPM 2.0. */
+export const TPM_COMBINATIONS: ReadonlyArray<{ version: TpmVersion; model: TpmModel }> = [
+  { version: '1.2', model: 'tpm-tis' },
+  { version: '2.0', model: 'tpm-tis' },
+  { version: '2.0', model: 'tpm-crb' },
+];
+
+/** Stable reason codes: alerts, dashboards and scripts match on these, so never rename one. */
+export type ReasonCode =
+  | 'LIBVIRT_UNAVAILABLE'
+  | 'LIBVIRT_TOO_OLD'
+  | 'QEMU_TOO_OLD'
+  | 'DOMCAPS_NO_TPM'
+  | 'DOMCAPS_TPM_UNSUPPORTED'
+  | 'DOMCAPS_NO_EMULATOR_BACKEND'
+  | 'DOMCAPS_MODEL_MISSING'
+  | 'DOMCAPS_VERSION_MISSING'
+  | 'SWTPM_MISSING'
+  | 'SWTPM_SETUP_MISSING'
+  | 'SWTPM_IOCTL_MISSING'
+  | 'SWTPM_VERSION_UNSUPPORTED'
+  | 'SWTPM_CAPABILITIES_UNREADABLE'
+  | 'SWTPM_USER_MISSING'
+  | 'SWTPM_GROUP_MISSING'
+  | 'SWTPM_STATE_DIR_MISSING'
+  | 'EMULATION_FAILED'
+  | 'EMULATION_NOT_RUN';
+
+export type Severity = 'error' | 'warning';
+
+export interface Reason {
+  code: ReasonCode;
+  severity: Severity;
+  message: string;
+}
+
+/** What the swtpm probe found. */
+export interface SwtpmFacts {
+  binaries: { swtpm: string | null; swtpm_setup: string | null; swtpm_ioctl: string | null };
+  /** Features from `swtpm_setup --print-capabilities` (libvirt takes TPM versions from there). */
+  setupFeatures: string[] | null;
+  socketFeatures: string[] | null;
+  version: string | null;
+  errors: string[];
+}
+
+/** What the host-prerequisites probe found. */
+export interface HostFacts {
+  swtpmUser: { name: string; exists: boolean; uid: number | null };
+  swtpmGroup: { name: string; exists: boolean; gid: number | null };
+  stateDir: { path: string; exists: boolean; owner: string | null; mode: string | null; problems: string[] };
+  kvm: boolean;
+  libvirtVersion: string | null;
+  qemuVersion: string | null;
+  warnings: Reason[];
+}
+
+/** One local emulation result per TPM version and check level (filled in by src/swtpm). */
+export interface EmulationOutcome {
+  version: TpmVersion;
+  level: 'basic' | 'state';
+  ok: boolean;
+  /** The step that failed, e.g. `startup`, `selftest`, `nv-read`. */
+  failedStep?: string;
+  message?: string;
+}
+
+export interface VerdictInputs {
+  /** Domain capabilities per machine type asked; null when libvirt could not be asked. */
+  domcaps: DomainCapabilities | null;
+  domcapsError?: string;
+  swtpm: SwtpmFacts | null;
+  host: HostFacts | null;
+  /** Absent when the emulation check is off or has not run yet. */
+  emulation?: EmulationOutcome[] | null;
+}
+
+export interface CombinationVerdict {
+  version: TpmVersion;
+  model: TpmModel;
+  usable: boolean;
+  reasons: Reason[];
+}
+
+export interface Verdict {
+  combinations: CombinationVerdict[];
+  anyUsable: boolean;
+  /** COMPUTE_SECURITY_TPM_* Nova (2024.2+, libvirt ≥ 8.0 path) would report for this host. */
+  expectedNovaTraits: string[];
+  /** Warnings that do not make a combination unusable (e.g. libvirt < 8.9 state-erasure risk). */
+  warnings: Reason[];
+}
+
+export const MIN_LIBVIRT = '8.0.0';
+export const MIN_QEMU = '6.2.0';
+export const LIBVIRT_KEEP_TPM = '8.9.0';
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Nova's reading of domain capabilities (nova/virt/libvirt/host.py): version list or both. */
+function domcapsVersions(domcaps: DomainCapabilities): TpmVersion[] {
+  const listed = domcaps.tpm.backendVersions;
+  if (listed === null) return ['1.2', '2.0'];
+  return listed.filter((v): v is TpmVersion => v === '1.2' || v === '2.0');
+}
+
+function domcapsUsable(domcaps: DomainCapabilities): boolean {
+  return domcaps.tpm.supported && domcaps.tpm.backendModels.includes('emulator');
+}
+
+export function expectedNovaTraits(domcaps: DomainCapabilities | null): string[] {
+  if (!domcaps || !domcapsUsable(domcaps)) return [];
+  const traits: string[] = [];
+  for (const v of domcapsVersions(domcaps)) traits.push(v === '1.2' ? 'COMPUTE_SECURITY_TPM_1_2' : 'COMPUTE_SECURITY_TPM_2_0');
+  if (domcaps.tpm.models.includes('tpm-tis')) traits.push('COMPUTE_SECURITY_TPM_TIS');
+  if (domcaps.tpm.models.includes('tpm-crb')) traits.push('COMPUTE_SECURITY_TPM_CRB');
+  return traits.sort();
+}
+
+function err(code: ReasonCode, message: string): Reason {
+  return { code, severity: 'error', message };
+}
+
+export function computeVerdict(inputs: VerdictInputs): Verdict {
+  const common: Reason[] = [];
+  const warnings: Reason[] = [...(inputs.host?.warnings ?? [])];
+  const { domcaps, swtpm, host } = inputs;
+
+  if (!domcaps) {
+    common.push(err('LIBVIRT_UNAVAILABLE', `libvirt domain capabilities could not be read${inputs.domcapsError ? `: ${inputs.domcapsError}` : ''}`));
+  } else if (!domcaps.tpm.present) {
+    common.push(err('DOMCAPS_NO_TPM', 'libvirt reports no <tpm> in domain capabilities (libvirt < 8.0 or TPM unsupported by this QEMU)'));
+  } else {
+    if (!domcaps.tpm.supported) common.push(err('DOMCAPS_TPM_UNSUPPORTED', "libvirt reports <tpm supported='no'>"));
+    if (!domcaps.tpm.backendModels.includes('emulator')) {
+      common.push(err('DOMCAPS_NO_EMULATOR_BACKEND', `libvirt offers no 'emulator' TPM backend (backend models: ${domcaps.tpm.backendModels.join(', ') || 'none'})`));
+    }
+  }
+  if (host?.libvirtVersion && compareVersions(host.libvirtVersion, MIN_LIBVIRT) < 0) {
+    common.push(err('LIBVIRT_TOO_OLD', `libvirt ${host.libvirtVersion} is older than Nova's minimum ${MIN_LIBVIRT}`));
+  }
+  if (host?.qemuVersion && compareVersions(host.qemuVersion, MIN_QEMU) < 0) {
+    common.push(err('QEMU_TOO_OLD', `QEMU ${host.qemuVersion} is older than Nova's minimum ${MIN_QEMU}`));
+  }
+  if (!swtpm) {
+    common.push(err('SWTPM_CAPABILITIES_UNREADABLE', 'swtpm facts are not available (the swtpm probe has not succeeded)'));
+  } else {
+    if (!swtpm.binaries.swtpm) common.push(err('SWTPM_MISSING', 'swtpm is not installed or not on PATH'));
+    if (!swtpm.binaries.swtpm_setup) common.push(err('SWTPM_SETUP_MISSING', 'swtpm_setup is not installed or not on PATH'));
+    if (!swtpm.binaries.swtpm_ioctl) {
+      common.push(err('SWTPM_IOCTL_MISSING', 'swtpm_ioctl is not on PATH (libvirt cannot stop swtpm cleanly; Nova before libvirt 8.0 refuses vTPM)'));
+    }
+    if (swtpm.binaries.swtpm_setup && swtpm.setupFeatures === null) {
+      common.push(err('SWTPM_CAPABILITIES_UNREADABLE', `swtpm_setup --print-capabilities failed: ${swtpm.errors.join('; ') || 'no output'}`));
+    }
+  }
+  if (host) {
+    if (!host.swtpmUser.exists) common.push(err('SWTPM_USER_MISSING', `swtpm user '${host.swtpmUser.name}' does not exist`));
+    if (!host.swtpmGroup.exists) common.push(err('SWTPM_GROUP_MISSING', `swtpm group '${host.swtpmGroup.name}' does not exist`));
+    if (!host.stateDir.exists) common.push(err('SWTPM_STATE_DIR_MISSING', `swtpm state directory ${host.stateDir.path} does not exist`));
+  }
+
+  const combinations = TPM_COMBINATIONS.map(({ version, model }): CombinationVerdict => {
+    const reasons = [...common];
+    if (domcaps?.tpm.present) {
+      if (!domcaps.tpm.models.includes(model)) reasons.push(err('DOMCAPS_MODEL_MISSING', `libvirt does not list TPM model ${model}`));
+      if (!domcapsVersions(domcaps).includes(version)) {
+        reasons.push(err('DOMCAPS_VERSION_MISSING', `libvirt does not list TPM backend version ${version} (swtpm_setup lacks tpm-${version}?)`));
+      }
+    }
+    if (swtpm?.setupFeatures && !swtpm.setupFeatures.includes(`tpm-${version}`)) {
+      reasons.push(err('SWTPM_VERSION_UNSUPPORTED', `swtpm_setup does not support tpm-${version}`));
+    }
+    for (const outcome of inputs.emulation ?? []) {
+      if (outcome.version === version && !outcome.ok) {
+        reasons.push(
+          err('EMULATION_FAILED', `local TPM ${version} emulation check (${outcome.level}) failed${outcome.failedStep ? ` at step '${outcome.failedStep}'` : ''}${outcome.message ? `: ${outcome.message}` : ''}`),
+        );
+      }
+    }
+    return { version, model, usable: reasons.every((r) => r.severity !== 'error'), reasons };
+  });
+  return {
+    combinations,
+    anyUsable: combinations.some((c) => c.usable),
+    expectedNovaTraits: expectedNovaTraits(domcaps),
+    warnings,
+  };
+}
