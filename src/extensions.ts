@@ -1,0 +1,7 @@
+import type { AgentExtension } from './extension.js';
+
+/**
+ * Every extension the agent runs, listed explicitly (one line each) so the wiring is visible in
+ * one place. Each entry is a factory: a fresh instance per agent.
+ */
+export const extensionFactories: Array<() => AgentExtension> = [];

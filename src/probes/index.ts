@@ -1,0 +1,7 @@
+import type { Probe } from './types.js';
+
+/**
+ * Every probe the agent runs, listed explicitly (one line each). Order does not matter for
+ * correctness: a probe that reads others' results declares them in `after`.
+ */
+export const allProbes: Probe[] = [];
