@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
+import type { CheckSection } from '../extension.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 
 /** What every probe gets: cancellation, logging, configuration and host-path resolution. */
@@ -31,6 +33,13 @@ export interface Probe<T = unknown> {
   /** false turns the probe off by configuration. */
   enabled?(config: AgentConfig): boolean;
   run(ctx: ProbeContext, results: ProbeResults): Promise<T>;
+  /**
+   * Metrics beyond the runner's generic success/duration gauges. `collect()` must read only the
+   * latest result via `results.get(name)`: a scrape never runs the probe.
+   */
+  registerMetrics?(registry: Registry, results: ProbeResults): void;
+  /** A section for `vtpm-agent check` and `/status`, built from the latest result. */
+  report?(result: ProbeResult<T> | undefined): CheckSection;
 }
 
 export interface ProbeFailure {
