@@ -18,6 +18,8 @@ export const TPM_COMBINATIONS: ReadonlyArray<{ version: TpmVersion; model: TpmMo
 export type ReasonCode =
   | 'LIBVIRT_UNAVAILABLE'
   | 'LIBVIRT_TOO_OLD'
+  | 'LIBVIRT_TPM_STATE_ERASURE_RISK'
+  | 'KVM_MISSING'
   | 'QEMU_TOO_OLD'
   | 'DOMCAPS_NO_TPM'
   | 'DOMCAPS_TPM_UNSUPPORTED'
@@ -32,6 +34,7 @@ export type ReasonCode =
   | 'SWTPM_USER_MISSING'
   | 'SWTPM_GROUP_MISSING'
   | 'SWTPM_STATE_DIR_MISSING'
+  | 'SWTPM_STATE_DIR_PERMISSIONS'
   | 'EMULATION_FAILED'
   | 'EMULATION_NOT_RUN';
 

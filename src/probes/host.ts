@@ -1,0 +1,106 @@
+import { stat } from 'node:fs/promises';
+import si from 'systeminformation';
+import { Gauge, type Registry } from 'prom-client';
+import { readAccounts } from '../host/accounts.js';
+import { compareVersions, LIBVIRT_KEEP_TPM, type HostFacts, type Reason } from '../verdict.js';
+import type { LibvirtFacts } from './libvirt.js';
+import type { Probe } from './types.js';
+
+export interface HostPrerequisites extends HostFacts {
+  bootTime: number | null;
+  os: string | null;
+  kernel: string | null;
+  hardwareVirtualization: boolean | null;
+}
+
+function modeString(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** Host prerequisites Nova and libvirt rely on: the swtpm principal, state dir, /dev/kvm, versions. */
+export const hostProbe: Probe<HostPrerequisites> = {
+  name: 'host',
+  description: 'swtpm user/group, swtpm state directory, /dev/kvm, libvirt/QEMU minimums, host facts',
+  after: ['libvirt'],
+  async run(ctx, results) {
+    const { user, group, stateDir } = ctx.config.swtpm;
+    const [passwd, groups] = await Promise.all([readAccounts(ctx.hostPath('/etc/passwd')), readAccounts(ctx.hostPath('/etc/group'))]);
+    const uid = passwd.find((e) => e.name === user)?.id ?? null;
+    const gid = groups.find((e) => e.name === group)?.id ?? null;
+    const problems: string[] = [];
+    let owner: string | null = null;
+    let mode: string | null = null;
+    let exists = false;
+    try {
+      const st = await stat(ctx.hostPath(stateDir));
+      exists = st.isDirectory();
+      if (!exists) problems.push(`${stateDir} is not a directory`);
+      owner = `${passwd.find((e) => e.id === st.uid)?.name ?? st.uid}:${groups.find((e) => e.id === st.gid)?.name ?? st.gid}`;
+      mode = modeString(st.mode);
+      // libvirt creates it 0711 root:root; per-guest dirs below are chowned to the swtpm user.
+      if (st.mode & 0o002) problems.push(`${stateDir} is world-writable (mode ${mode})`);
+      if (!(st.mode & 0o001)) problems.push(`${stateDir} is not traversable by others (mode ${mode}); the swtpm user cannot reach its state`);
+    } catch {
+      exists = false;
+    }
+    let kvm = false;
+    try {
+      kvm = (await stat(ctx.hostPath('/dev/kvm'))).isCharacterDevice();
+    } catch {
+      kvm = false;
+    }
+    const libvirt = results.get<LibvirtFacts>('libvirt')?.data;
+    const warnings: Reason[] = [];
+    if (libvirt?.libvirtVersion && compareVersions(libvirt.libvirtVersion, LIBVIRT_KEEP_TPM) < 0) {
+      warnings.push({
+        code: 'LIBVIRT_TPM_STATE_ERASURE_RISK',
+        severity: 'warning',
+        message: `libvirt ${libvirt.libvirtVersion} < ${LIBVIRT_KEEP_TPM}: a hard reboot or power-on can erase vTPM state (Nova bug 2118888)`,
+      });
+    }
+    for (const problem of problems) warnings.push({ code: 'SWTPM_STATE_DIR_PERMISSIONS', severity: 'warning', message: problem });
+    if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
+    // Host facts are informative: a failure there must not fail the probe.
+    const [time, os, cpu] = await Promise.all([si.time(), si.osInfo().catch(() => null), si.cpu().catch(() => null)]);
+    return {
+      swtpmUser: { name: user, exists: uid !== null, uid },
+      swtpmGroup: { name: group, exists: gid !== null, gid },
+      stateDir: { path: stateDir, exists, owner, mode, problems },
+      kvm,
+      libvirtVersion: libvirt?.libvirtVersion ?? null,
+      qemuVersion: libvirt?.qemuVersion ?? null,
+      warnings,
+      bootTime: typeof time.uptime === 'number' ? Math.round(Date.now() / 1000 - time.uptime) : null,
+      os: os ? `${os.distro} ${os.release}`.trim() : null,
+      kernel: os?.kernel ?? null,
+      hardwareVirtualization: cpu ? Boolean(cpu.virtualization) : null,
+    };
+  },
+  registerMetrics(registry: Registry, results) {
+    new Gauge({
+      name: 'vtpm_host_boot_timestamp_seconds',
+      help: 'Host boot time as a Unix timestamp.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        const boot = results.get<HostPrerequisites>('host')?.data?.bootTime;
+        if (typeof boot === 'number') this.set(boot);
+      },
+    });
+    new Gauge({
+      name: 'vtpm_host_prerequisite_ok',
+      help: '1 when a host prerequisite for vTPM holds (swtpm_user, swtpm_group, state_dir, kvm).',
+      labelNames: ['prerequisite'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const data = results.get<HostPrerequisites>('host')?.data;
+        if (!data) return;
+        this.set({ prerequisite: 'swtpm_user' }, data.swtpmUser.exists ? 1 : 0);
+        this.set({ prerequisite: 'swtpm_group' }, data.swtpmGroup.exists ? 1 : 0);
+        this.set({ prerequisite: 'state_dir' }, data.stateDir.exists && data.stateDir.problems.length === 0 ? 1 : 0);
+        this.set({ prerequisite: 'kvm' }, data.kvm ? 1 : 0);
+      },
+    });
+  },
+};

@@ -1,0 +1,108 @@
+import { access } from 'node:fs/promises';
+import { Gauge, type Registry } from 'prom-client';
+import { parseDomainCapabilities, type DomainCapabilities } from '../libvirt/domcaps.js';
+import { parseVirshVersion } from '../libvirt/version.js';
+import { virsh, type VirshOptions } from '../libvirt/virsh.js';
+import { toAgentError } from '../errors.js';
+import type { Probe, ProbeContext } from './types.js';
+
+export interface MachineDomainCapabilities {
+  /** `default` = libvirt's default machine type for the arch. */
+  machineType: string;
+  capabilities: DomainCapabilities | null;
+  error?: string;
+}
+
+export interface LibvirtFacts {
+  uri: string;
+  virtType: 'kvm' | 'qemu';
+  libvirtVersion: string | null;
+  hypervisor: string | null;
+  qemuVersion: string | null;
+  machines: MachineDomainCapabilities[];
+}
+
+function options(ctx: ProbeContext, readOnly: boolean): VirshOptions {
+  const { libvirt } = ctx.config;
+  return {
+    virshPath: libvirt.virshPath,
+    uri: libvirt.uri,
+    readOnly,
+    timeoutMs: Math.min(libvirt.timeoutSeconds * 1000, ctx.remainingMs()),
+    signal: ctx.signal,
+    env: ctx.env,
+  };
+}
+
+async function detectVirtType(ctx: ProbeContext): Promise<'kvm' | 'qemu'> {
+  const configured = ctx.config.libvirt.virtType;
+  if (configured !== 'auto') return configured;
+  try {
+    await access(ctx.hostPath('/dev/kvm'));
+    return 'kvm';
+  } catch {
+    return 'qemu';
+  }
+}
+
+/** The first machine type that answered: Nova reads the host arch's first machine type. */
+export function primaryDomainCapabilities(facts: LibvirtFacts | undefined): DomainCapabilities | null {
+  return facts?.machines.find((m) => m.capabilities)?.capabilities ?? null;
+}
+
+export const libvirtProbe: Probe<LibvirtFacts> = {
+  name: 'libvirt',
+  description: 'libvirt and QEMU versions; TPM domain capabilities per machine type',
+  async run(ctx) {
+    const virtType = await detectVirtType(ctx);
+    // Versions through the read-only socket: the agent never needs write access for them.
+    const versions = parseVirshVersion(await virsh(['version'], options(ctx, true)));
+    const machines: MachineDomainCapabilities[] = [];
+    for (const machineType of ctx.config.libvirt.machineTypes) {
+      // domcapabilities is refused on the read-only socket ("read only access prevents
+      // virConnectGetDomainCapabilities"), so this one call uses the read-write socket.
+      const args = ['domcapabilities', '--virttype', virtType, ...(machineType === 'default' ? [] : ['--machine', machineType])];
+      try {
+        machines.push({ machineType, capabilities: parseDomainCapabilities(await virsh(args, options(ctx, false))) });
+      } catch (err) {
+        const e = toAgentError(err);
+        if (e.code === 'VTPM_ERR_LIBVIRT_UNAVAILABLE' || e.code === 'VTPM_ERR_EXEC_NOT_FOUND') throw e;
+        machines.push({ machineType, capabilities: null, error: e.message });
+      }
+    }
+    return {
+      uri: ctx.config.libvirt.uri,
+      virtType,
+      libvirtVersion: versions.libvirt,
+      hypervisor: versions.hypervisor,
+      qemuVersion: versions.hypervisor === 'QEMU' ? versions.hypervisorVersion : null,
+      machines,
+    };
+  },
+  registerMetrics(registry: Registry, results) {
+    new Gauge({
+      name: 'vtpm_libvirt_info',
+      help: 'libvirt and QEMU versions seen by the agent (value is always 1).',
+      labelNames: ['libvirt_version', 'qemu_version', 'virt_type'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const data = results.get<LibvirtFacts>('libvirt')?.data;
+        if (data) this.set({ libvirt_version: data.libvirtVersion ?? '', qemu_version: data.qemuVersion ?? '', virt_type: data.virtType }, 1);
+      },
+    });
+    new Gauge({
+      name: 'vtpm_libvirt_domcaps_tpm_supported',
+      help: "1 when libvirt's domain capabilities report <tpm supported='yes'> with an emulator backend, per machine type.",
+      labelNames: ['machine_type'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const m of results.get<LibvirtFacts>('libvirt')?.data?.machines ?? []) {
+          const tpm = m.capabilities?.tpm;
+          this.set({ machine_type: m.machineType }, tpm?.supported && tpm.backendModels.includes('emulator') ? 1 : 0);
+        }
+      },
+    });
+  },
+};

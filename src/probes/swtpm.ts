@@ -1,0 +1,84 @@
+import { Gauge, type Registry } from 'prom-client';
+import { parseSwtpmCapabilities } from '../host/swtpm-capabilities.js';
+import { runCommand } from '../util/exec.js';
+import { which } from '../util/which.js';
+import { toAgentError } from '../errors.js';
+import type { SwtpmFacts } from '../verdict.js';
+import type { Probe, ProbeContext } from './types.js';
+
+async function capabilities(ctx: ProbeContext, file: string, args: string[], what: string): Promise<{ features: string[]; version: string | null }> {
+  const result = await runCommand(file, [...args, '--print-capabilities'], {
+    timeoutMs: Math.min(ctx.config.swtpm.timeoutSeconds * 1000, ctx.remainingMs()),
+    signal: ctx.signal,
+    env: ctx.env,
+  });
+  if (result.exitCode !== 0) {
+    throw toAgentError(new Error(`${what} --print-capabilities exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300) || result.stdout.trim().slice(0, 300)}`), 'VTPM_ERR_EXEC_FAILED');
+  }
+  const parsed = parseSwtpmCapabilities(result.stdout, what);
+  return { features: parsed.features, version: parsed.version ?? null };
+}
+
+/** Presence of the swtpm binaries (as libvirt and Nova look them up) and their capabilities. */
+export const swtpmProbe: Probe<SwtpmFacts> = {
+  name: 'swtpm',
+  description: 'swtpm, swtpm_setup and swtpm_ioctl on PATH; their --print-capabilities',
+  async run(ctx) {
+    const { swtpmPath, swtpmSetupPath, swtpmIoctlPath } = ctx.config.swtpm;
+    const path = ctx.env.PATH;
+    const [swtpm, swtpmSetup, swtpmIoctl] = await Promise.all([which(swtpmPath, path), which(swtpmSetupPath, path), which(swtpmIoctlPath, path)]);
+    const facts: SwtpmFacts = {
+      binaries: { swtpm, swtpm_setup: swtpmSetup, swtpm_ioctl: swtpmIoctl },
+      setupFeatures: null,
+      socketFeatures: null,
+      version: null,
+      errors: [],
+    };
+    if (swtpm) {
+      try {
+        const caps = await capabilities(ctx, swtpm, ['socket'], 'swtpm socket');
+        facts.socketFeatures = caps.features;
+        facts.version = caps.version;
+      } catch (err) {
+        facts.errors.push(toAgentError(err).message);
+      }
+    }
+    if (swtpmSetup) {
+      try {
+        const caps = await capabilities(ctx, swtpmSetup, [], 'swtpm_setup');
+        facts.setupFeatures = caps.features;
+        facts.version ??= caps.version;
+      } catch (err) {
+        facts.errors.push(toAgentError(err).message);
+      }
+    }
+    return facts;
+  },
+  registerMetrics(registry: Registry, results) {
+    new Gauge({
+      name: 'vtpm_swtpm_info',
+      help: 'swtpm version and supported TPM versions from swtpm_setup --print-capabilities (value is always 1).',
+      labelNames: ['version', 'tpm_1_2', 'tpm_2_0'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const data = results.get<SwtpmFacts>('swtpm')?.data;
+        if (!data) return;
+        const f = data.setupFeatures ?? [];
+        this.set({ version: data.version ?? '', tpm_1_2: String(f.includes('tpm-1.2')), tpm_2_0: String(f.includes('tpm-2.0')) }, 1);
+      },
+    });
+    new Gauge({
+      name: 'vtpm_swtpm_binary_present',
+      help: '1 when the binary is found on the agent PATH (swtpm, swtpm_setup, swtpm_ioctl).',
+      labelNames: ['binary'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const data = results.get<SwtpmFacts>('swtpm')?.data;
+        if (!data) return;
+        for (const [binary, found] of Object.entries(data.binaries)) this.set({ binary }, found ? 1 : 0);
+      },
+    });
+  },
+};
