@@ -8,6 +8,8 @@ import type { ProbeResult, ProbeResults } from './probes/types.js';
 export class HostState extends EventEmitter implements ProbeResults {
   private readonly results = new Map<string, ProbeResult>();
   private cycles = 0;
+  /** Bumped on every write, so consumers can cache what they derive. */
+  revision = 0;
   readonly startedAt = Date.now();
 
   set(result: ProbeResult): void {
@@ -15,6 +17,7 @@ export class HostState extends EventEmitter implements ProbeResults {
     const lastSuccessAt = result.ok ? result.startedAt + result.durationSeconds * 1000 : (previous?.lastSuccessAt ?? null);
     const stored = { ...result, lastSuccessAt };
     this.results.set(result.probe, stored);
+    this.revision += 1;
     this.emit('result', stored);
   }
 

@@ -1,9 +1,12 @@
+import cron from 'node-cron';
 import { z } from 'zod';
+import { guestsConfigSchema } from '../guests/config.js';
+import { healthConfigSchema } from '../health/config.js';
 
 /** A node-cron expression (5 or 6 fields). Validated again by node-cron at schedule time. */
 const cronExpression = z
   .string()
-  .regex(/^\S+( \S+){4,5}$/, 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"');
+  .refine((expr) => /^\S+( \S+){4,5}$/.test(expr) && cron.validate(expr), 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"');
 
 const positiveSeconds = z.number().positive().max(3600);
 
@@ -62,6 +65,8 @@ export const configSchema = z.strictObject({
   libvirt: libvirtConfigSchema.prefault({}),
   swtpm: swtpmConfigSchema.prefault({}),
   emulation: emulationConfigSchema.prefault({}),
+  guests: guestsConfigSchema.prefault({}),
+  health: healthConfigSchema.prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;

@@ -1,7 +1,16 @@
+import { guestInventoryProbe } from './guest-inventory.js';
+import { hostProbe } from './host.js';
+import { libvirtProbe } from './libvirt.js';
+import { swtpmProbe } from './swtpm.js';
 import type { Probe } from './types.js';
 
 /**
  * Every probe the agent runs, listed explicitly (one line each). Order does not matter for
  * correctness: a probe that reads others' results declares them in `after`.
  */
-export const allProbes: Probe[] = [];
+export const allProbes: Probe[] = [
+  libvirtProbe,
+  swtpmProbe,
+  hostProbe,
+  guestInventoryProbe as Probe,
+];

@@ -1,0 +1,148 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AgentConfig } from './config/schema.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from './extension.js';
+import { extensionFactories } from './extensions.js';
+import { allProbes } from './probes/index.js';
+import type { Probe } from './probes/types.js';
+import { buildReport } from './report.js';
+import { createMetricsRegistry } from './reporter/metrics.js';
+import { createServer } from './reporter/server.js';
+import { enabledProbes, ProbeScheduler } from './scheduler.js';
+import { HostState } from './state.js';
+import { hostPathResolver } from './util/hostpath.js';
+import { SystemdNotifier } from './util/sdnotify.js';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  probes?: Probe[];
+  extensions?: AgentExtension[];
+}
+
+/** How long an extension may take to stop before the agent gives up on it. */
+const EXTENSION_STOP_MS = 2000;
+/** The heartbeat proves the event loop turns; /healthz fails when it stalls this long. */
+const HEARTBEAT_MS = 5000;
+const HEARTBEAT_STALE_MS = 60_000;
+
+/** Wires probes, extensions, scheduler and HTTP server; owns start and stop. */
+export class Agent {
+  readonly state = new HostState();
+  readonly registry: Registry;
+  private readonly controller = new AbortController();
+  private readonly scheduler: ProbeScheduler;
+  private readonly probes: Probe[];
+  private readonly extensions: AgentExtension[];
+  private readonly notifier: SystemdNotifier;
+  private readonly env: NodeJS.ProcessEnv;
+  private server: FastifyInstance | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastHeartbeat = Date.now();
+  private stopping = false;
+  private readonly startedExtensions: AgentExtension[] = [];
+
+  constructor(private readonly options: AgentOptions) {
+    const { config, log } = options;
+    this.env = options.env ?? process.env;
+    this.probes = enabledProbes(options.probes ?? allProbes, config);
+    this.extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config));
+    this.scheduler = new ProbeScheduler({
+      probes: this.probes,
+      config,
+      log,
+      hostPath: hostPathResolver(config.hostRoot),
+      env: this.env,
+      state: this.state,
+      signal: this.controller.signal,
+    });
+    this.registry = createMetricsRegistry({ probes: this.probes, extensions: this.extensions, state: this.state, skipped: this.scheduler.skipped });
+    this.notifier = new SystemdNotifier(this.env);
+  }
+
+  private extensionContext(): ExtensionContext {
+    return {
+      config: this.options.config,
+      log: this.options.log,
+      hostPath: hostPathResolver(this.options.config.hostRoot),
+      env: this.env,
+      state: this.state,
+      signal: this.controller.signal,
+    };
+  }
+
+  status(): ReturnType<typeof buildReport> {
+    const sections: CheckSection[] = this.startedExtensions.map((e) => {
+      try {
+        return e.status();
+      } catch (err) {
+        return { name: e.name, ok: false, summary: `status failed: ${(err as Error).message}`, data: null };
+      }
+    });
+    return buildReport(this.state, this.probes, sections);
+  }
+
+  private live(): { ok: boolean; detail: Record<string, unknown> } {
+    const age = Date.now() - this.lastHeartbeat;
+    return { ok: !this.stopping && age < HEARTBEAT_STALE_MS, detail: { heartbeatAgeSeconds: age / 1000, stopping: this.stopping } };
+  }
+
+  private ready(): { ok: boolean; detail: Record<string, unknown> } {
+    const checks: Record<string, { ready: boolean; detail?: string }> = {
+      probes: { ready: this.state.completedCycles > 0, detail: `${this.state.completedCycles} completed cycle(s)` },
+    };
+    for (const e of this.startedExtensions) checks[e.name] = e.readiness?.() ?? { ready: true };
+    return { ok: !this.stopping && Object.values(checks).every((c) => c.ready), detail: { checks } };
+  }
+
+  /** Starts serving at once; the first probe cycle runs in the background (see /readyz). */
+  async start(): Promise<{ address: string }> {
+    const { config, log } = this.options;
+    this.heartbeat = setInterval(() => (this.lastHeartbeat = Date.now()), HEARTBEAT_MS);
+    this.server = createServer(
+      { registry: this.registry, live: () => this.live(), ready: () => this.ready(), status: () => this.status() },
+      log,
+    );
+    const address = await this.server.listen({ host: config.listen.host, port: config.listen.port });
+    log.info({ address, probes: this.probes.map((p) => p.name), extensions: this.extensions.map((e) => e.name) }, 'vtpm-agent serving');
+    for (const extension of this.extensions) {
+      try {
+        await extension.start(this.extensionContext());
+        this.startedExtensions.push(extension);
+      } catch (err) {
+        // An extension that cannot start must not take the agent down; it shows in /status.
+        log.error({ extension: extension.name, err }, 'extension failed to start');
+        this.startedExtensions.push(extension);
+      }
+    }
+    this.scheduler.start().then(
+      () => log.info({ cycles: this.state.completedCycles }, 'first probe cycle complete'),
+      (err: unknown) => log.error({ err }, 'first probe cycle failed'),
+    );
+    await this.notifier.notify('READY=1');
+    this.notifier.startWatchdog(this.env, () => this.live().ok);
+    return { address };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const { log } = this.options;
+    await this.notifier.notify('STOPPING=1');
+    this.notifier.stopWatchdog();
+    this.controller.abort(new Error('agent stopping'));
+    clearInterval(this.heartbeat);
+    await Promise.allSettled([
+      this.scheduler.stop(),
+      ...this.startedExtensions.map((e) =>
+        Promise.race([e.stop(), new Promise((r) => setTimeout(r, EXTENSION_STOP_MS).unref())]).catch((err: unknown) =>
+          log.warn({ extension: e.name, err }, 'extension failed to stop cleanly'),
+        ),
+      ),
+    ]);
+    await this.server?.close();
+    log.info('vtpm-agent stopped');
+  }
+}

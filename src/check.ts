@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config/schema.js';
+import type { AgentExtension, CheckSection } from './extension.js';
+import { extensionFactories } from './extensions.js';
+import { allProbes } from './probes/index.js';
+import type { Probe } from './probes/types.js';
+import { buildReport, type HostReport } from './report.js';
+import { enabledProbes, ProbeScheduler } from './scheduler.js';
+import { HostState } from './state.js';
+import { hostPathResolver } from './util/hostpath.js';
+
+export interface CheckOptions {
+  config: AgentConfig;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  probes?: Probe[];
+  extensions?: AgentExtension[];
+  signal?: AbortSignal;
+}
+
+/** One shot: every enabled probe once (in dependency order), then each extension's one-shot view. */
+export async function runCheck(options: CheckOptions): Promise<HostReport> {
+  const { config, log } = options;
+  const env = options.env ?? process.env;
+  const state = new HostState();
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const probes = enabledProbes(options.probes ?? allProbes, config);
+    const hostPath = hostPathResolver(config.hostRoot);
+    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal });
+    await scheduler.runCycle();
+    state.completeCycle();
+    const extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config) && e.checkOnce);
+    const sections: CheckSection[] = [];
+    for (const extension of extensions) {
+      try {
+        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, signal: controller.signal }));
+      } catch (err) {
+        sections.push({ name: extension.name, ok: false, summary: `check failed: ${(err as Error).message}`, data: null });
+      }
+    }
+    return buildReport(state, probes, sections);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    controller.abort(new Error('check finished'));
+  }
+}

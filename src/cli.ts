@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { Agent } from './agent.js';
+import { runCheck } from './check.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger } from './logger.js';
+import { renderReport } from './report.js';
+import { buildInfo } from './version.js';
+
+/** Exit codes: check → 0 usable, 1 none usable, 2 the check itself failed; 78 = EX_CONFIG. */
+export const EXIT = { OK: 0, NONE_USABLE: 1, CHECK_FAILED: 2, USAGE: 64, CONFIG: 78 } as const;
+
+const USAGE = `Usage: vtpm-agent <command> [options]
+
+Commands:
+  check [--json]     check this host once: which TPM version × model really works, and why not
+  serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
+  version            print the version
+
+Options:
+  -c, --config PATH  configuration file (default /etc/vtpm-agent/config.yaml, optional)
+  --set KEY=VALUE    override one configuration key, e.g. --set listen.port=9643 (repeatable)
+  --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
+  --json             (check) print the JSON report instead of the table
+  -h, --help         this help
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        set: { type: 'string', multiple: true },
+        'log-level': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`vtpm-agent: ${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.USAGE;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return values.help ? EXIT.OK : EXIT.USAGE;
+  }
+  if (command === 'version') {
+    process.stdout.write(`vtpm-agent ${buildInfo.version}\n`);
+    return EXIT.OK;
+  }
+  if (command !== 'check' && command !== 'serve') {
+    process.stderr.write(`vtpm-agent: unknown command '${command}'\n\n${USAGE}`);
+    return EXIT.USAGE;
+  }
+  const overrides = [...(values.set ?? [])];
+  if (values['log-level']) overrides.push(`logLevel=${values['log-level']}`);
+  let loaded;
+  try {
+    loaded = await loadConfig({ path: values.config, overrides });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vtpm-agent: ${err.message}\n`);
+      return EXIT.CONFIG;
+    }
+    throw err;
+  }
+  const { config } = loaded;
+
+  if (command === 'check') {
+    // The check's logs go to stderr (warn and up by default) so stdout is only the report.
+    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    try {
+      const report = await runCheck({ config, log });
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+      if (!report.verdict) return EXIT.CHECK_FAILED;
+      return report.verdict.anyUsable ? EXIT.OK : EXIT.NONE_USABLE;
+    } catch (err) {
+      process.stderr.write(`vtpm-agent: the check could not run: ${(err as Error).stack ?? String(err)}\n`);
+      return EXIT.CHECK_FAILED;
+    }
+  }
+
+  const log = createLogger(config.logLevel);
+  log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo.version }, 'starting vtpm-agent');
+  const agent = new Agent({ config, log });
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    log.info({ signal }, 'stopping');
+    // Hard deadline: whatever hangs, the process is gone within 5 s of the signal.
+    setTimeout(() => {
+      log.error('stop took longer than 5 s; exiting anyway');
+      process.exit(1);
+    }, 4500).unref();
+    stopping = agent.stop().then(() => {
+      log.flush();
+      process.exitCode = 0;
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await agent.start();
+  } catch (err) {
+    log.fatal({ err }, 'vtpm-agent could not start');
+    await agent.stop().catch(() => undefined);
+    return 1;
+  }
+  return await new Promise<number>(() => undefined);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`vtpm-agent: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,93 @@
+import os from 'node:os';
+import { verdictFromResults } from './capabilities.js';
+import type { CheckSection } from './extension.js';
+import type { LibvirtFacts } from './probes/libvirt.js';
+import type { Probe, ProbeResult } from './probes/types.js';
+import type { HostState } from './state.js';
+import type { SwtpmFacts, Verdict } from './verdict.js';
+import { buildInfo } from './version.js';
+
+/**
+ * The document behind `vtpm-agent check --json` and `/status`. Its shape is a stable contract
+ * (documented in the README): fields are only ever added, never renamed or removed.
+ */
+export interface HostReport {
+  schemaVersion: 1;
+  agentVersion: string;
+  hostname: string;
+  generatedAt: string;
+  versions: { libvirt: string | null; qemu: string | null; swtpm: string | null };
+  verdict: Verdict | null;
+  probes: Array<Pick<ProbeResult, 'probe' | 'ok' | 'durationSeconds' | 'error'> & { lastSuccessAt: string | null }>;
+  sections: CheckSection[];
+}
+
+export function buildReport(state: HostState, probes: Probe[], extraSections: CheckSection[]): HostReport {
+  const libvirt = state.get<LibvirtFacts>('libvirt')?.data;
+  const swtpm = state.get<SwtpmFacts>('swtpm')?.data;
+  const sections: CheckSection[] = [];
+  for (const probe of probes) {
+    if (probe.report) sections.push(probe.report(state.get(probe.name)));
+  }
+  sections.push(...extraSections);
+  return {
+    schemaVersion: 1,
+    agentVersion: buildInfo.version,
+    hostname: os.hostname(),
+    generatedAt: new Date().toISOString(),
+    versions: { libvirt: libvirt?.libvirtVersion ?? null, qemu: libvirt?.qemuVersion ?? null, swtpm: swtpm?.version ?? null },
+    verdict: verdictFromResults(state),
+    probes: state.all().map((r) => ({
+      probe: r.probe,
+      ok: r.ok,
+      durationSeconds: Number(r.durationSeconds.toFixed(4)),
+      ...(r.error ? { error: r.error } : {}),
+      lastSuccessAt: r.lastSuccessAt === null ? null : new Date(r.lastSuccessAt).toISOString(),
+    })),
+    sections,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
+  return rows.map((row) => row.map((cell, i) => cell + ' '.repeat((widths[i] ?? 0) - [...cell].length)).join('  ').trimEnd()).join('\n');
+}
+
+const mark = (ok: boolean | null): string => (ok === null ? '–' : ok ? '✓' : '✗');
+
+/** The human-readable form of the report. */
+export function renderReport(report: HostReport): string {
+  const out: string[] = [];
+  out.push(`vtpm-agent ${report.agentVersion} on ${report.hostname}`);
+  out.push(`libvirt ${report.versions.libvirt ?? '?'} · QEMU ${report.versions.qemu ?? '?'} · swtpm ${report.versions.swtpm ?? '?'}`);
+  out.push('');
+  const v = report.verdict;
+  if (!v) {
+    out.push('Capability verdict: not available (probes did not run)');
+  } else {
+    const rows: string[][] = [['TPM', 'model', 'usable', 'reasons']];
+    for (const c of v.combinations) {
+      const reasons = c.reasons.filter((r) => r.severity === 'error');
+      rows.push([c.version, c.model, mark(c.usable), reasons.length ? `${reasons[0]!.code}: ${reasons[0]!.message}` : '']);
+      for (const r of reasons.slice(1)) rows.push(['', '', '', `${r.code}: ${r.message}`]);
+    }
+    out.push(table(rows));
+    out.push('');
+    out.push(`Traits Nova would report: ${v.expectedNovaTraits.join(', ') || '(none)'}`);
+    for (const w of v.warnings) out.push(`warning ${w.code}: ${w.message}`);
+  }
+  const failed = report.probes.filter((p) => !p.ok);
+  if (failed.length) {
+    out.push('');
+    for (const p of failed) out.push(`probe ${p.probe} failed: ${p.error?.code ?? ''} ${p.error?.message ?? ''}`.trimEnd());
+  }
+  for (const section of report.sections) {
+    out.push('');
+    out.push(`${mark(section.ok)} ${section.name}: ${section.summary}`);
+    if (section.table?.length) out.push(table(section.table).replace(/^/gm, '  '));
+  }
+  out.push('');
+  out.push(v?.anyUsable ? 'Result: vTPM usable on this host' : 'Result: no vTPM configuration is usable on this host');
+  return out.join('\n');
+}

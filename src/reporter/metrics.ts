@@ -1,0 +1,129 @@
+import { collectDefaultMetrics, Gauge, Counter, Registry } from 'prom-client';
+import { verdictFromResults } from '../capabilities.js';
+import type { AgentExtension } from '../extension.js';
+import type { Probe } from '../probes/types.js';
+import type { HostState } from '../state.js';
+import { buildInfo } from '../version.js';
+
+export interface MetricsSources {
+  probes: Probe[];
+  extensions: AgentExtension[];
+  state: HostState;
+  /** Ticks skipped because a probe was still running. */
+  skipped?: Map<string, number>;
+}
+
+/**
+ * Builds the registry. Every gauge computes its value in `collect()` from memory (the state,
+ * the verdict, extension status), so a scrape never runs a probe or touches the network.
+ */
+export function createMetricsRegistry(sources: MetricsSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vtpm_agent_' });
+  const { state } = sources;
+
+  new Gauge({
+    name: 'vtpm_agent_build_info',
+    help: 'vtpm-agent build information (value is always 1).',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+    collect() {
+      this.set({ version: buildInfo.version, node_version: process.version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'vtpm_probe_success',
+    help: 'Whether the latest run of the probe succeeded (1) or failed (0).',
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of state.all()) this.set({ probe: r.probe }, r.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'vtpm_probe_duration_seconds',
+    help: 'Duration of the latest run of the probe.',
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of state.all()) this.set({ probe: r.probe }, r.durationSeconds);
+    },
+  });
+  new Gauge({
+    name: 'vtpm_probe_last_success_timestamp_seconds',
+    help: 'Unix time of the latest successful run of the probe.',
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of state.all()) if (r.lastSuccessAt !== null) this.set({ probe: r.probe }, r.lastSuccessAt / 1000);
+    },
+  });
+  new Counter({
+    name: 'vtpm_probe_skipped_runs_total',
+    help: 'Scheduled runs skipped because the previous run of the probe was still going.',
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      // The scheduler owns the count; expose its absolute value.
+      this.reset();
+      for (const [probe, count] of sources.skipped ?? []) this.inc({ probe }, count);
+    },
+  });
+  // The verdict is pure but not free: compute it once per state change, not once per gauge.
+  let cached: { revision: number; verdict: ReturnType<typeof verdictFromResults> } | undefined;
+  const verdict = () => {
+    if (cached?.revision !== state.revision) cached = { revision: state.revision, verdict: verdictFromResults(state) };
+    return cached.verdict;
+  };
+  new Gauge({
+    name: 'vtpm_capability_usable',
+    help: 'Whether this host can run a vTPM guest of this TPM version and model (1) or not (0), from all local checks.',
+    labelNames: ['version', 'model'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of verdict()?.combinations ?? []) this.set({ version: c.version, model: c.model }, c.usable ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'vtpm_capability_reasons',
+    help: 'Number of reasons that make this TPM version and model unusable, by stable reason code.',
+    labelNames: ['version', 'model', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of verdict()?.combinations ?? []) {
+        for (const r of c.reasons) if (r.severity === 'error') this.inc({ version: c.version, model: c.model, reason: r.code });
+      }
+    },
+  });
+  new Gauge({
+    name: 'vtpm_expected_nova_trait',
+    help: 'COMPUTE_SECURITY_TPM_* traits Nova would report for this host from libvirt domain capabilities (1 = expected).',
+    labelNames: ['trait'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const v = verdict();
+      if (!v) return;
+      for (const trait of ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'COMPUTE_SECURITY_TPM_TIS', 'COMPUTE_SECURITY_TPM_CRB']) {
+        this.set({ trait }, v.expectedNovaTraits.includes(trait) ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'vtpm_agent_start_timestamp_seconds',
+    help: 'Unix time the agent started.',
+    registers: [registry],
+    collect() {
+      this.set(state.startedAt / 1000);
+    },
+  });
+
+  for (const probe of sources.probes) probe.registerMetrics?.(registry, state);
+  for (const extension of sources.extensions) extension.registerMetrics?.(registry);
+  return registry;
+}

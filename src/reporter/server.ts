@@ -1,0 +1,34 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+export interface ServerSources {
+  registry: Registry;
+  /** Liveness: the process and its scheduler are alive (not: libvirt is up). */
+  live(): { ok: boolean; detail: Record<string, unknown> };
+  /** Readiness: the first probe cycle has completed, with per-check detail. */
+  ready(): { ok: boolean; detail: Record<string, unknown> };
+  status(): unknown;
+}
+
+/** /metrics, /healthz, /readyz, /status — every handler reads memory only. */
+export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: true });
+  app.get('/metrics', async (_req, reply) => {
+    const body = await sources.registry.metrics();
+    return reply.header('content-type', sources.registry.contentType).send(body);
+  });
+  app.get('/healthz', async (_req, reply) => {
+    const { ok, detail } = sources.live();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unhealthy', ...detail });
+  });
+  app.get('/readyz', async (_req, reply) => {
+    const { ok, detail } = sources.ready();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', ...detail });
+  });
+  app.get('/status', async () => sources.status());
+  app.get('/', async (_req, reply) =>
+    reply.type('text/html').send('<html><body><h1>vtpm-agent</h1><ul><li><a href="/metrics">/metrics</a></li><li><a href="/status">/status</a></li><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li></ul></body></html>'),
+  );
+  return app;
+}
