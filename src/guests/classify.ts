@@ -1,0 +1,56 @@
+import { compareVersions } from './virsh-text.js';
+import { isActiveState, type AtRiskGuest, type AtRiskReason, type LibvirtSecret, type NovaMetadata, type SecretMode, type SecretModeSource, type VtpmGuest } from './types.js';
+
+/** libvirt keeps vTPM state across hard reboot / power-on only from 8.9.0 (VIR_DOMAIN_UNDEFINE_KEEP_TPM). */
+export const LIBVIRT_KEEP_TPM_VERSION = '8.9.0';
+
+const MODES = new Set(['user', 'host', 'deployment']);
+
+/**
+ * Secret mode of one guest: Nova's extra spec when present; otherwise a persistent libvirt
+ * secret of usage `vtpm` for this instance means `host` (Nova keeps only those), an encrypted
+ * Nova guest without one is `user`, and anything else cannot be told.
+ */
+export function inferSecretMode(
+  guest: { uuid: string; encryptionSecret: string | null; nova: NovaMetadata | null },
+  secrets: LibvirtSecret[] | null,
+): { mode: SecretMode; source: SecretModeSource } {
+  const spec = guest.nova?.extraSpecs['hw:tpm_secret_security'];
+  if (spec !== undefined && MODES.has(spec)) return { mode: spec as SecretMode, source: 'extra-spec' };
+  if (secrets === null) return { mode: 'unknown', source: 'inferred' };
+  const persistent = secrets.some(
+    (s) =>
+      s.ephemeral === false &&
+      s.usageType === 'vtpm' &&
+      (s.usageName === guest.uuid || (guest.encryptionSecret !== null && s.uuid === guest.encryptionSecret)),
+  );
+  if (persistent) return { mode: 'host', source: 'inferred' };
+  if (guest.encryptionSecret !== null || guest.nova !== null) return { mode: 'user', source: 'inferred' };
+  return { mode: 'unknown', source: 'inferred' };
+}
+
+export interface RiskContext {
+  libvirtVersion: string | null;
+  /** null: nova.conf not readable at the configured path, so this risk is not judged. */
+  resumeGuestsStateOnHostBoot: boolean | null;
+}
+
+/** Why one guest would not come back by itself after a host reboot (empty: it would). */
+export function riskReasons(guest: VtpmGuest, ctx: RiskContext): AtRiskReason[] {
+  // Only guests that are up now are resumed after a reboot; a stopped one stays stopped anyway.
+  if (!isActiveState(guest.state)) return [];
+  const reasons: AtRiskReason[] = [];
+  if (guest.secretMode === 'user') reasons.push('user_secret_mode');
+  if (ctx.resumeGuestsStateOnHostBoot === false) reasons.push('resume_guests_off');
+  if (ctx.libvirtVersion !== null && compareVersions(ctx.libvirtVersion, LIBVIRT_KEEP_TPM_VERSION) < 0) reasons.push('libvirt_state_erasure');
+  return reasons;
+}
+
+export function atRiskGuests(guests: VtpmGuest[], ctx: RiskContext): AtRiskGuest[] {
+  const out: AtRiskGuest[] = [];
+  for (const g of guests) {
+    const reasons = riskReasons(g, ctx);
+    if (reasons.length) out.push({ uuid: g.uuid, name: g.name, instanceUuid: g.instanceUuid, reasons });
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises';
+import { AgentError } from '../errors.js';
+import { virshBatch, type VirshOptions } from '../libvirt/virsh.js';
+import { atRiskGuests, inferSecretMode } from './classify.js';
+import { parseDomainXml } from './domain-xml.js';
+import { parseResumeGuestsStateOnHostBoot } from './nova-conf.js';
+import type { DomainError, GuestInventory, LibvirtSecret, VtpmGuest } from './types.js';
+import { parseDomState, parseLibvirtVersion, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from './virsh-text.js';
+
+export interface InventoryOptions {
+  virsh: VirshOptions;
+  /** Resolved (host-root) path of nova.conf, or null to not judge `resume_guests_state_on_host_boot`. */
+  novaConfPath: string | null;
+}
+
+/** Raw outputs of the two virsh batches, so parsing is testable without libvirt. */
+export interface InventoryRaw {
+  list: string;
+  secretList: string;
+  /** false when virsh reported an error for `secret-list` (so an empty list means "unknown"). */
+  secretListFailed: boolean;
+  version: string;
+  domains: Array<{ uuid: string; xml: string; domstate: string }>;
+  secretXml: Record<string, string>;
+}
+
+/** Reads nova.conf's resume flag; null when the file cannot be read (not every host has it). */
+export async function readResumeFlag(path: string | null): Promise<boolean | null> {
+  if (path === null) return null;
+  try {
+    return parseResumeGuestsStateOnHostBoot(await readFile(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Two virsh processes whatever the number of domains: names and secrets first, then every detail. */
+export async function fetchInventoryRaw(virsh: VirshOptions): Promise<InventoryRaw> {
+  const first = await virshBatch(['list --all --uuid', 'secret-list', 'version'], virsh);
+  const [list, secretList, version] = first.outputs.map((o) => o.stdout);
+  const uuids = parseUuidList(list ?? '');
+  const secretListFailed = /secret/i.test(first.stderr);
+  const vtpmSecrets = parseSecretList(secretList ?? '').filter((s) => s.usageType === 'vtpm');
+  const commands: string[] = [];
+  for (const uuid of uuids) commands.push(`dumpxml ${uuid}`, `domstate --reason ${uuid}`);
+  for (const s of vtpmSecrets) commands.push(`secret-dumpxml ${s.uuid}`);
+  const second = await virshBatch(commands, virsh);
+  const domains = uuids.map((uuid, i) => ({
+    uuid,
+    xml: second.outputs[2 * i]?.stdout ?? '',
+    domstate: second.outputs[2 * i + 1]?.stdout ?? '',
+  }));
+  const secretXml: Record<string, string> = {};
+  vtpmSecrets.forEach((s, i) => {
+    secretXml[s.uuid] = second.outputs[2 * uuids.length + i]?.stdout ?? '';
+  });
+  return { list: list ?? '', secretList: secretList ?? '', secretListFailed, version: version ?? '', domains, secretXml };
+}
+
+/** Turns raw virsh output into the inventory; a bad domain becomes an error entry, never hides others. */
+export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: boolean | null, now = Date.now()): GuestInventory {
+  const errors: DomainError[] = [];
+  let secrets: LibvirtSecret[] | null = null;
+  if (!raw.secretListFailed) {
+    secrets = parseSecretList(raw.secretList).map((s) => {
+      const xml = raw.secretXml[s.uuid];
+      const flags = xml === undefined ? null : parseSecretXml(xml);
+      return { ...s, ephemeral: flags?.ephemeral ?? null, private: flags?.private ?? null };
+    });
+  }
+  const secretIds = secrets ? new Set(secrets.map((s) => s.uuid)) : null;
+  const guests: VtpmGuest[] = [];
+  for (const d of raw.domains) {
+    const xml = stripPrompts(d.xml);
+    if (!xml.trim()) {
+      errors.push({ domain: d.uuid, code: 'VTPM_ERR_GUEST_DOMAIN_UNREADABLE', message: 'virsh dumpxml returned nothing (domain vanished or unreadable)' });
+      continue;
+    }
+    let parsed;
+    try {
+      parsed = parseDomainXml(xml);
+    } catch (err) {
+      const e = err instanceof AgentError ? err : new AgentError('VTPM_ERR_PARSE', String(err));
+      errors.push({ domain: d.uuid, code: e.code, message: e.message });
+      continue;
+    }
+    if (!parsed.tpm) continue;
+    const st = parseDomState(d.domstate);
+    const encryptionSecret = parsed.tpm.encryptionSecret?.toLowerCase() ?? null;
+    const base = { uuid: parsed.uuid, encryptionSecret, nova: parsed.nova };
+    const mode = inferSecretMode(base, secrets);
+    guests.push({
+      uuid: parsed.uuid,
+      name: parsed.name,
+      instanceUuid: parsed.nova ? parsed.uuid : null,
+      tpmVersion: parsed.tpm.version,
+      tpmModel: parsed.tpm.model,
+      encryptionSecret,
+      state: st?.state ?? 'unknown',
+      stateReason: st?.reason ?? null,
+      nova: parsed.nova,
+      secretMode: mode.mode,
+      secretModeSource: mode.source,
+      secretPresent: encryptionSecret === null || secretIds === null ? null : secretIds.has(encryptionSecret),
+    });
+  }
+  const libvirtVersion = parseLibvirtVersion(raw.version);
+  return {
+    collectedAt: now,
+    guests,
+    domainsSeen: raw.domains.length,
+    errors,
+    secrets,
+    libvirtVersion,
+    resumeGuestsStateOnHostBoot,
+    atRisk: atRiskGuests(guests, { libvirtVersion, resumeGuestsStateOnHostBoot }),
+  };
+}
+
+/** The whole inventory: two virsh processes plus one file read. */
+export async function collectInventory(options: InventoryOptions): Promise<GuestInventory> {
+  const [raw, resume] = await Promise.all([fetchInventoryRaw(options.virsh), readResumeFlag(options.novaConfPath)]);
+  return buildInventory(raw, resume);
+}

@@ -1,0 +1,97 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { DomainState, LibvirtSecret } from './types.js';
+
+/**
+ * Parsers for virsh's text output (one job: text in, typed values out). virsh in batch mode on a
+ * pipe echoes its prompt (`virsh > cmd` / `virsh # cmd`) into stdout; those lines are dropped.
+ */
+export function stripPrompts(section: string): string {
+  return section
+    .split('\n')
+    .filter((line) => !/^virsh [#>] /.test(line))
+    .join('\n');
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID_RE.test(value);
+}
+
+/** `virsh list --all --uuid`: one UUID per line. */
+export function parseUuidList(text: string): string[] {
+  return stripPrompts(text)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => isUuid(l))
+    .map((l) => l.toLowerCase());
+}
+
+const STATES: Record<string, DomainState> = {
+  running: 'running',
+  idle: 'blocked',
+  blocked: 'blocked',
+  paused: 'paused',
+  'in shutdown': 'shutdown',
+  'shut off': 'shutoff',
+  crashed: 'crashed',
+  pmsuspended: 'pmsuspended',
+};
+
+/** `virsh domstate --reason`: `shut off (failed)`, `running (booted)`. null when empty. */
+export function parseDomState(text: string): { state: DomainState; reason: string | null } | null {
+  const line = stripPrompts(text)
+    .split('\n')
+    .map((l) => l.trim())
+    .find(Boolean);
+  if (!line) return null;
+  const m = /^(.*?)(?:\s*\(([^)]*)\))?$/.exec(line);
+  const stateText = (m?.[1] ?? line).trim().toLowerCase();
+  return { state: STATES[stateText] ?? 'unknown', reason: m?.[2]?.trim() || null };
+}
+
+/** `virsh -q secret-list`: ` UUID   usage-type usage-name`. */
+export function parseSecretList(text: string): Array<{ uuid: string; usageType: string | null; usageName: string | null }> {
+  const out: Array<{ uuid: string; usageType: string | null; usageName: string | null }> = [];
+  for (const raw of stripPrompts(text).split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const [uuid, usageType, ...rest] = line.split(/\s+/);
+    if (!uuid || !isUuid(uuid)) continue;
+    out.push({ uuid: uuid.toLowerCase(), usageType: usageType ?? null, usageName: rest.length ? rest.join(' ') : null });
+  }
+  return out;
+}
+
+const secretParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, parseAttributeValue: false });
+
+/** `virsh secret-dumpxml`: ephemeral/private flags; null when the XML is not usable. */
+export function parseSecretXml(xml: string): Pick<LibvirtSecret, 'ephemeral' | 'private'> | null {
+  const trimmed = stripPrompts(xml).trim();
+  if (!trimmed || XMLValidator.validate(trimmed) !== true) return null;
+  const doc = secretParser.parse(trimmed) as { secret?: Record<string, unknown> };
+  const secret = doc.secret;
+  if (!secret || typeof secret !== 'object') return null;
+  const flag = (name: string): boolean | null => {
+    const v = secret[`@_${name}`];
+    return v === 'yes' ? true : v === 'no' ? false : v === undefined ? false : null;
+  };
+  return { ephemeral: flag('ephemeral'), private: flag('private') };
+}
+
+/** `virsh version`: the library version (`Using library: libvirt 9.0.0`). */
+export function parseLibvirtVersion(text: string): string | null {
+  const m = /Using library: libvirt (\d+\.\d+\.\d+)/.exec(text);
+  return m?.[1] ?? null;
+}
+
+/** Compares dotted versions numerically: negative when a < b. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}

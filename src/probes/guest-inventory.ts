@@ -1,0 +1,92 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { AgentConfig } from '../config/schema.js';
+import { collectInventory } from '../guests/inventory.js';
+import { inventorySection } from '../guests/render.js';
+import { atRiskReasons, type GuestInventory } from '../guests/types.js';
+import { METRIC_PREFIX } from '../reporter/contributor.js';
+import type { HostPathResolver } from '../util/hostpath.js';
+import type { Probe, ProbeContext } from './types.js';
+
+export const GUEST_INVENTORY_PROBE = 'guest-inventory';
+
+/** virsh options for read-only inventory calls, shared with the restart watcher. */
+export function inventoryOptions(config: AgentConfig, hostPath: HostPathResolver, env: NodeJS.ProcessEnv, timeoutMs: number, signal?: AbortSignal) {
+  return {
+    virsh: {
+      virshPath: config.libvirt.virshPath,
+      uri: config.libvirt.uri,
+      readOnly: true,
+      timeoutMs,
+      signal,
+      env,
+    },
+    novaConfPath: config.guests.novaConfPath ? hostPath(config.guests.novaConfPath) : null,
+  };
+}
+
+/**
+ * Every libvirt domain with an emulated TPM, with its Nova metadata, secret mode and the guests
+ * that would not come back after a host reboot. Read by the Barbican and host-health helpers via
+ * `state.get('guest-inventory')`.
+ */
+export const guestInventoryProbe: Probe<GuestInventory> = {
+  name: GUEST_INVENTORY_PROBE,
+  description: 'vTPM guests in libvirt (TPM, Nova metadata, secret mode) and those at risk of not restarting after a host reboot',
+  schedule: (config) => config.guests.inventorySchedule,
+  enabled: (config) => config.guests.inventoryEnabled,
+  async run(ctx: ProbeContext) {
+    const timeoutMs = Math.max(1000, Math.min(ctx.config.libvirt.timeoutSeconds * 1000, ctx.remainingMs()));
+    return collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, timeoutMs, ctx.signal));
+  },
+  registerMetrics(registry: Registry, results) {
+    const latest = () => results.get<GuestInventory>(GUEST_INVENTORY_PROBE)?.data;
+    new Gauge({
+      name: `${METRIC_PREFIX}guests`,
+      help: 'vTPM guests defined in libvirt, by domain state, TPM version and model, and secret mode',
+      labelNames: ['state', 'tpm_version', 'tpm_model', 'secret_mode'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of latest()?.guests ?? []) {
+          this.inc({ state: g.state, tpm_version: g.tpmVersion ?? 'unknown', tpm_model: g.tpmModel ?? 'unknown', secret_mode: g.secretMode });
+        }
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}guests_at_risk`,
+      help: 'Running vTPM guests that would not restart by themselves after a host reboot, by reason (a guest counts once per reason)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const inv = latest();
+        if (!inv) return;
+        for (const reason of atRiskReasons) this.set({ reason }, 0);
+        for (const r of inv.atRisk) for (const reason of r.reasons) this.inc({ reason });
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}guest_inventory_domain_errors`,
+      help: 'libvirt domains whose XML or state could not be read in the latest inventory',
+      registers: [registry],
+      collect() {
+        this.reset();
+        const inv = latest();
+        if (inv) this.set(inv.errors.length);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}nova_resume_guests_state_on_host_boot`,
+      help: "nova.conf [DEFAULT] resume_guests_state_on_host_boot (1 true, 0 false); absent when nova.conf is not readable",
+      registers: [registry],
+      collect() {
+        this.reset();
+        const v = latest()?.resumeGuestsStateOnHostBoot;
+        if (v !== undefined && v !== null) this.set(v ? 1 : 0);
+      },
+    });
+  },
+  report(result) {
+    return inventorySection(result?.data, result && !result.ok ? result.error : undefined);
+  },
+};

@@ -1,0 +1,137 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { atRiskGuests, inferSecretMode, riskReasons } from '../../src/guests/classify.js';
+import { parseDomainXml } from '../../src/guests/domain-xml.js';
+import { buildInventory, type InventoryRaw } from '../../src/guests/inventory.js';
+import { parseResumeGuestsStateOnHostBoot } from '../../src/guests/nova-conf.js';
+import { compareVersions, parseDomState, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from '../../src/guests/virsh-text.js';
+
+const fx = (name: string) => readFileSync(new URL(`../fixtures/guests/${name}`, import.meta.url), 'utf8');
+
+t.test('parses Nova 1.1 metadata with extra specs and an encrypted TPM', async (t) => {
+  const d = parseDomainXml(fx('nova-1.1-host.xml'));
+  t.equal(d.uuid, '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f');
+  t.equal(d.name, 'instance-0000002a');
+  t.same(d.tpm, { model: 'tpm-crb', version: '2.0', encryptionSecret: 'aa11bb22-cc33-4d44-8e55-ff6677889900' });
+  t.equal(d.nova?.namespaceVersion, '1.1');
+  t.equal(d.nova?.instanceName, 'db-primary');
+  t.equal(d.nova?.flavorName, 'm1.vtpm.host');
+  t.equal(d.nova?.projectId, '9e8d7c6b5a4f4e3d2c1b0a9f8e7d6c5b');
+  t.equal(d.nova?.projectName, 'tenant-a');
+  t.same(d.nova?.extraSpecs, { 'hw:tpm_version': '2.0', 'hw:tpm_model': 'tpm-crb', 'hw:tpm_secret_security': 'host' });
+});
+
+t.test('matches Nova 1.0 metadata by namespace URI, whatever the prefix', async (t) => {
+  const d = parseDomainXml(fx('nova-1.0-user.xml'));
+  t.equal(d.nova?.namespaceVersion, '1.0');
+  t.equal(d.nova?.instanceName, 'legacy-vm');
+  t.equal(d.nova?.projectName, 'tenant-b');
+  t.same(d.nova?.extraSpecs, {});
+  t.same(d.tpm, { model: 'tpm-tis', version: '1.2', encryptionSecret: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff' });
+});
+
+t.test('foreign metadata is not Nova; a passthrough TPM is skipped for the emulator one', async (t) => {
+  const d = parseDomainXml(fx('other-metadata.xml'));
+  t.equal(d.nova, null);
+  t.same(d.tpm, { model: 'tpm-crb', version: '2.0', encryptionSecret: null });
+  t.equal(parseDomainXml(fx('no-tpm.xml')).tpm, null);
+  t.equal(parseDomainXml(fx('no-metadata.xml')).nova, null);
+});
+
+t.test('garbage XML gives a typed parse error naming the problem', async (t) => {
+  t.throws(() => parseDomainXml(fx('garbage.xml')), { code: 'VTPM_ERR_PARSE', message: /not well-formed/ });
+  t.throws(() => parseDomainXml(''), { code: 'VTPM_ERR_PARSE', message: /empty/ });
+  t.throws(() => parseDomainXml('<secret/>'), { code: 'VTPM_ERR_PARSE', message: /<domain>/ });
+  t.throws(() => parseDomainXml('<domain><name>x</name><uuid>nope</uuid></domain>'), { code: 'VTPM_ERR_PARSE', message: /uuid/ });
+});
+
+t.test('virsh text parsers', async (t) => {
+  t.same(parseDomState('shut off (failed)\n'), { state: 'shutoff', reason: 'failed' });
+  t.same(parseDomState('running (booted)\n'), { state: 'running', reason: 'booted' });
+  t.same(parseDomState('paused\n'), { state: 'paused', reason: null });
+  t.equal(parseDomState('virsh > echo x\n'), null);
+  t.same(parseUuidList('3F1C2D4E-5A6B-4C7D-8E9F-0A1B2C3D4E5F\n\nvirsh > echo m\n'), ['3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f']);
+  t.same(parseSecretList(' 6dd3e4a5-1d76-44ce-961f-f119f5aad935   vtpm 1111\n 6dd3e4a5-1d76-44ce-961f-f119f5aad936   volume /a b\n'), [
+    { uuid: '6dd3e4a5-1d76-44ce-961f-f119f5aad935', usageType: 'vtpm', usageName: '1111' },
+    { uuid: '6dd3e4a5-1d76-44ce-961f-f119f5aad936', usageType: 'volume', usageName: '/a b' },
+  ]);
+  t.same(parseSecretXml("<secret ephemeral='yes' private='yes'><uuid>x</uuid></secret>"), { ephemeral: true, private: true });
+  t.same(parseSecretXml("<secret ephemeral='no' private='yes'><uuid>x</uuid></secret>"), { ephemeral: false, private: true });
+  t.equal(parseSecretXml('<secret'), null);
+  t.equal(stripPrompts('a\nvirsh > echo m\nb'), 'a\nb');
+  t.ok(compareVersions('8.0.0', '8.9.0') < 0);
+  t.ok(compareVersions('9.0.0', '8.9.0') > 0);
+  t.ok(compareVersions('8.10.0', '8.9.0') > 0);
+});
+
+t.test('nova.conf resume flag', async (t) => {
+  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\nresume_guests_state_on_host_boot = True\n'), true);
+  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\n#resume_guests_state_on_host_boot = true\n'), false);
+  t.equal(parseResumeGuestsStateOnHostBoot('[libvirt]\nresume_guests_state_on_host_boot = true\n'), false);
+  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\nresume_guests_state_on_host_boot=true\nresume_guests_state_on_host_boot = false\n'), false);
+});
+
+t.test('secret mode: extra spec, then persistent secret, then user, else unknown', async (t) => {
+  const nova = parseDomainXml(fx('nova-1.0-user.xml')).nova;
+  const g = { uuid: '0b0c0d0e-1111-4222-8333-444455556666', encryptionSecret: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff', nova };
+  t.same(inferSecretMode(g, []), { mode: 'user', source: 'inferred' });
+  t.same(inferSecretMode(g, null), { mode: 'unknown', source: 'inferred' });
+  const persistent = { uuid: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff', usageType: 'vtpm', usageName: g.uuid, ephemeral: false, private: true };
+  t.same(inferSecretMode(g, [persistent]), { mode: 'host', source: 'inferred' });
+  t.same(inferSecretMode(g, [{ ...persistent, ephemeral: true }]), { mode: 'user', source: 'inferred' });
+  t.same(inferSecretMode({ uuid: 'x', encryptionSecret: null, nova: null }, []), { mode: 'unknown', source: 'inferred' });
+  const host = parseDomainXml(fx('nova-1.1-host.xml'));
+  t.same(inferSecretMode({ uuid: host.uuid, encryptionSecret: null, nova: host.nova }, null), { mode: 'host', source: 'extra-spec' });
+});
+
+function raw(domains: InventoryRaw['domains'], secretList = '', secretXml: Record<string, string> = {}): InventoryRaw {
+  return { list: '', secretList, secretListFailed: false, version: 'Using library: libvirt 8.0.0\n', domains, secretXml };
+}
+
+t.test('inventory: a garbage or vanished domain is an error entry and the others are still listed', async (t) => {
+  const inv = buildInventory(
+    raw([
+      { uuid: '0b0c0d0e-1111-4222-8333-444455556666', xml: fx('nova-1.0-user.xml') + 'virsh > echo m\n', domstate: 'running (booted)\n' },
+      { uuid: '00000000-0000-4000-8000-000000000001', xml: fx('garbage.xml'), domstate: 'running (booted)\n' },
+      { uuid: '00000000-0000-4000-8000-000000000002', xml: '', domstate: '' },
+      { uuid: '12121212-3434-4565-8787-909090909090', xml: fx('no-tpm.xml'), domstate: 'running (booted)\n' },
+      { uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), domstate: 'shut off (destroyed)\n' },
+      { uuid: '99999999-8888-4777-8666-555544443333', xml: fx('no-metadata.xml'), domstate: 'running (booted)\n' },
+    ]),
+    false,
+  );
+  t.equal(inv.domainsSeen, 6);
+  t.same(inv.guests.map((g) => g.name), ['instance-00000007', 'instance-0000002a', 'plain-vtpm']);
+  t.same(inv.errors.map((e) => [e.domain, e.code]), [
+    ['00000000-0000-4000-8000-000000000001', 'VTPM_ERR_PARSE'],
+    ['00000000-0000-4000-8000-000000000002', 'VTPM_ERR_GUEST_DOMAIN_UNREADABLE'],
+  ]);
+  const legacy = inv.guests[0]!;
+  t.equal(legacy.instanceUuid, legacy.uuid);
+  t.equal(legacy.secretMode, 'user');
+  t.equal(legacy.secretPresent, false);
+  t.equal(inv.guests[2]!.instanceUuid, null);
+  t.equal(inv.libvirtVersion, '8.0.0');
+  // running guests only; the stopped host-mode guest is not at risk even on old libvirt
+  t.same(inv.atRisk.map((r) => [r.name, r.reasons]), [
+    ['instance-00000007', ['user_secret_mode', 'resume_guests_off', 'libvirt_state_erasure']],
+    ['plain-vtpm', ['resume_guests_off', 'libvirt_state_erasure']],
+  ]);
+});
+
+t.test('at-risk: host mode on new libvirt with resume on is safe; unknown nova.conf is not judged', async (t) => {
+  const inv = buildInventory(
+    raw(
+      [{ uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), domstate: 'running (booted)\n' }],
+      ' aa11bb22-cc33-4d44-8e55-ff6677889900   vtpm 3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f\n',
+      { 'aa11bb22-cc33-4d44-8e55-ff6677889900': "<secret ephemeral='no' private='yes'/>" },
+    ),
+    true,
+  );
+  const g = inv.guests[0]!;
+  t.equal(g.secretPresent, true);
+  t.equal(g.secretMode, 'host');
+  t.same(riskReasons(g, { libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: true }), []);
+  t.same(riskReasons({ ...g, secretMode: 'user' }, { libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: null }), ['user_secret_mode']);
+  t.same(atRiskGuests([g], { libvirtVersion: '8.0.0', resumeGuestsStateOnHostBoot: null })[0]?.reasons, ['libvirt_state_erasure']);
+});
