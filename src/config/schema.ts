@@ -2,6 +2,8 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { guestsConfigSchema } from '../guests/config.js';
 import { healthConfigSchema } from '../health/config.js';
+import { openstackConfigSchema } from '../openstack/config.js';
+import { identityConfigSchema } from '../identity/config.js';
 
 /** A node-cron expression (5 or 6 fields). Validated again by node-cron at schedule time. */
 const cronExpression = z
@@ -51,7 +53,7 @@ export const configSchema = z.strictObject({
   listen: z
     .strictObject({
       host: z.string().min(1).default('0.0.0.0'),
-      port: z.number().int().min(1).max(65535).default(9643),
+      port: z.number().int().min(0).max(65535).default(9643),
     })
     .prefault({}),
   probes: z
@@ -67,6 +69,8 @@ export const configSchema = z.strictObject({
   emulation: emulationConfigSchema.prefault({}),
   guests: guestsConfigSchema.prefault({}),
   health: healthConfigSchema.prefault({}),
+  openstack: openstackConfigSchema.prefault({}),
+  identity: identityConfigSchema.prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;
