@@ -1,6 +1,7 @@
 import { guestInventoryProbe } from './guest-inventory.js';
 import { hostProbe } from './host.js';
 import { libvirtProbe } from './libvirt.js';
+import { nodeIdentityProbe } from './node-identity.js';
 import { swtpmProbe } from './swtpm.js';
 import type { Probe } from './types.js';
 
@@ -13,4 +14,5 @@ export const allProbes: Probe[] = [
   swtpmProbe,
   hostProbe,
   guestInventoryProbe as Probe,
+  nodeIdentityProbe as Probe,
 ];

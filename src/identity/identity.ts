@@ -1,0 +1,111 @@
+import { readFile } from 'node:fs/promises';
+import { toAgentError } from '../errors.js';
+import { virsh } from '../libvirt/virsh.js';
+import { runCommand } from '../util/exec.js';
+import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess } from '../util/container-paths.js';
+import type { ProbeContext } from '../probes/types.js';
+import { parseComputeId, parseHostname, parseNovaConfHost } from './parse.js';
+
+export type IdentitySource = 'config' | 'nova.conf' | 'hostname --fqdn' | 'compute_id' | 'libvirt';
+
+/** One identity fact: its value and where it came from, or why it is missing. */
+export interface IdentityValue {
+  value: string | null;
+  source: IdentitySource | null;
+  error?: string;
+}
+
+export interface NodeIdentity {
+  /** Nova's `host` (service and instance host): `[DEFAULT] host`, else `hostname --fqdn`. */
+  novaHost: IdentityValue;
+  /** The compute node UUID (= its Placement resource provider UUID). */
+  computeNodeUuid: IdentityValue;
+  /** The Placement resource provider name (= Nova's hypervisor_hostname, libvirt's host name). */
+  providerName: IdentityValue;
+  libvirtd: Pick<LibvirtdProcess, 'pid' | 'name' | 'placement' | 'reason' | 'detail'> | null;
+  /** The libvirt container's paths (Atmosphere does not share them with the host). */
+  containerPaths: ContainerPath[];
+}
+
+function timeoutMs(ctx: ProbeContext): number {
+  return Math.max(1, Math.min(ctx.config.identity.timeoutSeconds * 1000, ctx.remainingMs()));
+}
+
+function failure(err: unknown): IdentityValue {
+  return { value: null, source: null, error: toAgentError(err).message };
+}
+
+async function novaHost(ctx: ProbeContext): Promise<IdentityValue> {
+  const { novaHost: fixed, novaConfPath, hostnamePath } = ctx.config.identity;
+  if (fixed) return { value: fixed, source: 'config' };
+  let confNote: string | undefined;
+  if (novaConfPath) {
+    try {
+      const host = parseNovaConfHost(await readFile(ctx.hostPath(novaConfPath), 'utf8'));
+      if (host) return { value: host, source: 'nova.conf' };
+    } catch (err) {
+      // Absent on hosts without nova-compute and in pods without the nova.conf Secret: not an error.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') confNote = `${novaConfPath} not readable: ${(err as Error).message}`;
+    }
+  }
+  try {
+    const result = await runCommand(hostnamePath, ['--fqdn'], { timeoutMs: timeoutMs(ctx), signal: ctx.signal, env: ctx.env });
+    if (result.exitCode !== 0) throw new Error(`hostname --fqdn exited ${result.exitCode}: ${result.stderr.trim().slice(0, 200)}`);
+    const value = parseHostname(result.stdout, 'hostname --fqdn');
+    return confNote ? { value, source: 'hostname --fqdn', error: confNote } : { value, source: 'hostname --fqdn' };
+  } catch (err) {
+    return failure(err);
+  }
+}
+
+async function computeNodeUuid(ctx: ProbeContext): Promise<IdentityValue> {
+  const file = ctx.config.identity.computeIdPath;
+  try {
+    return { value: parseComputeId(await readFile(ctx.hostPath(file), 'utf8'), file), source: 'compute_id' };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { value: null, source: null, error: `${file} does not exist (nova-compute has not started here, or Nova is older than 2023.1)` };
+    }
+    return failure(err);
+  }
+}
+
+async function providerName(ctx: ProbeContext): Promise<IdentityValue> {
+  const fixed = ctx.config.identity.providerName;
+  if (fixed) return { value: fixed, source: 'config' };
+  const { libvirt } = ctx.config;
+  try {
+    // Nova's libvirt driver names its node (and so the resource provider) virConnectGetHostname().
+    const out = await virsh(['hostname'], {
+      virshPath: libvirt.virshPath,
+      uri: libvirt.uri,
+      readOnly: true,
+      timeoutMs: timeoutMs(ctx),
+      signal: ctx.signal,
+      env: ctx.env,
+    });
+    return { value: parseHostname(out, 'virsh hostname'), source: 'libvirt' };
+  } catch (err) {
+    return failure(err);
+  }
+}
+
+/** Gathers the node identity; never throws, each fact carries its own error. */
+export async function gatherNodeIdentity(ctx: ProbeContext): Promise<NodeIdentity> {
+  const { libvirtDaemonNames, libvirtContainerPaths } = ctx.config.identity;
+  const [host, uuid, provider, daemon] = await Promise.all([
+    novaHost(ctx),
+    computeNodeUuid(ctx),
+    providerName(ctx),
+    locateLibvirtd({ hostPath: ctx.hostPath, daemonNames: libvirtDaemonNames }),
+  ]);
+  const containerPaths = await Promise.all(libvirtContainerPaths.map((p) => resolveLibvirtPath(p, daemon, ctx.hostPath)));
+  return {
+    novaHost: host,
+    computeNodeUuid: uuid,
+    providerName: provider,
+    libvirtd: daemon && { pid: daemon.pid, name: daemon.name, placement: daemon.placement, reason: daemon.reason, detail: daemon.detail },
+    containerPaths,
+  };
+}

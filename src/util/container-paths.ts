@@ -1,0 +1,157 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { HostPathResolver } from './hostpath.js';
+
+/**
+ * Reaches files that live inside the libvirt container rather than on the host. Atmosphere's
+ * libvirt pod does not share `/var/log/swtpm`, `/etc/libvirt/secrets` or `/var/lib/swtpm-localca`
+ * with the host, but a pod that shares the host PID namespace sees libvirtd's mount namespace at
+ * `/proc/<libvirtd pid>/root/`. On a host where libvirtd runs under systemd, the same paths are
+ * plain host paths, so the answer depends on where libvirtd runs — which this module finds out.
+ */
+
+export type LibvirtdPlacement = 'host' | 'container' | 'unknown';
+
+export interface LibvirtdProcess {
+  pid: number;
+  /** The process name as the kernel reports it (`comm`), e.g. `libvirtd` or `virtqemud`. */
+  name: string;
+  placement: LibvirtdPlacement;
+  /** `<proc>/<pid>/root` as seen from this process (under the host root). */
+  root: string;
+  /** Why the placement is unknown (the root could not be inspected). */
+  reason?: UnreachableReason;
+  detail?: string;
+}
+
+/** Stable codes for why a path of the libvirt container cannot be read. */
+export type UnreachableReason =
+  /** No libvirtd/virtqemud in `<proc>`: the pod does not share the host PID namespace (hostPID), or libvirtd is not running. */
+  | 'LIBVIRTD_NOT_VISIBLE'
+  /** `<proc>/<pid>/root` refused: CAP_SYS_PTRACE missing, or an AppArmor/SELinux profile blocks ptrace-read. */
+  | 'PROC_ROOT_DENIED'
+  /** The process exited between the scan and the read. */
+  | 'PROCESS_GONE'
+  /** The root is reachable but the path does not exist there. */
+  | 'PATH_MISSING'
+  /** The path exists but this process may not read it (owner/mode). */
+  | 'PATH_DENIED';
+
+export interface ContainerPath {
+  /** The path as libvirtd sees it, e.g. `/var/log/swtpm`. */
+  path: string;
+  reachable: boolean;
+  /** Where the agent reads it, when reachable. */
+  resolved: string | null;
+  via: 'host' | 'libvirt-container' | null;
+  pid: number | null;
+  reason?: UnreachableReason;
+  /** Human explanation, including what to change. */
+  detail?: string;
+}
+
+export interface LocateOptions {
+  hostPath: HostPathResolver;
+  /** Process names that count as the libvirt daemon. */
+  daemonNames: readonly string[];
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function isDenied(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+const DENIED_HINT = 'grant CAP_SYS_PTRACE and run unconfined by AppArmor (containerd\'s default profile blocks ptrace-read), or run privileged';
+
+/**
+ * Finds the libvirt daemon among `<host root>/proc` and tells whether it runs on the host or in a
+ * container, by comparing its root directory with that of PID 1 (the host's init when the PID
+ * namespace is the host's). Returns null when no such process is visible.
+ */
+export async function locateLibvirtd(options: LocateOptions): Promise<LibvirtdProcess | null> {
+  const procDir = options.hostPath('/proc');
+  let entries: string[];
+  try {
+    entries = await readdir(procDir);
+  } catch {
+    return null;
+  }
+  const wanted = new Set(options.daemonNames);
+  const found: Array<{ pid: number; name: string }> = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let comm: string;
+    try {
+      comm = (await readFile(path.join(procDir, entry, 'comm'), 'utf8')).trim();
+    } catch {
+      continue; // exited while scanning
+    }
+    if (wanted.has(comm)) found.push({ pid: Number(entry), name: comm });
+  }
+  if (found.length === 0) return null;
+  // Several daemons (e.g. a stale one): the oldest is the one that owns the sockets.
+  found.sort((a, b) => a.pid - b.pid);
+  const { pid, name } = found[0]!;
+  const root = path.join(procDir, String(pid), 'root');
+  try {
+    const [daemonRoot, initRoot] = await Promise.all([stat(root + '/'), stat(path.join(procDir, '1', 'root') + '/')]);
+    const sameRoot = daemonRoot.dev === initRoot.dev && daemonRoot.ino === initRoot.ino;
+    return { pid, name, root, placement: sameRoot ? 'host' : 'container' };
+  } catch (err) {
+    if (isDenied(err)) {
+      return { pid, name, root, placement: 'unknown', reason: 'PROC_ROOT_DENIED', detail: `${root}: ${(err as Error).message}; ${DENIED_HINT}` };
+    }
+    return { pid, name, root, placement: 'unknown', reason: 'PROCESS_GONE', detail: `${root}: ${(err as Error).message}` };
+  }
+}
+
+async function probePath(candidate: string): Promise<{ ok: true } | { ok: false; reason: UnreachableReason; detail: string }> {
+  try {
+    await readdirOrStat(candidate);
+    return { ok: true };
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return { ok: false, reason: 'PATH_MISSING', detail: `${candidate} does not exist` };
+    return { ok: false, reason: 'PATH_DENIED', detail: `${candidate}: ${(err as Error).message}` };
+  }
+}
+
+/** A directory must be listable to be useful; a file must be stat-able. */
+async function readdirOrStat(candidate: string): Promise<void> {
+  const st = await stat(candidate);
+  if (st.isDirectory()) await readdir(candidate);
+}
+
+/**
+ * Where the agent can read `libvirtPath` as libvirtd sees it: through `/proc/<pid>/root` when
+ * libvirtd runs in a container, on the host root otherwise. Never throws; an unreachable path
+ * comes back with a reason code and a detail saying what to change.
+ */
+export async function resolveLibvirtPath(libvirtPath: string, daemon: LibvirtdProcess | null, hostPath: HostPathResolver): Promise<ContainerPath> {
+  const base = { path: libvirtPath, pid: daemon?.pid ?? null };
+  if (daemon === null) {
+    return {
+      ...base,
+      reachable: false,
+      resolved: null,
+      via: null,
+      reason: 'LIBVIRTD_NOT_VISIBLE',
+      detail: `no libvirt daemon in ${hostPath('/proc')}: libvirtd is not running, or the agent does not share the host PID namespace (hostPID: true)`,
+    };
+  }
+  if (daemon.placement === 'unknown') {
+    // Where libvirtd runs is unknown; a path present on the host is still worth reading, and the
+    // detail keeps the reason the container view was not available.
+    const onHost = await probePath(hostPath(libvirtPath));
+    if (onHost.ok) return { ...base, reachable: true, resolved: hostPath(libvirtPath), via: 'host', detail: `read from the host; ${daemon.detail ?? ''}`.trim() };
+    return { ...base, reachable: false, resolved: null, via: null, reason: daemon.reason ?? 'PROC_ROOT_DENIED', detail: daemon.detail ?? '' };
+  }
+  const candidate = daemon.placement === 'host' ? hostPath(libvirtPath) : path.join(daemon.root, path.resolve('/', libvirtPath));
+  const via = daemon.placement === 'host' ? 'host' : 'libvirt-container';
+  const result = await probePath(candidate);
+  if (result.ok) return { ...base, reachable: true, resolved: candidate, via };
+  return { ...base, reachable: false, resolved: null, via, reason: result.reason, detail: result.detail };
+}
