@@ -13,55 +13,48 @@ const cronExpression = z
 const positiveSeconds = z.number().positive().max(3600);
 
 export const libvirtConfigSchema = z.strictObject({
-  /** libvirt connection URI; the agent adds `-r` (read-only socket) for everything but domcapabilities. */
-  uri: z.string().min(1).default('qemu:///system'),
-  virshPath: z.string().min(1).default('virsh'),
-  /** `auto`: kvm when /dev/kvm exists, else qemu (TCG). */
-  virtType: z.enum(['auto', 'kvm', 'qemu']).default('auto'),
-  /** Machine types to ask domain capabilities for; `default` means libvirt's default machine type. */
-  machineTypes: z.array(z.string().min(1)).min(1).default(['default', 'q35']),
-  timeoutSeconds: positiveSeconds.default(30),
+  uri: z.string().min(1).default('qemu:///system').describe('libvirt connection URI; the agent adds `-r` (read-only socket) for everything but domcapabilities.'),
+  virshPath: z.string().min(1).default('virsh').describe('virsh binary (looked up on PATH).'),
+  virtType: z.enum(['auto', 'kvm', 'qemu']).default('auto').describe('`auto`: kvm when /dev/kvm exists, else qemu (TCG).'),
+  machineTypes: z.array(z.string().min(1)).min(1).default(['default', 'q35']).describe('Machine types to ask domain capabilities for; `default` means libvirt\'s default machine type.'),
+  timeoutSeconds: positiveSeconds.default(30).describe('Limit of one virsh call.'),
 });
 
 export const swtpmConfigSchema = z.strictObject({
-  /** Like Nova's [libvirt] swtpm_user / swtpm_group. */
-  user: z.string().min(1).default('tss'),
-  group: z.string().min(1).default('tss'),
-  /** libvirt's swtpm state directory for the system instance. */
-  stateDir: z.string().startsWith('/').default('/var/lib/libvirt/swtpm'),
-  swtpmPath: z.string().min(1).default('swtpm'),
-  swtpmSetupPath: z.string().min(1).default('swtpm_setup'),
-  swtpmIoctlPath: z.string().min(1).default('swtpm_ioctl'),
-  timeoutSeconds: positiveSeconds.default(10),
+  user: z.string().min(1).default('tss').describe('User swtpm runs as (Nova [libvirt] swtpm_user, libvirt qemu.conf swtpm_user).'),
+  group: z.string().min(1).default('tss').describe('Group swtpm runs as (Nova [libvirt] swtpm_group).'),
+  stateDir: z.string().startsWith('/').default('/var/lib/libvirt/swtpm').describe('libvirt\'s swtpm state directory for the system instance.'),
+  swtpmPath: z.string().min(1).default('swtpm').describe('swtpm binary (looked up on PATH, as libvirt does).'),
+  swtpmSetupPath: z.string().min(1).default('swtpm_setup').describe('swtpm_setup binary.'),
+  swtpmIoctlPath: z.string().min(1).default('swtpm_ioctl').describe('swtpm_ioctl binary.'),
+  timeoutSeconds: positiveSeconds.default(10).describe('Limit of one swtpm --print-capabilities call.'),
 });
 
 export const emulationConfigSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  /** basic: startup/self-test/random/capability; state: encrypted NV state survives a restart (TPM 2.0). */
-  levels: z.array(z.enum(['basic', 'state'])).min(1).default(['basic', 'state']),
-  schedule: cronExpression.default('*/10 * * * *'),
-  /** Overall limit for one round of emulation checks. */
-  timeoutSeconds: positiveSeconds.default(60),
+  enabled: z.boolean().default(true).describe('Run throwaway swtpm instances to prove emulation works.'),
+  levels: z.array(z.enum(['basic', 'state'])).min(1).default(['basic', 'state']).describe('basic: startup/self-test/random/capability; state: encrypted NV state survives a restart (TPM 2.0).'),
+  schedule: cronExpression.default('*/10 * * * *').describe('node-cron schedule of the emulation checks.'),
+  timeoutSeconds: positiveSeconds.default(60).describe('Overall limit for one round of emulation checks.'),
+  versions: z.array(z.enum(['1.2', '2.0'])).min(1).default(['1.2', '2.0']).describe('TPM versions to check (drop 1.2 where libtpms is built without it on purpose).'),
+  runAs: z.enum(['auto', 'swtpm-user', 'self']).default('auto').describe("Who runs the throwaway swtpm: auto = swtpm.user/swtpm.group when the agent is root (as libvirt does), else the agent's own user."),
+  tempDir: z.string().startsWith('/').nullable().default(null).describe('Parent of the private 0700 check directories; null = the OS temp dir (systemd PrivateTmp).'),
 });
 
 export const configSchema = z.strictObject({
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Host paths are resolved under this prefix (a pod mounting the host at /host sets `/host`). */
-  hostRoot: z.string().startsWith('/').default('/'),
-  /** Where the agent keeps persistent state (systemd StateDirectory). */
-  stateDir: z.string().startsWith('/').default('/var/lib/vtpm-agent'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (JSON logs on stdout).'),
+  hostRoot: z.string().startsWith('/').default('/').describe('Host paths are resolved under this prefix (a pod mounting the host at /host sets `/host`).'),
+  stateDir: z.string().startsWith('/').default('/var/lib/vtpm-agent').describe('Where the agent keeps persistent state (systemd StateDirectory).'),
   listen: z
     .strictObject({
-      host: z.string().min(1).default('0.0.0.0'),
-      port: z.number().int().min(0).max(65535).default(9643),
+      host: z.string().min(1).default('0.0.0.0').describe('Address /metrics, /healthz, /readyz and /status listen on.'),
+      port: z.number().int().min(0).max(65535).default(9643).describe('TCP port (9643 by default; 0 picks a free port).'),
     })
     .prefault({}),
   probes: z
     .strictObject({
-      schedule: cronExpression.default('*/5 * * * *'),
-      timeoutSeconds: positiveSeconds.default(60),
-      /** At most this many probes run at once (they spawn virsh and swtpm). */
-      concurrency: z.number().int().min(1).max(16).default(2),
+      schedule: cronExpression.default('*/5 * * * *').describe('Default node-cron schedule of the probes (a first run happens at start).'),
+      timeoutSeconds: positiveSeconds.default(60).describe('Default hard limit of one probe run.'),
+      concurrency: z.number().int().min(1).max(16).default(2).describe('At most this many probes run at once (they spawn virsh and swtpm).'),
     })
     .prefault({}),
   libvirt: libvirtConfigSchema.prefault({}),

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parseDomainCapabilities } from '../../src/libvirt/domcaps.js';
+import { compareVersions, computeVerdict, expectedNovaTraits, type HostFacts, type SwtpmFacts } from '../../src/verdict.js';
+
+const captured = parseDomainCapabilities(readFileSync(new URL('../fixtures/captured-libvirt9.0-qemu7.2-q35.xml', import.meta.url), 'utf8'));
+const fixture = (name: string) => parseDomainCapabilities(readFileSync(new URL(`../fixtures/libvirt-domcaps/${name}`, import.meta.url), 'utf8'));
+const setupCaps = JSON.parse(readFileSync(new URL('../fixtures/swtpm-setup-caps-0.7.1.json', import.meta.url), 'utf8')) as { features: string[] };
+
+const swtpm: SwtpmFacts = {
+  binaries: { swtpm: '/usr/bin/swtpm', swtpm_setup: '/usr/bin/swtpm_setup', swtpm_ioctl: '/usr/bin/swtpm_ioctl' },
+  setupFeatures: setupCaps.features,
+  socketFeatures: ['tpm-1.2', 'tpm-2.0'],
+  version: '0.7.1',
+  errors: [],
+};
+const host: HostFacts = {
+  swtpmUser: { name: 'tss', exists: true, uid: 103 },
+  swtpmGroup: { name: 'tss', exists: true, gid: 110 },
+  stateDir: { path: '/var/lib/libvirt/swtpm', exists: true, owner: 'root:root', mode: '0711', problems: [] },
+  kvm: false,
+  libvirtVersion: '9.0.0',
+  qemuVersion: '7.2.22',
+  warnings: [],
+};
+const usable = (v: ReturnType<typeof computeVerdict>) => v.combinations.map((c) => `${c.version}/${c.model}=${c.usable}`);
+const codes = (v: ReturnType<typeof computeVerdict>, version: string, model: string) =>
+  v.combinations.find((c) => c.version === version && c.model === model)!.reasons.map((r) => r.code);
+
+t.test('Debian 12 host (libvirt 9.0, QEMU 7.2, swtpm 0.7.1): all three usable', async (t) => {
+  const v = computeVerdict({ domcaps: captured, swtpm, host });
+  t.same(usable(v), ['1.2/tpm-tis=true', '2.0/tpm-tis=true', '2.0/tpm-crb=true']);
+  t.equal(v.anyUsable, true);
+  t.same(v.expectedNovaTraits, ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'COMPUTE_SECURITY_TPM_CRB', 'COMPUTE_SECURITY_TPM_TIS']);
+});
+
+t.test('without swtpm nothing is usable and every combination says why', async (t) => {
+  const none: SwtpmFacts = { binaries: { swtpm: null, swtpm_setup: null, swtpm_ioctl: null }, setupFeatures: null, socketFeatures: null, version: null, errors: [] };
+  const v = computeVerdict({ domcaps: captured, swtpm: none, host });
+  t.equal(v.anyUsable, false);
+  for (const c of v.combinations) t.match(c.reasons.map((r) => r.code), ['SWTPM_MISSING', 'SWTPM_SETUP_MISSING', 'SWTPM_IOCTL_MISSING']);
+});
+
+t.test('absent backendVersion (libvirt < 8.6): Nova assumes both versions', async (t) => {
+  const caps = { ...captured, tpm: { ...captured.tpm, backendVersions: null } };
+  t.same(expectedNovaTraits(caps), ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'COMPUTE_SECURITY_TPM_CRB', 'COMPUTE_SECURITY_TPM_TIS']);
+  t.equal(computeVerdict({ domcaps: caps, swtpm, host }).anyUsable, true);
+});
+
+t.test('no emulator backend (first libvirt 8.0 format) makes nothing usable and Nova report nothing', async (t) => {
+  const caps = fixture('commit-6f7fc0b5/qemu_6.2.0-q35.x86_64.xml');
+  const v = computeVerdict({ domcaps: caps, swtpm, host });
+  t.equal(v.anyUsable, false);
+  t.same(v.expectedNovaTraits, []);
+  t.ok(codes(v, '2.0', 'tpm-crb').includes('DOMCAPS_NO_EMULATOR_BACKEND'));
+});
+
+t.test("supported='no'", async (t) => {
+  const caps = { ...captured, tpm: { ...captured.tpm, supported: false } };
+  const v = computeVerdict({ domcaps: caps, swtpm, host });
+  t.equal(v.anyUsable, false);
+  t.ok(codes(v, '1.2', 'tpm-tis').includes('DOMCAPS_TPM_UNSUPPORTED'));
+});
+
+t.test('a version libvirt does not list is unusable for that version only', async (t) => {
+  const v = computeVerdict({ domcaps: fixture('qemu_7.2.0-q35.x86_64.xml'), swtpm, host });
+  t.same(usable(v), ['1.2/tpm-tis=false', '2.0/tpm-tis=true', '2.0/tpm-crb=true']);
+  t.same(codes(v, '1.2', 'tpm-tis'), ['DOMCAPS_VERSION_MISSING']);
+  t.same(v.expectedNovaTraits, ['COMPUTE_SECURITY_TPM_2_0', 'COMPUTE_SECURITY_TPM_CRB', 'COMPUTE_SECURITY_TPM_TIS']);
+});
+
+t.test('no <tpm> element, libvirt unreachable', async (t) => {
+  t.same(codes(computeVerdict({ domcaps: fixture('qemu_4.2.0-q35.x86_64.xml'), swtpm, host }), '2.0', 'tpm-tis'), ['DOMCAPS_NO_TPM']);
+  const down = computeVerdict({ domcaps: null, domcapsError: 'virsh: failed to connect to the hypervisor', swtpm, host });
+  t.equal(down.anyUsable, false);
+  t.match(down.combinations[0]!.reasons[0]!, { code: 'LIBVIRT_UNAVAILABLE', message: /failed to connect/ });
+});
+
+t.test('swtpm_setup without tpm-1.2 feature', async (t) => {
+  const v = computeVerdict({ domcaps: captured, swtpm: { ...swtpm, setupFeatures: ['tpm-2.0'] }, host });
+  t.same(codes(v, '1.2', 'tpm-tis'), ['SWTPM_VERSION_UNSUPPORTED']);
+  t.equal(v.combinations[1]!.usable, true);
+});
+
+t.test('host prerequisites: missing user/group/state dir, old libvirt and QEMU', async (t) => {
+  const bad: HostFacts = {
+    ...host,
+    swtpmUser: { name: 'swtpm', exists: false, uid: null },
+    swtpmGroup: { name: 'swtpm', exists: false, gid: null },
+    stateDir: { ...host.stateDir, exists: false },
+    libvirtVersion: '7.0.0',
+    qemuVersion: '6.1.0',
+  };
+  const reasons = codes(computeVerdict({ domcaps: captured, swtpm, host: bad }), '2.0', 'tpm-crb');
+  t.same(reasons.sort(), ['LIBVIRT_TOO_OLD', 'QEMU_TOO_OLD', 'SWTPM_GROUP_MISSING', 'SWTPM_STATE_DIR_MISSING', 'SWTPM_USER_MISSING']);
+});
+
+t.test('a failed emulation check makes only its TPM version unusable, naming the step', async (t) => {
+  const v = computeVerdict({
+    domcaps: captured,
+    swtpm,
+    host,
+    emulation: [
+      { version: '2.0', level: 'basic', ok: false, failedStep: 'selftest', message: 'TPM_RC_FAILURE' },
+      { version: '1.2', level: 'basic', ok: true },
+    ],
+  });
+  t.same(usable(v), ['1.2/tpm-tis=true', '2.0/tpm-tis=false', '2.0/tpm-crb=false']);
+  t.match(v.combinations[2]!.reasons[0]!.message, /selftest/);
+  t.same(v.expectedNovaTraits.length, 4, 'Nova still advertises: that is the drift the agent reports');
+});
+
+t.test('warnings do not make a combination unusable', async (t) => {
+  const v = computeVerdict({ domcaps: captured, swtpm, host: { ...host, warnings: [{ code: 'KVM_MISSING', severity: 'warning', message: 'no kvm' }] } });
+  t.equal(v.anyUsable, true);
+  t.equal(v.warnings.length, 1);
+});
+
+t.test('compareVersions', async (t) => {
+  t.equal(compareVersions('8.9.0', '8.10.0'), -1);
+  t.equal(compareVersions('9.0', '9.0.0'), 0);
+  t.equal(compareVersions('10.0.0', '9.9.9'), 1);
+});
