@@ -18,6 +18,16 @@ export const errorCatalogue = {
   VTPM_ERR_SWTPM_START: 'swtpm could not be started',
   VTPM_ERR_HTTP: 'HTTP request failed',
   VTPM_ERR_AUTH: 'authentication failed',
+  VTPM_ERR_HTTP_TIMEOUT: 'HTTP request timed out',
+  VTPM_ERR_HTTP_UNREACHABLE: 'HTTP server unreachable',
+  VTPM_ERR_HTTP_BAD_RESPONSE: 'HTTP response malformed or too large',
+  VTPM_ERR_FORBIDDEN: 'permission denied by the service policy',
+  VTPM_ERR_OPENSTACK_NOT_CONFIGURED: 'OpenStack credentials are not configured',
+  VTPM_ERR_OPENSTACK_CONFIG: 'OpenStack credentials are incomplete or invalid',
+  VTPM_ERR_OPENSTACK_ENDPOINT: 'service endpoint not found in the catalog',
+  VTPM_ERR_OPENSTACK_MICROVERSION: 'no common API microversion',
+  VTPM_ERR_PLACEMENT_PROVIDER_NOT_FOUND: 'resource provider not found',
+  VTPM_ERR_PLACEMENT_CONFLICT: 'resource provider kept changing concurrently',
   VTPM_ERR_STATE_CORRUPT: 'persisted state is corrupt',
 } as const;
 
