@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parseColonFile } from '../../src/host/accounts.js';
+import { parseSwtpmCapabilities } from '../../src/host/swtpm-capabilities.js';
+import { parseVirshVersion } from '../../src/libvirt/version.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+
+t.test('swtpm capabilities captured from swtpm 0.7.1', async (t) => {
+  const setup = parseSwtpmCapabilities(readFileSync(new URL('../fixtures/swtpm-setup-caps-0.7.1.json', import.meta.url), 'utf8'), 'swtpm_setup');
+  t.equal(setup.version, '0.7.1');
+  t.ok(setup.features.includes('tpm-1.2') && setup.features.includes('tpm-2.0') && setup.features.includes('cmdarg-pwdfile-fd'));
+  const socket = parseSwtpmCapabilities(readFileSync(new URL('../fixtures/swtpm-socket-caps-0.7.1.json', import.meta.url), 'utf8'), 'swtpm socket');
+  t.ok(socket.features.includes('cmdarg-pwd-fd'));
+});
+
+t.test('garbage from --print-capabilities is a coded parse error naming the command', async (t) => {
+  for (const bad of ['', 'Unsupported TPM interface type', '{"type":"swtpm"}', '[1,2]', '{"type":"swtpm","features":"tpm-2.0"}', '\u0000\u00ff']) {
+    t.throws(() => parseSwtpmCapabilities(bad, 'swtpm_setup'), { code: 'VTPM_ERR_PARSE', message: /swtpm_setup --print-capabilities/ });
+  }
+});
+
+t.test('virsh version', async (t) => {
+  const out = 'Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n';
+  t.same(parseVirshVersion(out), { libvirt: '9.0.0', hypervisor: 'QEMU', hypervisorVersion: '7.2.22' });
+  t.same(parseVirshVersion('garbage'), { libvirt: null, hypervisor: null, hypervisorVersion: null });
+});
+
+t.test('passwd and group files', async (t) => {
+  const entries = parseColonFile('root:x:0:0:root:/root:/bin/bash\n# comment\n\ntss:x:103:110::/var/lib/tpm:/bin/false\nbroken line\nbad:x:notanumber:1\n');
+  t.same(entries, [{ name: 'root', id: 0 }, { name: 'tss', id: 103 }]);
+});
+
+t.test('host paths resolve under the host root and cannot escape it', async (t) => {
+  t.equal(hostPathResolver('/')('/var/lib/libvirt'), '/var/lib/libvirt');
+  const inPod = hostPathResolver('/host');
+  t.equal(inPod('/var/lib/libvirt/swtpm'), '/host/var/lib/libvirt/swtpm');
+  t.equal(inPod('/../../etc/passwd'), '/host/etc/passwd');
+  t.equal(inPod('relative/x'), '/host/relative/x');
+});

@@ -1,0 +1,104 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { runProbe } from '../../src/probes/runner.js';
+import type { Probe } from '../../src/probes/types.js';
+import { ProbeScheduler } from '../../src/scheduler.js';
+import { HostState } from '../../src/state.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+
+const log = pino({ level: 'silent' });
+const { config } = await loadConfig({ env: {}, overrides: ['probes.timeoutSeconds=0.2', 'probes.concurrency=2'], path: '/dev/null' });
+const base = { config, log, hostPath: hostPathResolver('/'), env: process.env, results: new HostState() };
+
+t.test('a probe that throws gives a failed result with a coded error', async (t) => {
+  const probe: Probe = { name: 'thrower', description: '', run: async () => { throw new Error('boom'); } };
+  const result = await runProbe(probe, base);
+  t.equal(result.ok, false);
+  t.match(result.error, { code: 'VTPM_ERR_PROBE_FAILED', message: 'boom' });
+});
+
+t.test('a probe that hangs is abandoned at its timeout and sees its signal aborted', async (t) => {
+  let aborted = false;
+  const probe: Probe = {
+    name: 'hangs',
+    description: '',
+    run: (ctx) => new Promise(() => ctx.signal.addEventListener('abort', () => (aborted = true))),
+  };
+  const result = await runProbe(probe, base);
+  t.equal(result.ok, false);
+  t.equal(result.error?.code, 'VTPM_ERR_PROBE_TIMEOUT');
+  t.ok(aborted, 'the probe was told to stop');
+});
+
+t.test('the agent-wide signal aborts a running probe', async (t) => {
+  const controller = new AbortController();
+  const probe: Probe = {
+    name: 'long',
+    description: '',
+    timeoutMs: () => 10_000,
+    run: (ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))),
+  };
+  const pending = runProbe(probe, { ...base, signal: controller.signal });
+  controller.abort();
+  const result = await pending;
+  t.equal(result.ok, false);
+  t.equal(result.error?.message, 'stopped');
+});
+
+t.test('last success survives later failures', async (t) => {
+  const state = new HostState();
+  let fail = false;
+  const probe: Probe = { name: 'flaky', description: '', run: async () => { if (fail) throw new Error('down'); return 1; } };
+  state.set(await runProbe(probe, base));
+  const firstSuccess = state.get('flaky')!.lastSuccessAt;
+  t.type(firstSuccess, 'number');
+  fail = true;
+  state.set(await runProbe(probe, base));
+  t.equal(state.get('flaky')!.ok, false);
+  t.equal(state.get('flaky')!.lastSuccessAt, firstSuccess);
+});
+
+t.test('scheduler: dependencies run first, concurrency is capped, a probe never overlaps itself', async (t) => {
+  const state = new HostState();
+  const order: string[] = [];
+  let active = 0;
+  let maxActive = 0;
+  const slow = (name: string, after?: string[]): Probe => ({
+    name,
+    description: '',
+    after,
+    timeoutMs: () => 5000,
+    run: async (_ctx, results) => {
+      active += 1;
+      maxActive = Math.max(maxActive, active);
+      order.push(`start ${name}`);
+      await new Promise((r) => setTimeout(r, 50));
+      active -= 1;
+      order.push(`end ${name}`);
+      return after?.map((a) => results.get(a)?.ok) ?? null;
+    },
+  });
+  const probes = [slow('c', ['a', 'b']), slow('a'), slow('b'), slow('d'), slow('e')];
+  const scheduler = new ProbeScheduler({ probes, config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal });
+  await Promise.all([scheduler.runCycle(), scheduler.runCycle()]);
+  t.equal(maxActive, 2, 'never more than probes.concurrency at once');
+  t.ok(order.indexOf('start c') > order.indexOf('end a') && order.indexOf('start c') > order.indexOf('end b'), 'c ran after a and b');
+  t.same(state.get('c')!.data, [true, true], 'c saw the results of a and b');
+  t.equal(order.filter((o) => o === 'start a').length, 1, 'the second cycle did not start a again while it ran');
+  t.equal(scheduler.skipped.get('a'), 1, 'the overlapping tick was counted');
+});
+
+t.test('scheduler: a dependency cycle is reported, not a hang', async (t) => {
+  const probe = (name: string, after: string[]): Probe => ({ name, description: '', after, run: async () => 1 });
+  const scheduler = new ProbeScheduler({
+    probes: [probe('x', ['y']), probe('y', ['x'])],
+    config,
+    log,
+    hostPath: hostPathResolver('/'),
+    env: process.env,
+    state: new HostState(),
+    signal: new AbortController().signal,
+  });
+  await t.rejects(scheduler.runCycle(), { message: /dependency cycle/ });
+});
