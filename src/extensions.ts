@@ -1,7 +1,10 @@
 import type { AgentExtension } from './extension.js';
+import { GuestRestartWatcher } from './guests/watcher.js';
 
 /**
  * Every extension the agent runs, listed explicitly (one line each) so the wiring is visible in
  * one place. Each entry is a factory: a fresh instance per agent.
  */
-export const extensionFactories: Array<() => AgentExtension> = [];
+export const extensionFactories: Array<() => AgentExtension> = [
+  () => new GuestRestartWatcher(),
+];

@@ -1,0 +1,134 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+
+export interface LifecycleEvent {
+  /** Unix ms from virsh's `--timestamp` prefix; null when absent. */
+  timestamp: number | null;
+  domain: string;
+  /** e.g. `Started`, `Stopped`. */
+  event: string;
+  /** e.g. `Booted`, `Failed`, `Destroyed`. */
+  detail: string;
+}
+
+const LINE = /^(?:(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)([+-]\d{4})?: )?event 'lifecycle' for domain '(.+)': (\S+)(?: (.*))?$/;
+
+/** One line of `virsh event --all --loop --timestamp`; null for other events and noise. */
+export function parseEventLine(line: string): LifecycleEvent | null {
+  const m = LINE.exec(line.trim());
+  if (!m) return null;
+  let timestamp: number | null = null;
+  if (m[1]) {
+    const tz = m[2] ? `${m[2].slice(0, 3)}:${m[2].slice(3)}` : 'Z';
+    const t = Date.parse(`${m[1].replace(' ', 'T')}${tz}`);
+    timestamp = Number.isNaN(t) ? null : t;
+  }
+  return { timestamp, domain: m[3]!, event: m[4]!, detail: (m[5] ?? '').trim() };
+}
+
+export interface EventStreamOptions {
+  virshPath: string;
+  uri: string;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  onEvent(event: LifecycleEvent): void;
+  /** Called when the stream (re)connects, so the consumer can resync what it missed. */
+  onConnect?(): void;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/**
+ * A supervised `virsh -r event --all --loop --timestamp` child. It dies when libvirtd restarts;
+ * it is then restarted with exponential backoff (reset once a child has lived a minute), and the
+ * consumer resyncs on every reconnect since events may have been missed in between.
+ */
+export class EventStream {
+  private child: ChildProcess | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private backoffMs: number;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  restarts = 0;
+  connected = false;
+
+  constructor(private readonly options: EventStreamOptions) {
+    this.minBackoffMs = options.minBackoffMs ?? 1000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.backoffMs = this.minBackoffMs;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.spawnChild();
+  }
+
+  private spawnChild(): void {
+    if (this.stopped) return;
+    const { virshPath, uri, env, log } = this.options;
+    const startedAt = Date.now();
+    let child: ChildProcess;
+    try {
+      child = spawn(virshPath, ['-r', '-q', '-c', uri, 'event', '--all', '--loop', '--timestamp'], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      log.warn({ err }, 'libvirt event stream could not be started');
+      this.scheduleRestart();
+      return;
+    }
+    this.child = child;
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
+    child.on('spawn', () => {
+      this.connected = true;
+      this.options.onConnect?.();
+    });
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      const event = parseEventLine(line);
+      if (event) this.options.onEvent(event);
+    });
+    child.on('error', (err) => log.warn({ err }, 'libvirt event stream error'));
+    child.on('close', (code, signal) => {
+      rl.close();
+      this.connected = false;
+      if (this.child === child) this.child = undefined;
+      if (this.stopped) return;
+      if (Date.now() - startedAt > 60_000) this.backoffMs = this.minBackoffMs;
+      log.warn({ code, signal, stderr: stderr.trim().slice(0, 500), retryInMs: this.backoffMs }, 'libvirt event stream ended; restarting');
+      this.scheduleRestart();
+    });
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopped) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs * 2);
+    this.timer = setTimeout(() => {
+      this.restarts += 1;
+      this.spawnChild();
+    }, delay);
+  }
+
+  /** Kills the child (SIGTERM, then SIGKILL after 1 s) and waits for it. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), 1000);
+      child.once('close', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+}

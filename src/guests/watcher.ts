@@ -1,0 +1,308 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AgentConfig } from '../config/schema.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import { toAgentError } from '../errors.js';
+import { inventoryOptions } from '../probes/guest-inventory.js';
+import { readBootId, readBootTime } from './boot.js';
+import { classifyFailure } from './classify-failure.js';
+import { EventStream, type LifecycleEvent } from './events.js';
+import { collectInventory } from './inventory.js';
+import { loadVersioned, saveVersioned, stateFile } from './persist.js';
+import { externalReasonFor } from './reasons.js';
+import { swtpmFailureSince } from './swtpm-log.js';
+import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
+import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type FailureContext, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
+import { WatcherMetrics } from './watcher-metrics.js';
+import { restartSection } from './watcher-report.js';
+
+export const SNAPSHOT_FILE = 'snapshot.json';
+export const WATCH_FILE = 'watch.json';
+const INVENTORY_TIMEOUT_MS = 15_000;
+/** At shutdown the final snapshot must fit in the agent's stop budget (2 s). */
+const FINAL_SNAPSHOT_TIMEOUT_MS = 1500;
+
+/**
+ * Follows vTPM guests across host reboots. On start it compares the boot id with the last
+ * snapshot's; on a new boot it tracks every guest that ran before (pending → restarted / failed /
+ * gone), driven by libvirt lifecycle events and a periodic resync, until none is pending. It
+ * snapshots the running vTPM guests regularly and at shutdown for the next boot.
+ */
+export class GuestRestartWatcher implements AgentExtension {
+  readonly name = 'guest-restart-watcher';
+  private ctx: ExtensionContext | undefined;
+  private log: Logger | undefined;
+  private bootId: string | null = null;
+  private bootTime: number | null = null;
+  private watch: Watch | null = null;
+  private lastInventory: GuestInventory | null = null;
+  private lastError: string | null = null;
+  private lastSnapshotAt: number | null = null;
+  private lastSnapshotGuests: number | null = null;
+  private events: EventStream | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private initialized = false;
+  private stopping = false;
+  /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly metrics = new WatcherMetrics();
+  /** Test/bench hook: called after every refresh with the decisions it made. */
+  onTransitions: ((transitions: Transition[], at: number) => void) | undefined;
+  lastEvent: LifecycleEvent | null = null;
+
+  enabled(config: AgentConfig): boolean {
+    return config.guests.watcherEnabled;
+  }
+
+  private files(config: AgentConfig) {
+    return { snapshot: stateFile(config.stateDir, SNAPSHOT_FILE), watch: stateFile(config.stateDir, WATCH_FILE) };
+  }
+
+  async start(ctx: ExtensionContext): Promise<void> {
+    this.ctx = ctx;
+    this.stopping = false;
+    this.log = ctx.log.child({ extension: this.name });
+    const cfg = ctx.config.guests;
+    try {
+      await this.initialize(ctx);
+    } catch (err) {
+      // Without a boot id nothing can be compared; report it and keep snapshotting what we can.
+      this.lastError = toAgentError(err).message;
+      this.log.error({ err: toAgentError(err).toJSON() }, 'restart watcher could not initialise');
+    }
+    this.initialized = true;
+    if (cfg.eventWatcher) {
+      this.events = new EventStream({
+        virshPath: ctx.config.libvirt.virshPath,
+        uri: ctx.config.libvirt.uri,
+        env: ctx.env,
+        log: this.log,
+        onEvent: (e) => this.onEvent(e),
+        onConnect: () => this.refreshSoon(),
+      });
+      this.events.start();
+    }
+    this.snapshotTimer = setInterval(() => void this.refreshSoon(), cfg.snapshotIntervalSeconds * 1000);
+    this.resyncTimer = setInterval(() => {
+      if (this.watch && this.watch.guests.some((g) => g.status === 'pending' || (g.status === 'failed' && g.down))) void this.refreshSoon();
+    }, cfg.resyncIntervalSeconds * 1000);
+    this.armDeadline();
+    await this.refreshSoon();
+  }
+
+  /** Boot id, snapshot and open watch; decides whether this is a new boot. Never overwrites the old snapshot before the watch exists. */
+  private async initialize(ctx: ExtensionContext): Promise<void> {
+    const cfg = ctx.config.guests;
+    const files = this.files(ctx.config);
+    this.bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
+    this.bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
+    const existing = (await loadVersioned(files.watch, watchSchema, this.log)).value;
+    const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, this.log)).value;
+    if (existing && existing.bootId === this.bootId) {
+      this.watch = existing;
+      this.log?.info({ pending: existing.guests.filter((g) => g.status === 'pending').length }, 'continuing the restart watch of this boot');
+      return;
+    }
+    if (snapshot && snapshot.bootId !== this.bootId) {
+      this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds);
+      await saveVersioned(files.watch, this.watch);
+      this.log?.warn({ previousBootId: snapshot.bootId, guests: snapshot.guests.length }, 'host rebooted since the last snapshot; following vTPM guests that were running');
+      return;
+    }
+    // Same boot (agent restart) or first run: keep the last finished watch for its outcome.
+    this.watch = existing;
+  }
+
+  private onEvent(e: LifecycleEvent): void {
+    this.lastEvent = e;
+    if (!this.watch) return;
+    const tracked = this.watch.guests.some((g) => g.name === e.domain && (g.status === 'pending' || g.status === 'failed'));
+    if (tracked) void this.refreshSoon();
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    const w = this.watch;
+    if (!w || !w.guests.some((g) => g.status === 'pending')) return;
+    const delay = Math.max(0, w.deadlineAt - Date.now()) + 50;
+    // setTimeout overflows past ~24.8 days; the resync covers any longer deadline.
+    if (delay < 2 **31 - 1) this.deadlineTimer = setTimeout(() => void this.refreshSoon(), delay);
+  }
+
+  /** Runs a refresh now, or once more after the one in flight. */
+  refreshSoon(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.refresh();
+      } while (this.again && !this.stopping);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async refresh(timeoutMs = INVENTORY_TIMEOUT_MS): Promise<void> {
+    const ctx = this.ctx;
+    if (!ctx || this.stopping) return;
+    let inv: GuestInventory;
+    try {
+      inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, timeoutMs, ctx.signal));
+    } catch (err) {
+      this.lastError = `libvirt: ${toAgentError(err).message}`;
+      this.log?.warn({ err: toAgentError(err).toJSON() }, 'restart watcher could not read libvirt');
+      return;
+    }
+    this.lastInventory = inv;
+    this.lastError = null;
+    const now = Date.now();
+    if (this.watch && this.bootId && this.watch.bootId === this.bootId) {
+      const evidence = await this.gatherEvidence(this.watch, inv);
+      const result = evaluateWatch(this.watch, inv, now, (t, c, fctx) => this.classify(t, c, fctx, evidence));
+      if (result.changed) {
+        this.watch = result.watch;
+        await this.persistWatch();
+        this.metrics.record(result.transitions);
+        for (const t of result.transitions) {
+          const level = t.outcome === 'restarted' ? 'info' : 'warn';
+          this.log?.[level]({ domain: t.name, instanceUuid: t.instanceUuid, outcome: t.outcome, reason: t.reason, timeToRestartSeconds: t.timeToRestartSeconds }, 'vTPM guest restart decided');
+        }
+        this.armDeadline();
+      }
+      this.onTransitions?.(result.transitions, now);
+    }
+    await this.writeSnapshot(inv, now);
+  }
+
+  private classify(t: TrackedGuest, current: VtpmGuest, fctx: FailureContext, evidence: Map<string, string | null>) {
+    return classifyFailure(t, current, fctx, {
+      external: externalReasonFor(t.instanceUuid ?? t.uuid),
+      swtpmLine: evidence.get(t.uuid) ?? null,
+    });
+  }
+
+  /** swtpm log lines for guests that may be failing, read before the (pure) evaluation. */
+  private async gatherEvidence(watch: Watch, inv: GuestInventory): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>();
+    const ctx = this.ctx!;
+    const names = new Map(inv.guests.map((g) => [g.uuid, g.name]));
+    const dir = ctx.hostPath(ctx.config.guests.swtpmLogDir);
+    await Promise.all(
+      watch.guests
+        .filter((g) => g.status === 'pending' || (g.status === 'failed' && g.down))
+        .map(async (g) => out.set(g.uuid, await swtpmFailureSince(dir, names.get(g.uuid) ?? g.name, watch.startedAt))),
+    );
+    return out;
+  }
+
+  private async persistWatch(): Promise<void> {
+    if (!this.ctx || !this.watch) return;
+    try {
+      await saveVersioned(this.files(this.ctx.config).watch, this.watch);
+    } catch (err) {
+      this.log?.error({ err }, 'restart watch could not be saved');
+    }
+  }
+
+  /** Only once this boot's watch exists (initialize ran): the previous boot's snapshot is consumed by then. */
+  private async writeSnapshot(inv: GuestInventory, now: number): Promise<void> {
+    if (!this.ctx || !this.bootId) return;
+    const snap: Snapshot = snapshotFromInventory(inv, this.bootId, this.bootTime, now);
+    try {
+      await saveVersioned(this.files(this.ctx.config).snapshot, snap);
+      this.lastSnapshotAt = now;
+      this.lastSnapshotGuests = snap.guests.length;
+    } catch (err) {
+      this.log?.error({ err }, 'guest snapshot could not be written');
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.snapshotTimer);
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.deadlineTimer);
+    const eventsStopped = this.events?.stop();
+    // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
+    await this.running?.catch(() => undefined);
+    if (this.ctx && this.bootId) {
+      const ctx = this.ctx;
+      try {
+        const inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, FINAL_SNAPSHOT_TIMEOUT_MS));
+        await this.writeSnapshot(inv, Date.now());
+      } catch (err) {
+        this.log?.warn({ err: toAgentError(err).toJSON() }, 'final guest snapshot skipped; the last periodic one stands');
+      }
+    }
+    this.stopping = true;
+    await eventsStopped;
+  }
+
+  registerMetrics(registry: Registry): void {
+    this.metrics.register(registry, {
+      watch: () => this.watch,
+      bootTime: () => this.bootTime,
+      eventStreamUp: () => (this.events ? this.events.connected : null),
+      eventStreamRestarts: () => this.events?.restarts ?? 0,
+      lastSnapshotAt: () => this.lastSnapshotAt,
+      lastSnapshotGuests: () => this.lastSnapshotGuests,
+    });
+  }
+
+  readiness(): { ready: boolean; detail?: string } {
+    return this.initialized ? { ready: true } : { ready: false, detail: 'reading boot id and the last guest snapshot' };
+  }
+
+  status(): CheckSection {
+    return restartSection({
+      bootId: this.bootId,
+      watch: this.watch,
+      inventory: this.lastInventory,
+      error: this.lastError,
+      watching: true,
+    });
+  }
+
+  /** For `vtpm-agent check`: reads state and libvirt once, decides nothing persistently. */
+  async checkOnce(ctx: ExtensionContext): Promise<CheckSection> {
+    const cfg = ctx.config.guests;
+    const files = this.files(ctx.config);
+    let bootId: string | null = null;
+    let error: string | null = null;
+    let watch: Watch | null = null;
+    let inventory: GuestInventory | null = null;
+    try {
+      bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
+      const bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
+      watch = (await loadVersioned(files.watch, watchSchema, ctx.log, { moveAside: false })).value;
+      const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, ctx.log, { moveAside: false })).value;
+      if ((!watch || watch.bootId !== bootId) && snapshot && snapshot.bootId !== bootId) {
+        watch = startWatch(snapshot, bootId, bootTime, Date.now(), cfg.restartDeadlineSeconds);
+      }
+    } catch (err) {
+      error = toAgentError(err).message;
+    }
+    try {
+      inventory = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, INVENTORY_TIMEOUT_MS, ctx.signal));
+      if (watch && bootId && watch.bootId === bootId) {
+        const evidence = new Map<string, string | null>();
+        const dir = ctx.hostPath(cfg.swtpmLogDir);
+        for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
+        watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
+          classifyFailure(t, c, f, { external: externalReasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
+        ).watch;
+      }
+    } catch (err) {
+      error = `libvirt: ${toAgentError(err).message}`;
+    }
+    return restartSection({ bootId, watch, inventory, error, watching: false });
+  }
+}
+
+export type { RestartFailureReason };

@@ -1,0 +1,146 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { classifyFailure } from '../../src/guests/classify-failure.js';
+import { parseEventLine } from '../../src/guests/events.js';
+import { loadVersioned, saveVersioned } from '../../src/guests/persist.js';
+import { externalReasonFor, registerRestartReasonSource } from '../../src/guests/reasons.js';
+import { swtpmFailureSince } from '../../src/guests/swtpm-log.js';
+import type { GuestInventory, VtpmGuest } from '../../src/guests/types.js';
+import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/watch.js';
+
+function guest(uuid: string, over: Partial<VtpmGuest> = {}): VtpmGuest {
+  return {
+    uuid,
+    name: `instance-${uuid.slice(0, 4)}`,
+    instanceUuid: uuid,
+    tpmVersion: '2.0',
+    tpmModel: 'tpm-crb',
+    encryptionSecret: `secret-${uuid}`,
+    state: 'running',
+    stateReason: 'booted',
+    nova: null,
+    secretMode: 'user',
+    secretModeSource: 'inferred',
+    secretPresent: false,
+    ...over,
+  };
+}
+
+function inventory(guests: VtpmGuest[]): GuestInventory {
+  return { collectedAt: 0, guests, domainsSeen: guests.length, errors: [], secrets: [], libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: true, atRisk: [] };
+}
+
+const classify: Classifier = (tr, cur, ctx) => classifyFailure(tr, cur, ctx, {});
+
+t.test('snapshot keeps running guests only; a new boot tracks them all as pending', async (t) => {
+  const inv = inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'destroyed' }), guest('c', { state: 'paused' })]);
+  const snap = snapshotFromInventory(inv, 'boot-1', 1000, 2_000_000);
+  t.same(snap.guests.map((g) => g.uuid), ['a', 'c']);
+  // boot after the snapshot: restart time counts from the boot
+  const w = startWatch(snap, 'boot-2', 2100, 2_200_000, 60);
+  t.equal(w.since, 2_100_000);
+  t.equal(w.deadlineAt, 2_160_000);
+  t.same(w.guests.map((g) => g.status), ['pending', 'pending']);
+  // boot id switched without a later kernel boot (simulated): count from the watch start
+  const w2 = startWatch(snap, 'boot-2', 1000, 2_200_000, 60);
+  t.equal(w2.since, 2_200_000);
+});
+
+t.test('restarted, failed with reason, gone; decisions are made once', async (t) => {
+  const snap: Snapshot = snapshotFromInventory(inventory([guest('a'), guest('b'), guest('c'), guest('d')]), 'boot-1', null, 0);
+  let w = startWatch(snap, 'boot-2', null, 10_000, 60);
+  const step1 = evaluateWatch(
+    w,
+    inventory([
+      guest('a', { state: 'running', stateReason: 'booted', secretPresent: null }),
+      guest('b', { state: 'shutoff', stateReason: 'failed' }),
+      guest('c', { state: 'shutoff', stateReason: 'destroyed' }),
+    ]),
+    12_500,
+    classify,
+  );
+  t.same(
+    step1.transitions.map((x) => [x.uuid, x.outcome, x.reason, x.timeToRestartSeconds]),
+    [
+      ['a', 'restarted', null, 2.5],
+      ['b', 'failed', 'secret_missing', null],
+      ['d', 'gone', null, null],
+    ],
+  );
+  w = step1.watch;
+  t.equal(w.guests.find((g) => g.uuid === 'c')?.status, 'pending', 'never tried and before the deadline: pending');
+  // the same inventory again decides nothing new
+  const again = evaluateWatch(w, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'failed' }), guest('c', { state: 'shutoff', stateReason: 'destroyed' })]), 13_000, classify);
+  t.same(again.transitions, []);
+  // past the deadline, a never-tried user-mode guest failed because of its secret mode
+  const late = evaluateWatch(again.watch, inventory([guest('a'), guest('b', { state: 'running' }), guest('c', { state: 'shutoff', stateReason: 'destroyed' })]), 70_001, classify);
+  t.same(late.transitions.map((x) => [x.uuid, x.outcome, x.reason]), [['c', 'failed', 'user_secret_mode']]);
+  const b = late.watch.guests.find((g) => g.uuid === 'b')!;
+  t.equal(b.status, 'failed', 'a failed guest that came back later keeps its outcome');
+  t.equal(b.down, false, 'but its still-down series ends');
+  // the persisted form round-trips through the schema
+  t.ok(watchSchema.safeParse(JSON.parse(JSON.stringify(late.watch))).success);
+});
+
+t.test('failure classification order', async (t) => {
+  const snap = snapshotFromInventory(inventory([guest('a')]), 'b1', null, 0);
+  const tracked = startWatch(snap, 'b2', null, 0, 1).guests[0]!;
+  const down = guest('a', { state: 'shutoff', stateReason: 'failed' });
+  t.equal(classifyFailure(tracked, down, { attempted: true }, { swtpmLine: 'Verification of HMAC failed' }).reason, 'swtpm_failed');
+  t.equal(classifyFailure(tracked, down, { attempted: true }, {}).reason, 'secret_missing');
+  t.equal(classifyFailure(tracked, { ...down, secretPresent: true }, { attempted: true }, {}).reason, 'user_secret_mode');
+  t.equal(classifyFailure(tracked, { ...down, secretPresent: true, secretMode: 'host' }, { attempted: true }, {}).reason, 'unknown');
+  t.equal(classifyFailure(tracked, { ...down, secretMode: 'host' }, { attempted: false }, {}).reason, 'secret_missing');
+  const external = { reason: 'barbican_access' as const, detail: '403 from Barbican' };
+  t.same(classifyFailure(tracked, down, { attempted: true }, { external }), external);
+  t.match(classifyFailure(tracked, down, { attempted: false }, {}).detail, /hw:tpm_secret_security=host/);
+});
+
+t.test('restart reason sources: first answer wins, a throwing source is ignored, unregister works', async (t) => {
+  const off1 = registerRestartReasonSource({ reasonFor: () => { throw new Error('boom'); } });
+  const off2 = registerRestartReasonSource({ reasonFor: (id) => (id === 'x' ? { reason: 'barbican_access', detail: 'denied' } : undefined) });
+  t.same(externalReasonFor('x'), { reason: 'barbican_access', detail: 'denied' });
+  t.equal(externalReasonFor('y'), undefined);
+  off2();
+  off1();
+  t.equal(externalReasonFor('x'), undefined);
+});
+
+t.test('event lines from virsh event --timestamp', async (t) => {
+  const e = parseEventLine("2026-11-28 17:40:00.123+0000: event 'lifecycle' for domain 'vtpmtest-guests-a': Started Booted");
+  t.same(e, { timestamp: Date.parse('2026-11-28T17:40:00.123Z'), domain: 'vtpmtest-guests-a', event: 'Started', detail: 'Booted' });
+  t.same(parseEventLine("event 'lifecycle' for domain 'x y': Stopped Failed"), { timestamp: null, domain: 'x y', event: 'Stopped', detail: 'Failed' });
+  t.equal(parseEventLine("2026-11-28 17:40:00.123+0000: event 'reboot' for domain 'x'"), null);
+  t.equal(parseEventLine('events received: 3'), null);
+});
+
+t.test('persisted state: round trip, corrupt file moved aside, wrong version is corrupt', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpmtest-guests-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'guests', 'snapshot.json');
+  const snap: Snapshot = { version: 1, bootId: 'b1', bootTime: 5, takenAt: 6, guests: [] };
+  t.same((await loadVersioned(file, snapshotSchema, undefined)).value, null, 'missing file: no value');
+  await saveVersioned(file, snap);
+  t.same((await loadVersioned(file, snapshotSchema, undefined)).value, snap);
+  writeFileSync(file, '{"version":1,"bootId":"b1","guests":[{"uu');
+  const r = await loadVersioned(file, snapshotSchema, undefined);
+  t.equal(r.value, null);
+  t.match(r.movedAside, /snapshot\.json\.corrupt-/);
+  t.same(readdirSync(path.dirname(file)).filter((f) => f === 'snapshot.json'), [], 'the corrupt file is no longer in the way');
+  writeFileSync(file, JSON.stringify({ ...snap, version: 2 }));
+  t.equal((await loadVersioned(file, snapshotSchema, undefined)).value, null);
+  t.same(readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')), [], 'no temp files left behind');
+});
+
+t.test('swtpm log: only lines written since the watch began count', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpmtest-guests-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'vm1-swtpm.log'), 'Starting vTPM manufacturing\nSWTPM_NVRAM_LoadData: Error from SWTPM_NVRAM_GetDecryptedData rc = 33\nlibtpms/tpm2: Entering failure mode; code: 3\n');
+  t.match(await swtpmFailureSince(dir, 'vm1', 0), /GetDecryptedData/);
+  t.equal(await swtpmFailureSince(dir, 'vm1', Date.now() + 60_000), null);
+  t.equal(await swtpmFailureSince(dir, 'nosuch', 0), null);
+  writeFileSync(path.join(dir, 'vm2-swtpm.log'), 'Data client disconnected\n');
+  t.equal(await swtpmFailureSince(dir, 'vm2', 0), null);
+});
