@@ -1,0 +1,388 @@
+/**
+ * Throwaway swtpm instances: a private 0700 directory, `swtpm socket` on unix server and control
+ * sockets, CMD_INIT / CMD_SHUTDOWN over the control channel, SIGKILL at the hard limit. Every
+ * child and directory is tracked in a Workspace; `dispose()` (and, as a last resort, the
+ * process's `exit` event) removes them, so nothing outlives an error, a timeout or SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chown, mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AgentError } from '../errors.js';
+import type { TpmVersion } from '../verdict.js';
+import { abortError, sleep, SocketChannel } from './channel.js';
+import { cmdInit, cmdShutdown, CONTROL_RESULT_SIZE, parseControlResult } from './control.js';
+import type { Principal } from './principal.js';
+import { processesMentioning } from './procscan.js';
+import { TpmResponseError } from './rc.js';
+
+export const TEMP_PREFIX = 'vtpm-agent-emu-';
+/** sun_path is 108 bytes on Linux, including the NUL. */
+const MAX_SOCKET_PATH = 107;
+const STDERR_LIMIT = 4096;
+
+// ------------------------------------------------------------ last-resort cleanup on exit
+
+const liveChildren = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
+let exitHookInstalled = false;
+
+/** If the agent exits with a check in flight (process.exit after SIGTERM), kill and remove synchronously. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const dir of liveDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort at exit
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------ workspace
+
+export interface WorkspaceOptions {
+  /** Parent of the private directory (os.tmpdir() by default: systemd PrivateTmp). */
+  base: string;
+  principal: Principal | null;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** One check's private directory and the swtpm processes started in it. */
+export class Workspace {
+  readonly children = new Set<SwtpmInstance>();
+  private readonly onAbort = () => this.killAll();
+  private disposed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly options: WorkspaceOptions,
+  ) {
+    options.signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  static async create(options: WorkspaceOptions): Promise<Workspace> {
+    installExitHook();
+    if (options.signal.aborted) throw abortError(options.signal, 'creating the emulation workspace');
+    let dir: string;
+    try {
+      dir = await mkdtemp(path.join(options.base, `${TEMP_PREFIX}${process.pid}-`));
+    } catch (err) {
+      throw new AgentError('VTPM_ERR_SWTPM_START', `cannot create a private directory under ${options.base}: ${(err as Error).message}`, {
+        details: { base: options.base, code: (err as NodeJS.ErrnoException).code },
+      });
+    }
+    liveDirs.add(dir);
+    const ws = new Workspace(dir, options);
+    try {
+      // mkdtemp makes it 0700; hand it to the swtpm principal like libvirt hands over the per-VM dir.
+      if (options.principal) await chown(dir, options.principal.uid, options.principal.gid);
+    } catch (err) {
+      await ws.dispose();
+      throw new AgentError('VTPM_ERR_SWTPM_START', `cannot give ${dir} to ${options.principal?.user}: ${(err as Error).message}`);
+    }
+    return ws;
+  }
+
+  /** A subdirectory for one TPM state, owned like the workspace. */
+  async stateDir(name: string): Promise<string> {
+    const dir = path.join(this.dir, name);
+    await mkdir(dir, { mode: 0o700 });
+    if (this.options.principal) await chown(dir, this.options.principal.uid, this.options.principal.gid);
+    return dir;
+  }
+
+  private killAll(): void {
+    for (const child of this.children) void child.kill();
+  }
+
+  /** Kills whatever still runs, waits for it to be gone, removes the directory. Never throws. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.options.signal.removeEventListener('abort', this.onAbort);
+    await Promise.all([...this.children].map((c) => c.kill()));
+    try {
+      await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+      liveDirs.delete(this.dir);
+    } catch (err) {
+      this.options.log.error({ dir: this.dir, err: (err as Error).message }, 'cannot remove emulation workspace');
+    }
+  }
+}
+
+// ------------------------------------------------------------ one swtpm process
+
+export interface StartOptions {
+  swtpmPath: string;
+  version: TpmVersion;
+  stateDir: string;
+  /** Socket and log names inside the workspace, unique per start. */
+  name: string;
+  /** Passphrase for `--key pwdfd=3,mode=aes-256-cbc`, as libvirt passes Nova's secret. Never logged. */
+  keyPassphrase?: Buffer;
+  env: NodeJS.ProcessEnv;
+  /** performance.now() ms by which the sockets must be up. */
+  deadline: number;
+}
+
+export class SwtpmInstance {
+  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  private readonly exited: Promise<void>;
+  private stderr = '';
+  private ctrl: SocketChannel | null = null;
+  private data: SocketChannel | null = null;
+  readonly serverPath: string;
+  readonly ctrlPath: string;
+  readonly logPath: string;
+  private spawnError: Error | null = null;
+
+  private constructor(
+    private readonly ws: Workspace,
+    private readonly child: ChildProcess,
+    readonly options: StartOptions,
+  ) {
+    this.serverPath = path.join(ws.dir, `${options.name}.sock`);
+    this.ctrlPath = path.join(ws.dir, `${options.name}.ctrl`);
+    this.logPath = path.join(ws.dir, `${options.name}.log`);
+    this.exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        liveChildren.delete(child);
+        resolve();
+      });
+      // A spawn failure (ENOENT, EACCES) emits 'error' and possibly no 'exit'.
+      child.once('error', (err) => {
+        this.spawnError = err;
+        if (child.pid === undefined) {
+          this.exitInfo = { code: null, signal: null };
+          liveChildren.delete(child);
+          resolve();
+        }
+      });
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      if (this.stderr.length < STDERR_LIMIT) this.stderr += d.toString('utf8').slice(0, STDERR_LIMIT - this.stderr.length);
+    });
+  }
+
+  static paths(ws: Workspace, name: string): string[] {
+    return [path.join(ws.dir, `${name}.sock`), path.join(ws.dir, `${name}.ctrl`)];
+  }
+
+  /** Spawns swtpm and waits until both sockets accept connections, or it dies, or the deadline. */
+  static async start(ws: Workspace, options: StartOptions, signal: AbortSignal): Promise<SwtpmInstance> {
+    for (const p of SwtpmInstance.paths(ws, options.name)) {
+      if (Buffer.byteLength(p) > MAX_SOCKET_PATH) {
+        throw new AgentError('VTPM_ERR_SWTPM_START', `socket path ${p} is longer than ${MAX_SOCKET_PATH} bytes; choose a shorter emulation.tempDir`);
+      }
+    }
+    if (signal.aborted) throw abortError(signal, 'starting swtpm');
+    const [server, ctrl] = SwtpmInstance.paths(ws, options.name) as [string, string];
+    const log = path.join(ws.dir, `${options.name}.log`);
+    const args = [
+      'socket',
+      ...(options.version === '2.0' ? ['--tpm2'] : []),
+      '--tpmstate', `dir=${options.stateDir},mode=0600`,
+      '--server', `type=unixio,path=${server},mode=0600`,
+      '--ctrl', `type=unixio,path=${ctrl},mode=0600`,
+      '--log', `file=${log},level=1`,
+      // Exit when our data connection drops: a backstop if the agent dies by SIGKILL.
+      '--terminate',
+      ...(options.keyPassphrase ? ['--key', 'pwdfd=3,mode=aes-256-cbc'] : []),
+    ];
+    const principal = ws.options.principal;
+    const child = spawn(options.swtpmPath, args, {
+      cwd: ws.dir,
+      env: options.env,
+      stdio: ['ignore', 'ignore', 'pipe', ...(options.keyPassphrase ? (['pipe'] as const) : [])],
+      ...(principal ? { uid: principal.uid, gid: principal.gid } : {}),
+    });
+    if (child.pid !== undefined) liveChildren.add(child);
+    const inst = new SwtpmInstance(ws, child, options);
+    ws.children.add(inst);
+    if (options.keyPassphrase) {
+      const keyPipe = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+      // swtpm closes the descriptor once it has read the passphrase; EPIPE then is expected.
+      keyPipe.on('error', () => {});
+      keyPipe.end(options.keyPassphrase);
+    }
+    await inst.waitForSockets(signal);
+    return inst;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== null;
+  }
+
+  private describeExit(): string {
+    if (this.spawnError) {
+      const code = (this.spawnError as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return `${this.options.swtpmPath} not found`;
+      return `${this.options.swtpmPath} could not be started: ${this.spawnError.message}`;
+    }
+    const e = this.exitInfo;
+    if (!e) return 'swtpm is still running';
+    return e.signal ? `swtpm was killed by ${e.signal}` : `swtpm exited with code ${e.code}`;
+  }
+
+  /** The last lines swtpm wrote to stderr and its log: the real reason behind most failures. */
+  async diagnostics(): Promise<string> {
+    let logText = '';
+    try {
+      const fh = await open(this.logPath, 'r');
+      try {
+        const { size } = await fh.stat();
+        const len = Math.min(size, 2048);
+        const buf = Buffer.alloc(len);
+        await fh.read(buf, 0, len, size - len);
+        logText = buf.toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      // no log yet
+    }
+    const lines = `${this.stderr}\n${logText}`
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && l !== 'Data client disconnected');
+    return [...new Set(lines)].slice(-6).join(' | ').slice(0, 600);
+  }
+
+  private async startError(reason: string): Promise<AgentError> {
+    const diag = await this.diagnostics();
+    const notFound = (this.spawnError as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+    return new AgentError(notFound ? 'VTPM_ERR_EXEC_NOT_FOUND' : 'VTPM_ERR_SWTPM_START', `${reason}${diag ? `; swtpm said: ${diag}` : ''}`, {
+      details: { exit: this.exitInfo, swtpmPath: this.options.swtpmPath },
+    });
+  }
+
+  private async waitForSockets(signal: AbortSignal): Promise<void> {
+    const want = [this.serverPath, this.ctrlPath];
+    for (;;) {
+      if (this.hasExited) throw await this.startError(`${this.describeExit()} before opening its sockets`);
+      if (signal.aborted) throw abortError(signal, 'waiting for swtpm sockets');
+      const present = await Promise.all(want.map((p) => stat(p).then((s) => s.isSocket(), () => false)));
+      if (present.every(Boolean)) break;
+      if (performance.now() >= this.options.deadline) {
+        await this.kill();
+        throw await this.startError(`swtpm did not open its sockets within the time limit (${this.describeExit()})`);
+      }
+      await sleep(3, signal).catch(() => {});
+    }
+    try {
+      this.ctrl = await SocketChannel.connect(this.ctrlPath, 'control channel', this.options.deadline, signal);
+    } catch (err) {
+      if (this.hasExited) throw await this.startError(`${this.describeExit()} while connecting`);
+      throw err;
+    }
+  }
+
+  private remaining(deadline: number): number {
+    return Math.max(1, deadline - performance.now());
+  }
+
+  /** CMD_INIT: swtpm loads (and decrypts) its state here; a non-zero result is a TpmResponseError. */
+  async init(deadline: number, signal: AbortSignal): Promise<void> {
+    const answer = await this.ctrlRequest(cmdInit(0), 'CMD_INIT', deadline, signal);
+    const rc = parseControlResult(answer, 'CMD_INIT');
+    if (rc !== 0) throw new TpmResponseError(this.options.version, 'CMD_INIT', rc);
+  }
+
+  private async ctrlRequest(cmd: Buffer, what: string, deadline: number, signal: AbortSignal): Promise<Buffer> {
+    if (!this.ctrl) throw new AgentError('VTPM_ERR_SWTPM_START', 'control channel is not connected');
+    return this.ctrl.request(cmd, { kind: 'fixed', size: CONTROL_RESULT_SIZE }, what, this.remaining(deadline), signal);
+  }
+
+  /** Sends one TPM command on the data channel (connecting on first use). */
+  async transmit(command: Buffer, what: string, deadline: number, signal: AbortSignal): Promise<Buffer> {
+    if (!this.data) this.data = await SocketChannel.connect(this.serverPath, 'data channel', deadline, signal);
+    return this.data.request(command, { kind: 'tpm' }, what, this.remaining(deadline), signal);
+  }
+
+  /** CMD_SHUTDOWN, then wait for a clean exit (code 0). Kills it if it does not go in time. */
+  async stop(deadline: number, signal: AbortSignal): Promise<void> {
+    const answer = await this.ctrlRequest(cmdShutdown(), 'CMD_SHUTDOWN', deadline, signal);
+    const rc = parseControlResult(answer, 'CMD_SHUTDOWN');
+    this.data?.close();
+    this.ctrl?.close();
+    const gone = await Promise.race([this.exited.then(() => true), sleep(this.remaining(deadline), signal).then(() => false, () => false)]);
+    if (!gone) {
+      await this.kill();
+      throw new AgentError('VTPM_ERR_SWTPM_START', 'swtpm did not exit after CMD_SHUTDOWN and was killed');
+    }
+    if (rc !== 0) throw new TpmResponseError(this.options.version, 'CMD_SHUTDOWN', rc);
+    if (this.exitInfo?.code !== 0) throw await this.startError(`${this.describeExit()} after CMD_SHUTDOWN`);
+    this.ws.children.delete(this);
+  }
+
+  /** SIGKILL and wait until the process is gone. Safe to call at any time, any number of times. */
+  async kill(): Promise<void> {
+    this.data?.close();
+    this.ctrl?.close();
+    if (!this.hasExited && this.child.pid !== undefined) {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        // already reaped
+      }
+    }
+    await this.exited;
+    this.ws.children.delete(this);
+  }
+}
+
+/** Directories left by an agent that died by SIGKILL (pid in the name no longer alive). */
+export async function sweepStaleWorkspaces(base: string, log: Logger): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(base);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = name.startsWith(TEMP_PREFIX) ? /^(\d+)-/.exec(name.slice(TEMP_PREFIX.length)) : null;
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) continue;
+    const dir = path.join(base, name);
+    // swtpm started before the agent's data connection existed has no --terminate trigger.
+    for (const orphan of await processesMentioning(`${dir}/`)) {
+      try {
+        process.kill(orphan.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await rm(dir, { recursive: true, force: true }).then(
+      () => removed.push(dir),
+      (err: Error) => log.warn({ dir, err: err.message }, 'cannot remove stale emulation workspace'),
+    );
+  }
+  return removed;
+}
