@@ -1,3 +1,4 @@
+import { emulationProbe } from './emulation.js';
 import { guestInventoryProbe } from './guest-inventory.js';
 import { hostProbe } from './host.js';
 import { libvirtProbe } from './libvirt.js';
@@ -15,4 +16,5 @@ export const allProbes: Probe[] = [
   hostProbe,
   guestInventoryProbe as Probe,
   nodeIdentityProbe as Probe,
+  emulationProbe as Probe,
 ];
