@@ -97,10 +97,14 @@ export async function main(argv: string[]): Promise<number> {
       log.error('stop took longer than 5 s; exiting anyway');
       process.exit(1);
     }, 4500).unref();
-    stopping = agent.stop().then(() => {
-      log.flush();
-      process.exitCode = 0;
-    });
+    // Exit explicitly once stopped: a lingering handle must not keep a stopped agent around.
+    stopping = agent.stop().then(
+      () => log.flush(() => process.exit(0)),
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        log.flush(() => process.exit(1));
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

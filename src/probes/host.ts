@@ -78,16 +78,6 @@ export const hostProbe: Probe<HostPrerequisites> = {
   },
   registerMetrics(registry: Registry, results) {
     new Gauge({
-      name: 'vtpm_host_boot_timestamp_seconds',
-      help: 'Host boot time as a Unix timestamp.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        const boot = results.get<HostPrerequisites>('host')?.data?.bootTime;
-        if (typeof boot === 'number') this.set(boot);
-      },
-    });
-    new Gauge({
       name: 'vtpm_host_prerequisite_ok',
       help: '1 when a host prerequisite for vTPM holds (swtpm_user, swtpm_group, state_dir, kvm).',
       labelNames: ['prerequisite'],

@@ -20,6 +20,10 @@ export interface MetricsSources {
 export function createMetricsRegistry(sources: MetricsSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'vtpm_agent_' });
+  // prom-client names these gauges `_total`, which Prometheus reserves for counters.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`vtpm_agent_${name}`);
+  }
   const { state } = sources;
 
   new Gauge({
