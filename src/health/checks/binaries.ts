@@ -1,0 +1,161 @@
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { parseSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
+import { runCommand } from '../../util/exec.js';
+import { which } from '../../util/which.js';
+import { toAgentError } from '../../errors.js';
+import { parseEnvironPath } from '../parse/proc.js';
+import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
+import { finding } from '../reasons.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { compareVersions } from '../version.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+/** libvirt needs all three on its own PATH (virTPMHasSwtpm). */
+export const REQUIRED_BINARIES = ['swtpm', 'swtpm_setup', 'swtpm_ioctl'] as const;
+/** Needed to make EK and platform certificates (libvirt always asks for them). */
+export const CERT_BINARIES = ['swtpm_localca', 'swtpm_cert'] as const;
+
+export interface BinariesInput {
+  pathSource: 'libvirt-daemon' | 'agent';
+  daemon: ProcInfo | null;
+  agentPath: string | undefined;
+  hostPath: HostPathResolver;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  checkBinaries: boolean;
+  checkCapabilities: boolean;
+}
+
+export interface BinariesOutput {
+  checks: CheckResult[];
+  resolved: Record<string, string | null>;
+  socketFeatures: string[] | null;
+  setupFeatures: string[] | null;
+  swtpmVersion: string | null;
+}
+
+async function capabilities(file: string, args: string[], what: string, input: BinariesInput): Promise<{ features: string[]; version: string | null }> {
+  const r = await runCommand(file, [...args, '--print-capabilities'], { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
+  if (r.exitCode !== 0) throw new Error(`${what} --print-capabilities exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  const caps = parseSwtpmCapabilities(r.stdout, what);
+  return { features: caps.features, version: caps.version ?? null };
+}
+
+/**
+ * C1: swtpm, swtpm_setup and swtpm_ioctl on the PATH *libvirt* uses (read from the daemon's
+ * environment), the certificate helpers, and binaries outside /usr that MAC profiles do not cover.
+ * C2: the capabilities Nova's always-encrypted vTPMs need (cmdarg-pwd-fd, cmdarg-pwdfile-fd),
+ * TPM 2.0 support, and cmdarg-migration reported.
+ */
+export async function checkBinaries(input: BinariesInput): Promise<BinariesOutput> {
+  const findings: Finding[] = [];
+  let searchPath = input.agentPath;
+  let pathFrom = 'agent';
+  // In another mount namespace (containerised libvirt) its binaries are under /proc/<pid>/root.
+  let root = input.hostPath('/');
+  if (input.pathSource === 'libvirt-daemon') {
+    const environ = input.daemon ? await readProcText(input.hostPath, input.daemon.pid, 'environ') : null;
+    const daemonPath = environ !== null ? parseEnvironPath(environ) : null;
+    if (daemonPath !== null && input.daemon) {
+      searchPath = daemonPath;
+      pathFrom = `${input.daemon.comm} (pid ${input.daemon.pid})`;
+      // Same mount namespace as the agent: plain paths; otherwise through the daemon's root.
+      const [nsDaemon, nsSelf] = await Promise.all([mountNamespace(input.hostPath, input.daemon.pid), mountNamespace(input.hostPath, 'self')]);
+      if (nsDaemon !== null && nsDaemon !== nsSelf) root = input.hostPath(`/proc/${input.daemon.pid}/root`);
+    } else {
+      findings.push(
+        finding('VTPM_HEALTH_LIBVIRT_PATH_UNKNOWN', 'warn', input.daemon ? `The environment of ${input.daemon.comm} (pid ${input.daemon.pid}) cannot be read; the agent's PATH is used instead.` : 'No libvirtd or virtqemud process is visible; the agent\'s PATH is used instead.', {
+          subject: 'PATH',
+        }),
+      );
+    }
+  }
+  const rooted = (p: string | undefined) =>
+    (p ?? '')
+      .split(':')
+      .filter(Boolean)
+      .map((d) => (root === '/' ? d : path.join(root, d)))
+      .join(':');
+  const lookupPath = rooted(searchPath);
+  const unroot = (p: string) => (root === '/' ? p : '/' + path.relative(root, p));
+  const resolved: Record<string, string | null> = {};
+  for (const name of [...REQUIRED_BINARIES, ...CERT_BINARIES, 'certtool', 'openssl']) {
+    const found = await which(name, lookupPath);
+    resolved[name] = found;
+  }
+  const display = (name: string) => (resolved[name] ? unroot(resolved[name]!) : null);
+  if (input.checkBinaries) {
+    for (const name of REQUIRED_BINARIES) {
+      if (!resolved[name]) {
+        findings.push(finding('VTPM_HEALTH_BINARY_MISSING', 'fail', `${name} is not on libvirt's PATH (from ${pathFrom}): libvirt ${name === 'swtpm_ioctl' ? 'cannot stop swtpm cleanly (swtpm processes outlive their guests)' : 'reports no TPM emulator support and vTPM guests fail'}.`, { subject: name }));
+        continue;
+      }
+      // realpath inside another root would resolve absolute links against ours: only follow links here.
+      const shown = unroot(root === input.hostPath('/') ? await realpath(resolved[name]!).catch(() => resolved[name]!) : resolved[name]!);
+      if (!shown.startsWith('/usr/bin/') && !shown.startsWith('/usr/sbin/')) {
+        findings.push(finding('VTPM_HEALTH_BINARY_OUTSIDE_USR', 'warn', `${name} resolves to ${shown}, outside /usr/bin and /usr/sbin: AppArmor and SELinux rules do not cover it (exit status 126 with an empty log).`, { subject: name }));
+      }
+    }
+    for (const name of CERT_BINARIES) {
+      if (!resolved[name]) findings.push(finding('VTPM_HEALTH_CERT_TOOL_MISSING', 'fail', `${name} is not on libvirt's PATH (from ${pathFrom}): swtpm_setup cannot create EK/platform certificates, so new vTPM guests fail.`, { subject: name }));
+    }
+  }
+  let socketFeatures: string[] | null = null;
+  let setupFeatures: string[] | null = null;
+  let swtpmVersion: string | null = null;
+  const capFindings: Finding[] = [];
+  if (input.checkCapabilities) {
+    if (resolved.swtpm) {
+      try {
+        const c = await capabilities(resolved.swtpm, ['socket'], 'swtpm socket', input);
+        socketFeatures = c.features;
+        swtpmVersion = c.version;
+      } catch (err) {
+        capFindings.push(finding('VTPM_HEALTH_CAPS_UNREADABLE', 'fail', `${display('swtpm')} socket --print-capabilities failed: ${toAgentError(err).message}`, { subject: 'swtpm' }));
+      }
+    }
+    if (resolved.swtpm_setup) {
+      try {
+        const c = await capabilities(resolved.swtpm_setup, [], 'swtpm_setup', input);
+        setupFeatures = c.features;
+        swtpmVersion ??= c.version;
+      } catch (err) {
+        capFindings.push(finding('VTPM_HEALTH_CAPS_UNREADABLE', 'fail', `${display('swtpm_setup')} --print-capabilities failed: ${toAgentError(err).message}`, { subject: 'swtpm_setup' }));
+      }
+    }
+    if (setupFeatures && !setupFeatures.includes('tpm-2.0')) {
+      capFindings.push(finding('VTPM_HEALTH_CAPS_NO_TPM2', 'fail', 'swtpm_setup does not report tpm-2.0: libvirt advertises no TPM 2.0 emulator.', { subject: 'swtpm_setup' }));
+    }
+    if (socketFeatures && !socketFeatures.includes('cmdarg-pwd-fd')) {
+      capFindings.push(finding('VTPM_HEALTH_CAPS_NO_PWD_FD', 'fail', 'swtpm lacks cmdarg-pwd-fd: libvirt refuses encrypted vTPMs ("does not support passing passphrase via file descriptor"), and Nova encrypts every vTPM.', { subject: 'swtpm' }));
+    }
+    if (setupFeatures && !setupFeatures.includes('cmdarg-pwdfile-fd')) {
+      capFindings.push(finding('VTPM_HEALTH_CAPS_NO_PWDFILE_FD', 'fail', 'swtpm_setup lacks cmdarg-pwdfile-fd: libvirt cannot manufacture encrypted vTPMs.', { subject: 'swtpm_setup' }));
+    }
+  }
+  // Which certificate tool swtpm_localca needs depends on the swtpm release (openssl from 0.11).
+  if (input.checkBinaries && !resolved.certtool && !resolved.openssl) {
+    findings.push(finding('VTPM_HEALTH_CERT_TOOL_MISSING', 'fail', `Neither certtool nor openssl is on libvirt's PATH (from ${pathFrom}): swtpm_localca cannot sign EK certificates.`, { subject: 'certtool' }));
+  } else if (input.checkBinaries && swtpmVersion) {
+    const needs = compareVersions(swtpmVersion, '0.11.0') < 0 ? 'certtool' : 'openssl';
+    if (!resolved[needs]) {
+      findings.push(finding('VTPM_HEALTH_CERT_TOOL_MISSING', 'fail', `swtpm ${swtpmVersion}'s swtpm_localca needs ${needs}, which is not on libvirt's PATH (from ${pathFrom}).`, { subject: needs }));
+    }
+  }
+  const checks: CheckResult[] = [];
+  const shownResolved = Object.fromEntries(Object.keys(resolved).map((k) => [k, display(k)]));
+  if (input.checkBinaries) checks.push(checkResult('binaries', findings, { pathFrom, path: searchPath ?? null, resolved: shownResolved }));
+  if (input.checkCapabilities) {
+    checks.push(
+      checkResult('capabilities', capFindings, {
+        version: swtpmVersion,
+        socketFeatures,
+        setupFeatures,
+        cmdargMigration: socketFeatures ? socketFeatures.includes('cmdarg-migration') : null,
+      }, resolved.swtpm || resolved.swtpm_setup ? 'pass' : 'not-applicable'),
+    );
+  }
+  return { checks, resolved: shownResolved, socketFeatures, setupFeatures, swtpmVersion };
+}

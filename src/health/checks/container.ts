@@ -1,0 +1,59 @@
+import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
+import { CAP_SYS_PTRACE, hasCap, mountFor, parseCapEff, parseMountinfo, type MountEntry } from '../parse/proc.js';
+import { finding } from '../reasons.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { compareVersions } from '../version.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+export interface ContainerFacts {
+  daemon: { pid: number; comm: string } | null;
+  /** The daemon runs in another mount namespace than host PID 1. */
+  containerised: boolean | null;
+  capEff: bigint | null;
+  mounts: MountEntry[] | null;
+}
+
+export async function readContainerFacts(hostPath: HostPathResolver, daemon: ProcInfo | null): Promise<ContainerFacts> {
+  if (!daemon) return { daemon: null, containerised: null, capEff: null, mounts: null };
+  const [nsDaemon, nsInit, status, mountinfo] = await Promise.all([
+    mountNamespace(hostPath, daemon.pid),
+    mountNamespace(hostPath, 1),
+    readProcText(hostPath, daemon.pid, 'status'),
+    readProcText(hostPath, daemon.pid, 'mountinfo'),
+  ]);
+  return {
+    daemon: { pid: daemon.pid, comm: daemon.comm },
+    containerised: nsDaemon && nsInit ? nsDaemon !== nsInit : null,
+    capEff: status ? parseCapEff(status) : null,
+    mounts: mountinfo ? parseMountinfo(mountinfo) : null,
+  };
+}
+
+/**
+ * C14: libvirt in a container (KubeVirt, OpenStack-Helm, Atmosphere): libvirt < 8.1 needs
+ * CAP_SYS_PTRACE to find swtpm's pid, and the TPM state, swtpm logs, local CA and secret store
+ * must be host mounts or they vanish with the pod.
+ */
+export function evaluateContainer(f: ContainerFacts, libvirtVersion: string | null, dirs: string[]): CheckResult {
+  if (!f.daemon) {
+    return checkResult('container', [finding('VTPM_HEALTH_LIBVIRT_DAEMON_NOT_FOUND', 'warn', 'No libvirtd or virtqemud process is visible to the agent.')], { daemon: null });
+  }
+  if (f.containerised !== true) return checkResult('container', [], { daemon: f.daemon, containerised: f.containerised }, 'not-applicable');
+  const findings: Finding[] = [];
+  const old = libvirtVersion === null || compareVersions(libvirtVersion, '8.1.0') < 0;
+  if (old && f.capEff !== null && !hasCap(f.capEff, CAP_SYS_PTRACE)) {
+    findings.push(finding('VTPM_HEALTH_CONTAINER_NO_PTRACE', 'fail', `${f.daemon.comm} (pid ${f.daemon.pid}) runs in a container without CAP_SYS_PTRACE and libvirt is ${libvirtVersion ?? 'of unknown version'}: vTPM guests fail with "Could not get process id of swtpm".`, { subject: f.daemon.comm }));
+  }
+  const notMounted: string[] = [];
+  if (f.mounts) {
+    for (const dir of dirs) {
+      const m = mountFor(f.mounts, dir);
+      // Covered only by the container's own root filesystem: not persisted on the host.
+      if (!m || m.mountPoint === '/') notMounted.push(dir);
+    }
+  }
+  for (const dir of notMounted) {
+    findings.push(finding('VTPM_HEALTH_CONTAINER_DIR_NOT_HOST_MOUNT', 'warn', `${dir} is not a host mount in the libvirt container; its contents are lost when the container restarts.`, { subject: dir }));
+  }
+  return checkResult('container', findings, { daemon: f.daemon, containerised: true, capSysPtrace: f.capEff === null ? null : hasCap(f.capEff, CAP_SYS_PTRACE), notMounted });
+}

@@ -1,0 +1,138 @@
+import { statfs } from 'node:fs/promises';
+import { canAccess } from '../access.js';
+import { octal, parentsOf, pathInfo } from '../fsinfo.js';
+import { groupName, userName, type Accounts } from '../parse/accounts.js';
+import { finding } from '../reasons.js';
+import { checkResult, worst, type CheckResult, type CheckStatus, type Finding } from '../types.js';
+import { guestStatePaths, type HealthGuest } from '../guests.js';
+import type { Principal } from '../principal.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+/** statfs magic numbers of network/cluster filesystems (linux/magic.h and the FS sources). */
+const SHARED_FS: Record<number, string> = {
+  0x6969: 'nfs',
+  0x00c36400: 'ceph',
+  0x65735546: 'fuse',
+  0x517b: 'smb',
+  0xff534d42: 'cifs',
+  0xfe534d42: 'smb2',
+  0x7461636f: 'ocfs2',
+  0x01161970: 'gfs2',
+  0x47504653: 'gpfs',
+};
+
+export interface GuestStateInput {
+  guests: HealthGuest[];
+  stateDir: string;
+  principal: Principal;
+  accounts: Accounts;
+  hostPath: HostPathResolver;
+  minFreeBytes: number;
+  /** `swtpm socket --print-capabilities` features when known (for cmdarg-migration on shared storage). */
+  socketFeatures: string[] | null;
+}
+
+export interface GuestStateFact {
+  name: string;
+  uuid: string;
+  status: CheckStatus;
+  permallBytes: number | null;
+}
+
+/**
+ * C5: for each vTPM guest, the state libvirt hands to swtpm: present and non-empty, owned by the
+ * swtpm principal, parents searchable, no foreign `.lock`; plus the filesystem it lives on.
+ */
+export async function checkGuestState(input: GuestStateInput): Promise<CheckResult> {
+  const { principal: p, accounts, hostPath } = input;
+  const findings: Finding[] = [];
+  const perGuest: GuestStateFact[] = [];
+  const who = `${p.user}:${p.group}`;
+  const own = (i: { uid: number; gid: number; mode: number }) => `${userName(accounts, i.uid)}:${groupName(accounts, i.gid)} ${octal(i.mode)}`;
+
+  for (const g of input.guests) {
+    const paths = guestStatePaths(input.stateDir, g);
+    const gf: Finding[] = [];
+    const subject = g.name;
+    for (const dir of [...parentsOf(paths.uuidDir), paths.uuidDir]) {
+      const info = await pathInfo(hostPath(dir));
+      if (info.exists && !canAccess(info, p, ['x'])) {
+        gf.push(finding('VTPM_HEALTH_STATE_NOT_TRAVERSABLE', 'fail', `${p.user} cannot search ${dir} (${own(info)}), so swtpm cannot reach the TPM state of guest ${g.name}.`, { subject, details: { uuid: g.uuid, path: dir } }));
+        break;
+      }
+    }
+    const dirInfo = await pathInfo(hostPath(paths.dir));
+    let permallBytes: number | null = null;
+    if (!dirInfo.exists) {
+      gf.push(
+        finding('VTPM_HEALTH_STATE_MISSING', g.running ? 'fail' : 'warn', g.running
+          ? `Guest ${g.name} is running but its TPM state directory ${paths.dir} is gone; its TPM state will be lost when it stops.`
+          : `Guest ${g.name} has no TPM state directory ${paths.dir}; its next start creates a brand-new TPM (a reset, if it ever had one).`, { subject, details: { uuid: g.uuid, path: paths.dir } }),
+      );
+    } else {
+      if (dirInfo.uid !== p.uid || !canAccess(dirInfo, p, ['r', 'w', 'x'])) {
+        gf.push(
+          finding('VTPM_HEALTH_STATE_WRONG_OWNER', 'fail', `The TPM state directory ${paths.dir} of guest ${g.name} is ${own(dirInfo)}, not owned by the swtpm principal ${who}: swtpm logs "User ${p.user} cannot access directory".`, {
+            subject,
+            details: { uuid: g.uuid, path: paths.dir, owner: userName(accounts, dirInfo.uid), mode: octal(dirInfo.mode) },
+          }),
+        );
+      }
+      const permall = await pathInfo(hostPath(paths.permall));
+      if (!permall.exists) {
+        gf.push(
+          finding('VTPM_HEALTH_STATE_MISSING', g.running ? 'fail' : 'warn', `Guest ${g.name} has no ${paths.permall}; swtpm will silently start it with a blank TPM (no EK, empty NV): a reset.`, { subject, details: { uuid: g.uuid, path: paths.permall } }),
+        );
+      } else {
+        permallBytes = permall.size;
+        if (permall.size === 0) {
+          gf.push(finding('VTPM_HEALTH_STATE_EMPTY', 'fail', `The TPM state file ${paths.permall} of guest ${g.name} is empty (0 bytes); swtpm cannot load it.`, { subject, details: { uuid: g.uuid, path: paths.permall } }));
+        }
+        if (permall.uid !== p.uid || !canAccess(permall, p, ['r', 'w'])) {
+          gf.push(
+            finding('VTPM_HEALTH_STATE_WRONG_OWNER', 'fail', `The TPM state file ${paths.permall} of guest ${g.name} is ${own(permall)}; the swtpm principal ${who} cannot use it.`, {
+              subject,
+              details: { uuid: g.uuid, path: paths.permall, owner: userName(accounts, permall.uid), mode: octal(permall.mode) },
+            }),
+          );
+        }
+      }
+      const lock = await pathInfo(hostPath(paths.lock));
+      if (lock.exists && lock.uid !== p.uid && p.uid !== 0) {
+        gf.push(
+          finding('VTPM_HEALTH_STATE_LOCK_WRONG_OWNER', 'fail', `${paths.lock} of guest ${g.name} is ${own(lock)}; swtpm running as ${p.user} fails with "SWTPM_NVRAM_Lock_Dir: Could not open lockfile: Permission denied".`, {
+            subject,
+            details: { uuid: g.uuid, path: paths.lock, owner: userName(accounts, lock.uid) },
+          }),
+        );
+      }
+    }
+    findings.push(...gf);
+    perGuest.push({ name: g.name, uuid: g.uuid, status: worst(gf.map((f) => f.status)), permallBytes });
+  }
+
+  const fs: Record<string, unknown> = {};
+  if (input.guests.length > 0) {
+    try {
+      const s = await statfs(hostPath(input.stateDir));
+      const free = Number(s.bavail) * Number(s.bsize);
+      const shared = SHARED_FS[Number(s.type)] ?? null;
+      Object.assign(fs, { type: `0x${Number(s.type).toString(16)}`, shared, freeBytes: free });
+      if (shared) {
+        const migration = input.socketFeatures?.includes('cmdarg-migration') ?? null;
+        findings.push(
+          finding('VTPM_HEALTH_STATE_SHARED_FS', 'warn', `The TPM state directory ${input.stateDir} is on ${shared} (shared storage); swtpm ${migration === false ? 'lacks' : migration ? 'has' : 'may lack'} cmdarg-migration, needed to release the state lock during migration.`, {
+            subject: input.stateDir,
+            details: { fsType: shared, cmdargMigration: migration },
+          }),
+        );
+      }
+      if (free < input.minFreeBytes) {
+        findings.push(finding('VTPM_HEALTH_STATE_LOW_SPACE', 'warn', `Only ${free} bytes are free on the filesystem of ${input.stateDir} (threshold ${input.minFreeBytes}).`, { subject: input.stateDir, details: { freeBytes: free } }));
+      }
+    } catch (err) {
+      fs.error = (err as NodeJS.ErrnoException).code ?? String(err);
+    }
+  }
+  return checkResult('guest-state', findings, { guests: perGuest, stateDir: input.stateDir, filesystem: fs, principal: who }, input.guests.length ? 'pass' : 'pass');
+}

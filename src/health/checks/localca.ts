@@ -1,0 +1,136 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { canAccess, type Want } from '../access.js';
+import { octal, parentsOf, pathInfo, readText } from '../fsinfo.js';
+import { iniGet, parseIni } from '../parse/ini.js';
+import { groupName, userName, type Accounts } from '../parse/accounts.js';
+import { finding } from '../reasons.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import type { Principal } from '../principal.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+/** The lock swtpm_localca takes before touching the CA (swtpm_localca.c). */
+export const LOCALCA_LOCK = '.lock.swtpm-localca';
+
+export interface LocalCaInput {
+  swtpmSetupConf: string;
+  principal: Principal;
+  accounts: Accounts;
+  hostPath: HostPathResolver;
+}
+
+function describe(info: { uid: number; gid: number; mode: number }, accounts: Accounts): string {
+  return `${userName(accounts, info.uid)}:${groupName(accounts, info.gid)} ${octal(info.mode)}`;
+}
+
+/** Every parent directory of `target` must be searchable by the principal. */
+async function traversal(target: string, p: Principal, hostPath: HostPathResolver, accounts: Accounts): Promise<Finding | null> {
+  for (const dir of parentsOf(target)) {
+    const info = await pathInfo(hostPath(dir));
+    if (info.exists && !canAccess(info, p, ['x'])) {
+      return finding('VTPM_HEALTH_LOCALCA_PATH_NOT_TRAVERSABLE', 'fail', `${p.user} cannot search ${dir} (${describe(info, accounts)}), so it cannot reach ${target}.`, { subject: dir });
+    }
+  }
+  return null;
+}
+
+/**
+ * C4: the swtpm local CA that signs EK and platform certificates for every *new* vTPM. Found
+ * through swtpm_setup.conf → create_certs_tool_config → statedir (never hard-coded); the
+ * directory and each file in it must be usable by the swtpm principal. A root-owned lock, key or
+ * serial file (someone ran swtpm_setup --create-ek-cert as root) makes every first start fail.
+ */
+export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
+  const { principal: p, accounts, hostPath } = input;
+  const findings: Finding[] = [];
+  const facts: Record<string, unknown> = { principal: `${p.user}:${p.group}`, swtpmSetupConf: input.swtpmSetupConf };
+
+  const setupRead = await readText(hostPath(input.swtpmSetupConf));
+  if (setupRead.text === null) {
+    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${input.swtpmSetupConf} cannot be read (${setupRead.error}); swtpm_setup cannot create certificates for new vTPMs.`, { subject: input.swtpmSetupConf }));
+    return checkResult('localca', findings, facts);
+  }
+  const setupInfo = await pathInfo(hostPath(input.swtpmSetupConf));
+  if (setupInfo.exists && !canAccess(setupInfo, p, ['r'])) {
+    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${p.user} cannot read ${input.swtpmSetupConf} (${describe(setupInfo, accounts)}): swtpm_setup logs "User ${p.user} cannot read config file".`, { subject: input.swtpmSetupConf }));
+  }
+  const setup = parseIni(setupRead.text);
+  const caConf = iniGet(setup, '', 'create_certs_tool_config');
+  const caTool = iniGet(setup, '', 'create_certs_tool');
+  facts.createCertsTool = caTool ?? null;
+  facts.localcaConf = caConf ?? null;
+  if (!caConf || !caTool) {
+    // Without a certificate tool swtpm_setup makes no certificates: no CA to check.
+    return checkResult('localca', findings, { ...facts, note: 'swtpm_setup.conf configures no certificate tool' }, 'not-applicable');
+  }
+  const caRead = await readText(hostPath(caConf));
+  if (caRead.text === null) {
+    findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} (create_certs_tool_config in ${input.swtpmSetupConf}) cannot be read (${caRead.error}).`, { subject: caConf }));
+    return checkResult('localca', findings, facts);
+  }
+  const caConfInfo = await pathInfo(hostPath(caConf));
+  if (caConfInfo.exists && !canAccess(caConfInfo, p, ['r'])) {
+    findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${p.user} cannot read ${caConf} (${describe(caConfInfo, accounts)}).`, { subject: caConf }));
+  }
+  const ca = parseIni(caRead.text);
+  const statedir = iniGet(ca, '', 'statedir');
+  facts.statedir = statedir ?? null;
+  if (!statedir || !statedir.startsWith('/')) {
+    findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} has no absolute statedir setting${statedir ? ` ("${statedir}")` : ''}.`, { subject: caConf }));
+    return checkResult('localca', findings, facts);
+  }
+  const trav = await traversal(statedir, p, hostPath, accounts);
+  if (trav) findings.push(trav);
+  const dirInfo = await pathInfo(hostPath(statedir));
+  if (!dirInfo.exists) {
+    findings.push(finding('VTPM_HEALTH_LOCALCA_DIR_MISSING', 'fail', `The local CA directory ${statedir} does not exist (${dirInfo.error}); the first start of every new vTPM guest will fail in swtpm_localca.`, { subject: statedir }));
+    return checkResult('localca', findings, facts);
+  }
+  if (!dirInfo.isDir || !canAccess(dirInfo, p, ['r', 'w', 'x'])) {
+    findings.push(
+      finding('VTPM_HEALTH_LOCALCA_DIR_NOT_USABLE', 'fail', `${p.user} cannot read and write the local CA directory ${statedir} (${describe(dirInfo, accounts)}): swtpm_localca logs "Need read/write rights on statedir ${statedir} for user ${p.user}." and new vTPM guests fail to start.`, {
+        subject: statedir,
+        details: { owner: userName(accounts, dirInfo.uid), group: groupName(accounts, dirInfo.gid), mode: octal(dirInfo.mode) },
+      }),
+    );
+  }
+  // What swtpm_localca does with each file: lock and serial are rewritten, key and certs read.
+  const wants = new Map<string, Want[]>([[path.join(statedir, LOCALCA_LOCK), ['r', 'w']]]);
+  const named: Array<[string, Want[]]> = [
+    ['certserial', ['r', 'w']],
+    ['signingkey', ['r']],
+    ['issuercert', ['r']],
+  ];
+  for (const [key, want] of named) {
+    const file = iniGet(ca, '', key);
+    if (file && file.startsWith('/')) wants.set(file, want);
+  }
+  let entries: string[] = [];
+  try {
+    entries = await readdir(hostPath(statedir));
+  } catch {
+    entries = [];
+  }
+  for (const e of entries) {
+    const full = path.join(statedir, e);
+    if (!wants.has(full)) wants.set(full, ['r']);
+  }
+  const files: Array<Record<string, unknown>> = [];
+  for (const [file, want] of wants) {
+    const info = await pathInfo(hostPath(file));
+    if (!info.exists) continue; // created on first use when the directory is usable
+    files.push({ path: file, owner: userName(accounts, info.uid), group: groupName(accounts, info.gid), mode: octal(info.mode) });
+    if (info.isDir) continue;
+    if (!canAccess(info, p, want)) {
+      const what = want.includes('w') ? 'read and write' : 'read';
+      findings.push(
+        finding('VTPM_HEALTH_LOCALCA_FILE_NOT_USABLE', 'fail', `${p.user} cannot ${what} ${file} (${describe(info, accounts)}): new vTPM guests fail to start (swtpm_localca "Need read/write rights on ${file} for user ${p.user}.").`, {
+          subject: file,
+          details: { owner: userName(accounts, info.uid), group: groupName(accounts, info.gid), mode: octal(info.mode), needs: want.join('') },
+        }),
+      );
+    }
+  }
+  facts.files = files;
+  return checkResult('localca', findings, facts);
+}

@@ -1,0 +1,250 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { readNewLines, type Cursor } from '../follow.js';
+import { pathInfo } from '../fsinfo.js';
+import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
+import { finding } from '../reasons.js';
+import { loadJson, saveJson } from '../store.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { guestStatePaths, type HealthGuest } from '../guests.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+const cursorSchema = z.object({ ino: z.number(), offset: z.number() });
+const eventSchema = z.object({ count: z.number(), lastAt: z.number(), lastLine: z.string() });
+const guestSchema = z.object({
+  name: z.string(),
+  /** The guest has (had) a manufactured TPM: a new manufacture now is a reset. */
+  hadTpm: z.boolean(),
+  manufactures: z.number(),
+  resets: z.number(),
+  lastResetAt: z.number().nullable(),
+  lastResetCause: z.string().nullable(),
+  permallPresent: z.boolean(),
+  maxPermallBytes: z.number(),
+  /** A reset was already counted from the state file; the coming re-manufacture is the same event. */
+  pendingReset: z.boolean(),
+  events: z.record(z.string(), eventSchema),
+});
+const storeSchema = z.object({
+  version: z.literal(1),
+  files: z.record(z.string(), cursorSchema),
+  guests: z.record(z.string(), guestSchema),
+});
+type Store = z.infer<typeof storeSchema>;
+type GuestRecord = z.infer<typeof guestSchema>;
+
+export const LOG_STORE_FILE = 'health/logs.json';
+
+export interface LogScanInput {
+  guests: HealthGuest[];
+  swtpmStateDir: string;
+  swtpmLogDir: string;
+  qemuLogDir: string;
+  agentStateDir: string;
+  hostPath: HostPathResolver;
+  maxBytesPerFile: number;
+  windowSeconds: number;
+  shrinkRatio: number;
+  now?: number;
+}
+
+export interface GuestLogFact {
+  name: string;
+  uuid: string;
+  resets: number;
+  lastResetAt: number | null;
+  lastResetCause: string | null;
+  events: Partial<Record<LogKind, number>>;
+}
+
+export interface LogScanOutput {
+  logs: CheckResult;
+  reset: CheckResult;
+  guests: GuestLogFact[];
+  storeProblem: string | null;
+}
+
+function newRecord(name: string): GuestRecord {
+  return { name, hadTpm: false, manufactures: 0, resets: 0, lastResetAt: null, lastResetCause: null, permallPresent: false, maxPermallBytes: 0, pendingReset: false, events: {} };
+}
+
+function countReset(rec: GuestRecord, cause: string, now: number): void {
+  rec.resets++;
+  rec.lastResetAt = now;
+  rec.lastResetCause = cause;
+}
+
+/** A manufacture block in a swtpm log: from "Starting vTPM manufacturing" to its end. */
+interface Block {
+  uuid: string | null;
+  ok: boolean;
+}
+
+/**
+ * C10: reads what was appended to each vTPM guest's swtpm log and QEMU log since the last run,
+ * attributes failure lines to the guest, and detects TPM resets: a manufacture for a guest that
+ * already had a TPM, or a state file that vanished or shrank to a fresh one (libvirt re-creates
+ * the TPM when the state dir is missing; swtpm silently starts a blank TPM when only the file is).
+ */
+export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
+  const now = input.now ?? Date.now();
+  const { hostPath } = input;
+  const storeFile = path.join(input.agentStateDir, LOG_STORE_FILE);
+  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }));
+  const store = loaded.value;
+  const logFindings: Finding[] = [];
+  const keptFiles: Store['files'] = {};
+  const keptGuests: Store['guests'] = {};
+  const resetThisRun = new Set<string>();
+  const byUuid = new Map(input.guests.map((g) => [g.uuid, g]));
+
+  for (const g of input.guests) {
+    const known = store.guests[g.uuid];
+    const rec: GuestRecord = known ?? newRecord(g.name);
+    rec.name = g.name;
+    keptGuests[g.uuid] = rec;
+  }
+
+  const recordEvent = (rec: GuestRecord, kind: LogKind, line: string) => {
+    const e = rec.events[kind] ?? { count: 0, lastAt: 0, lastLine: '' };
+    e.count++;
+    e.lastAt = now;
+    e.lastLine = line.length > 300 ? `${line.slice(0, 300)}…` : line;
+    rec.events[kind] = e;
+  };
+
+  const finishBlock = (guest: HealthGuest, block: Block) => {
+    // A manufacture logged for another domain of the same name (a re-created guest) is not this guest's.
+    if (block.uuid && block.uuid !== guest.uuid) return;
+    const rec = keptGuests[guest.uuid]!;
+    if (rec.hadTpm) {
+      if (rec.pendingReset) rec.pendingReset = false;
+      else {
+        countReset(rec, 'remanufactured', now);
+        resetThisRun.add(guest.uuid);
+      }
+      // Until a manufacture succeeds there is no TPM: retries belong to the same reset.
+      rec.hadTpm = false;
+    }
+    if (block.ok) {
+      rec.manufactures++;
+      rec.hadTpm = true;
+    }
+  };
+
+  let unreadable: string | null = null;
+  for (const g of input.guests) {
+    const rec = keptGuests[g.uuid]!;
+    for (const [dir, file, isSwtpm] of [
+      [input.swtpmLogDir, `${g.name}-swtpm.log`, true],
+      [input.qemuLogDir, `${g.name}.log`, false],
+    ] as const) {
+      const full = path.join(dir, file);
+      let cursor: Cursor | undefined = store.files[full];
+      let block: Block | null = null;
+      for (let round = 0; round < 64; round++) {
+        let res;
+        try {
+          res = await readNewLines(hostPath(full), cursor, input.maxBytesPerFile);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT') unreadable ??= `${full}: ${code ?? String(err)}`;
+          break;
+        }
+        cursor = res.cursor;
+        for (const line of res.lines) {
+          const c = classifyLogLine(line);
+          if (isSwtpm) {
+            const vmid = vmidOf(line);
+            if (vmid && block) block.uuid = vmid.uuid;
+            if (c?.kind === 'manufacture_start') {
+              if (block) finishBlock(g, block);
+              block = { uuid: null, ok: false };
+              continue;
+            }
+            if (c?.kind === 'manufacture_ok' && block) block.ok = true;
+            if (c?.kind === 'manufacture_end' && block) {
+              finishBlock(g, block);
+              block = null;
+            }
+          }
+          if (c && c.severity !== 'info') recordEvent(rec, c.kind, line);
+        }
+        if (!res.more) break;
+      }
+      if (block) finishBlock(g, block);
+      if (cursor) keptFiles[full] = cursor;
+    }
+  }
+
+  // State file baseline: vanished, or shrunk to a fresh (unmanufactured) one.
+  for (const g of input.guests) {
+    const rec = keptGuests[g.uuid]!;
+    const isNew = store.guests[g.uuid] === undefined;
+    const info = await pathInfo(hostPath(guestStatePaths(input.swtpmStateDir, g).permall));
+    const present = info.exists && info.isFile;
+    const size = present ? info.size : 0;
+    if (!isNew && !resetThisRun.has(g.uuid)) {
+      if (rec.permallPresent && !present) {
+        countReset(rec, 'state-vanished', now);
+        rec.pendingReset = true;
+        rec.maxPermallBytes = 0;
+      } else if (present && !rec.pendingReset && rec.maxPermallBytes > 0 && size < rec.maxPermallBytes * input.shrinkRatio) {
+        countReset(rec, 'state-shrunk', now);
+        rec.maxPermallBytes = size;
+      }
+    }
+    if (present) {
+      rec.hadTpm = true;
+      // The file is back (re-manufactured or blank): a later manufacture is a new event again.
+      rec.pendingReset = false;
+      rec.maxPermallBytes = resetThisRun.has(g.uuid) ? size : Math.max(rec.maxPermallBytes, size);
+    }
+    rec.permallPresent = present;
+  }
+
+  const next: Store = { version: 1, files: keptFiles, guests: keptGuests };
+  let storeProblem = loaded.problem;
+  try {
+    await saveJson(storeFile, next);
+  } catch (err) {
+    storeProblem = `cannot write ${storeFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+  }
+
+  const resetFindings: Finding[] = [];
+  const facts: GuestLogFact[] = [];
+  const windowStart = now - input.windowSeconds * 1000;
+  for (const g of input.guests) {
+    const rec = keptGuests[g.uuid]!;
+    const events: GuestLogFact['events'] = {};
+    for (const [kind, e] of Object.entries(rec.events)) {
+      events[kind as LogKind] = e.count;
+      if (e.lastAt >= windowStart) {
+        const c = classifyLogLine(e.lastLine.replace(/…$/, ''));
+        logFindings.push(
+          finding('VTPM_HEALTH_LOG_FAILURE', c?.severity === 'warn' ? 'warn' : 'fail', `Guest ${g.name}: ${e.count} × ${kind} in its ${kind.startsWith('qemu_') ? 'QEMU' : 'swtpm'} log, last: "${e.lastLine}"`, {
+            subject: g.name,
+            details: { uuid: g.uuid, kind, count: e.count, lastLine: e.lastLine, lastAt: e.lastAt },
+          }),
+        );
+      }
+    }
+    if (rec.lastResetAt !== null && rec.lastResetAt >= windowStart) {
+      resetFindings.push(
+        finding('VTPM_HEALTH_TPM_RESET', 'fail', `The TPM of guest ${g.name} (${g.uuid}) was re-created (${rec.lastResetCause}); it is now a new chip to the guest. Resets seen: ${rec.resets}.`, {
+          subject: g.name,
+          details: { uuid: g.uuid, cause: rec.lastResetCause, resets: rec.resets, at: rec.lastResetAt },
+        }),
+      );
+    }
+    facts.push({ name: g.name, uuid: g.uuid, resets: rec.resets, lastResetAt: rec.lastResetAt, lastResetCause: rec.lastResetCause, events });
+  }
+  if (unreadable) logFindings.push(finding('VTPM_HEALTH_LOG_UNREADABLE', 'warn', `A guest log cannot be read (${unreadable}).`, { subject: unreadable.split(':')[0]! }));
+  if (storeProblem) logFindings.push(finding('VTPM_HEALTH_LOG_UNREADABLE', 'warn', `Log cursors: ${storeProblem}.`, { subject: storeFile }));
+  return {
+    logs: checkResult('logs', logFindings, { guests: facts.length, swtpmLogDir: input.swtpmLogDir, qemuLogDir: input.qemuLogDir }),
+    reset: checkResult('tpm-reset', resetFindings, { guests: facts.map((f) => ({ name: f.name, uuid: f.uuid, resets: f.resets, lastResetAt: f.lastResetAt })) }),
+    guests: facts,
+    storeProblem,
+  };
+}

@@ -1,0 +1,212 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { readNewLines } from '../follow.js';
+import { readText } from '../fsinfo.js';
+import {
+  isSwtpmAppArmorDenial,
+  isSwtpmAvc,
+  isSwtpmSetroubleshoot,
+  parseAppArmorDenial,
+  parseAppArmorProfiles,
+  parseSelinuxAvc,
+  parseSelinuxConfigType,
+  selinuxType,
+  swtpmProfile,
+} from '../parse/mac.js';
+import { finding } from '../reasons.js';
+import { loadJson, saveJson } from '../store.js';
+import { checkResult, worst, type CheckResult, type Finding } from '../types.js';
+import { runCommand } from '../../util/exec.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+const storeSchema = z.object({
+  version: z.literal(1),
+  files: z.record(z.string(), z.object({ ino: z.number(), offset: z.number() })),
+  totals: z.object({ apparmor: z.number(), selinux: z.number() }),
+  recent: z.array(z.object({ mac: z.enum(['apparmor', 'selinux']), at: z.number(), line: z.string() })),
+});
+type Store = z.infer<typeof storeSchema>;
+export const MAC_STORE_FILE = 'health/mac.json';
+
+export interface MacDenialTotals {
+  apparmor: number;
+  selinux: number;
+}
+
+export interface MacInput {
+  hostPath: HostPathResolver;
+  logFiles: string[];
+  agentStateDir: string;
+  windowSeconds: number;
+  maxBytesPerFile: number;
+  apparmor: boolean;
+  selinux: boolean;
+  signal?: AbortSignal;
+  timeoutMs: number;
+  now?: number;
+}
+
+export interface MacOutput {
+  checks: CheckResult[];
+  totals: MacDenialTotals;
+  /** Which MAC systems are active on the host (for the metrics: not-applicable hosts export nothing). */
+  active: { apparmor: boolean; selinux: boolean };
+}
+
+/** Follows the kernel/audit logs for swtpm denials, counting them (totals survive restarts). */
+async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
+  const file = path.join(input.agentStateDir, MAC_STORE_FILE);
+  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }));
+  const store = loaded.value;
+  for (const log of input.logFiles) {
+    let cursor = store.files[log];
+    for (let round = 0; round < 64; round++) {
+      let res;
+      try {
+        res = await readNewLines(input.hostPath(log), cursor, input.maxBytesPerFile);
+      } catch {
+        break; // missing log file: that MAC (or that log) is not in use here
+      }
+      cursor = res.cursor;
+      for (const line of res.lines) {
+        const aa = parseAppArmorDenial(line);
+        if (aa && isSwtpmAppArmorDenial(aa)) {
+          store.totals.apparmor++;
+          store.recent.push({ mac: 'apparmor', at: now, line: line.slice(0, 400) });
+          continue;
+        }
+        const avc = parseSelinuxAvc(line);
+        if ((avc && isSwtpmAvc(avc)) || isSwtpmSetroubleshoot(line)) {
+          store.totals.selinux++;
+          store.recent.push({ mac: 'selinux', at: now, line: line.slice(0, 400) });
+        }
+      }
+      if (!res.more) break;
+    }
+    if (cursor) store.files[log] = cursor;
+  }
+  store.recent = store.recent.filter((r) => r.at >= now - input.windowSeconds * 1000).slice(-50);
+  let problem = loaded.problem;
+  try {
+    await saveJson(file, store);
+  } catch (err) {
+    problem = `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+  }
+  return { store, problem };
+}
+
+/** C7: AppArmor enabled → swtpm profile loaded and enforcing, and no recent denials for swtpm. */
+export function evaluateAppArmor(enabled: boolean, profilesText: string | null, recent: Store['recent']): CheckResult {
+  if (!enabled) return checkResult('apparmor', [], { enabled: false }, 'not-applicable');
+  const findings: Finding[] = [];
+  const profiles = profilesText === null ? null : parseAppArmorProfiles(profilesText);
+  const prof = profiles ? swtpmProfile(profiles) : null;
+  if (profiles && !prof) {
+    findings.push(finding('VTPM_HEALTH_APPARMOR_PROFILE_MISSING', 'warn', 'AppArmor is enabled but no swtpm profile is loaded; swtpm runs under whatever profile libvirt gives it.', { subject: 'swtpm' }));
+  } else if (prof && prof.mode !== 'enforce') {
+    findings.push(finding('VTPM_HEALTH_APPARMOR_PROFILE_COMPLAIN', 'warn', `The AppArmor profile ${prof.name} is in ${prof.mode} mode.`, { subject: prof.name }));
+  }
+  const denials = recent.filter((r) => r.mac === 'apparmor');
+  if (denials.length) {
+    findings.push(
+      finding('VTPM_HEALTH_APPARMOR_DENIED', 'fail', `${denials.length} AppArmor denial(s) for swtpm recently; last: ${denials[denials.length - 1]!.line}`, {
+        subject: 'swtpm',
+        details: { count: denials.length, last: denials[denials.length - 1]!.line },
+      }),
+    );
+  }
+  return checkResult('apparmor', findings, { enabled: true, profile: prof, profilesReadable: profiles !== null });
+}
+
+export interface SelinuxFacts {
+  enforce: '0' | '1' | null;
+  /** `swtpm` binary → SELinux type, when readable. */
+  labels: Record<string, string | null>;
+  modules: string[] | null;
+}
+
+/** C8: SELinux present → enforcing, swtpm_exec_t on the binary, swtpm modules, recent AVCs. */
+export function evaluateSelinux(facts: SelinuxFacts | null, recent: Store['recent']): CheckResult {
+  if (!facts) return checkResult('selinux', [], { enabled: false }, 'not-applicable');
+  const findings: Finding[] = [];
+  if (facts.enforce === '0') findings.push(finding('VTPM_HEALTH_SELINUX_PERMISSIVE', 'warn', 'SELinux is in permissive mode.'));
+  for (const [bin, type] of Object.entries(facts.labels)) {
+    if (bin.endsWith('/swtpm') && type !== null && type !== 'swtpm_exec_t') {
+      findings.push(finding('VTPM_HEALTH_SELINUX_LABEL', 'fail', `${bin} is labelled ${type}, not swtpm_exec_t: libvirt cannot transition swtpm into swtpm_t ("cannot execute binary ${bin}: Permission denied").`, { subject: bin }));
+    }
+  }
+  if (facts.modules) {
+    const missing = ['swtpm', 'swtpm_libvirt', 'swtpm_svirt'].filter((m) => !facts.modules!.includes(m));
+    if (missing.length) findings.push(finding('VTPM_HEALTH_SELINUX_MODULES_MISSING', 'warn', `SELinux policy modules missing: ${missing.join(', ')}.`, { details: { missing } }));
+  }
+  const avcs = recent.filter((r) => r.mac === 'selinux');
+  if (avcs.length) {
+    findings.push(
+      finding('VTPM_HEALTH_SELINUX_DENIED', 'fail', `${avcs.length} SELinux denial(s) involving swtpm recently; last: ${avcs[avcs.length - 1]!.line}`, {
+        subject: 'swtpm',
+        details: { count: avcs.length, last: avcs[avcs.length - 1]!.line },
+      }),
+    );
+  }
+  return checkResult('selinux', findings, { enabled: true, enforcing: facts.enforce === '1', labels: facts.labels, modules: facts.modules });
+}
+
+/** `stat -c %C` prints the SELinux context of a file (or `?`). */
+async function selinuxLabel(file: string, input: MacInput): Promise<string | null> {
+  try {
+    const r = await runCommand('stat', ['-c', '%C', file], { timeoutMs: input.timeoutMs, signal: input.signal });
+    if (r.exitCode !== 0) return null;
+    return selinuxType(r.stdout.trim());
+  } catch {
+    return null;
+  }
+}
+
+async function selinuxModules(hostPath: HostPathResolver): Promise<string[] | null> {
+  const cfg = await readText(hostPath('/etc/selinux/config'));
+  const store = (cfg.text ? parseSelinuxConfigType(cfg.text) : null) ?? 'targeted';
+  const base = hostPath(`/var/lib/selinux/${store}/active/modules`);
+  try {
+    const out = new Set<string>();
+    for (const prio of await readdir(base)) {
+      if (!/^\d+$/.test(prio)) continue;
+      for (const m of await readdir(path.join(base, prio)).catch(() => [] as string[])) out.add(m);
+    }
+    return [...out];
+  } catch {
+    return null;
+  }
+}
+
+export async function checkMac(input: MacInput): Promise<MacOutput> {
+  const now = input.now ?? Date.now();
+  const { hostPath } = input;
+  const aaEnabled = (await readFile(hostPath('/sys/module/apparmor/parameters/enabled'), 'utf8').catch(() => 'N')).trim() === 'Y';
+  const enforceRaw = (await readFile(hostPath('/sys/fs/selinux/enforce'), 'utf8').catch(() => null))?.trim() ?? null;
+  const seEnabled = enforceRaw === '0' || enforceRaw === '1';
+  const scan = aaEnabled || seEnabled ? await scanDenials(input, now) : null;
+  const recent = scan?.store.recent ?? [];
+  const checks: CheckResult[] = [];
+  if (input.apparmor) {
+    const profiles = aaEnabled ? (await readText(hostPath('/sys/kernel/security/apparmor/profiles'))).text : null;
+    checks.push(evaluateAppArmor(aaEnabled, profiles, recent));
+  }
+  if (input.selinux) {
+    let facts: SelinuxFacts | null = null;
+    if (seEnabled) {
+      const labels: Record<string, string | null> = {};
+      for (const bin of ['/usr/bin/swtpm', '/usr/bin/swtpm_setup']) labels[bin] = await selinuxLabel(hostPath(bin), input);
+      facts = { enforce: enforceRaw as '0' | '1', labels, modules: await selinuxModules(hostPath) };
+    }
+    checks.push(evaluateSelinux(facts, recent));
+  }
+  if (scan?.problem) {
+    for (const c of checks) {
+      if (c.status === 'not-applicable') continue;
+      c.findings.push(finding('VTPM_HEALTH_LOG_UNREADABLE', 'warn', `MAC log cursors: ${scan.problem}.`));
+      c.status = worst(c.findings.map((f) => f.status));
+    }
+  }
+  return { checks, totals: scan?.store.totals ?? { apparmor: 0, selinux: 0 }, active: { apparmor: aaEnabled, selinux: seEnabled } };
+}

@@ -1,0 +1,45 @@
+import { finding } from '../reasons.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import type { NovaVtpmSettings } from '../nova-conf.js';
+import type { GuestsView } from '../guests.js';
+
+/**
+ * C11: nova.conf against itself and against the vTPM guests on the host — the configurations that
+ * make nova-compute refuse to start (`_check_vtpm_support`) or leave guests down after a reboot.
+ */
+export function evaluateNova(nova: NovaVtpmSettings | null, view: GuestsView | null): CheckResult {
+  if (!nova) return checkResult('nova-config', [], { nova: null }, 'not-applicable');
+  const findings: Finding[] = [];
+  for (const bad of nova.invalid) {
+    findings.push(finding('VTPM_HEALTH_NOVA_CONF_INVALID', 'fail', `nova.conf ${bad.option} = "${bad.value}" is not a boolean.`, { subject: bad.option }));
+  }
+  const novaGuests = view?.guests.filter((g) => g.nova) ?? [];
+  if (!nova.swtpmEnabled && novaGuests.length > 0) {
+    findings.push(
+      finding('VTPM_HEALTH_NOVA_VTPM_DISABLED_WITH_GUESTS', 'fail', `nova.conf [libvirt] swtpm_enabled is false but ${novaGuests.length} Nova vTPM guest(s) are defined (${novaGuests.slice(0, 5).map((g) => g.name).join(', ')}): nova-compute refuses to start ("This host has instances with the vTPM feature enabled, but the host is not correctly configured").`, {
+        details: { guests: novaGuests.map((g) => g.name) },
+      }),
+    );
+  }
+  if (nova.swtpmEnabled && !['kvm', 'qemu'].includes(nova.virtType)) {
+    findings.push(finding('VTPM_HEALTH_NOVA_VIRT_TYPE', 'fail', `vTPM support requires '[libvirt] virt_type' of 'qemu' or 'kvm'; found '${nova.virtType}'.`, { subject: '[libvirt] virt_type' }));
+  }
+  const allowed = nova.supportedTpmSecretSecurity ?? ['user'];
+  const userOnly = allowed.every((m) => m === 'user');
+  const userGuests = novaGuests.filter((g) => g.secretMode === 'user' || g.secretMode === 'unknown');
+  if (nova.swtpmEnabled && nova.resumeGuestsStateOnHostBoot && userOnly && userGuests.length > 0) {
+    findings.push(
+      finding('VTPM_HEALTH_NOVA_USER_MODE_NO_AUTORESTART', 'warn', `resume_guests_state_on_host_boot is on, but only 'user' TPM secret security is allowed: ${userGuests.length} vTPM guest(s) will not come back after a host reboot (no user token to read the Barbican secret).`, {
+        details: { guests: userGuests.map((g) => g.name) },
+      }),
+    );
+  }
+  return checkResult('nova-config', findings, {
+    files: nova.files,
+    swtpmEnabled: nova.swtpmEnabled,
+    virtType: nova.virtType,
+    resumeGuestsStateOnHostBoot: nova.resumeGuestsStateOnHostBoot,
+    supportedTpmSecretSecurity: nova.supportedTpmSecretSecurity,
+    novaVtpmGuests: view ? novaGuests.length : null,
+  });
+}

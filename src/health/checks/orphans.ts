@@ -1,0 +1,128 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathInfo } from '../fsinfo.js';
+import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
+import { procAlive, swtpmProcesses, type ProcInfo } from '../proc-read.js';
+import { finding } from '../reasons.js';
+import { checkResult, type CheckResult, type Finding } from '../types.js';
+import type { HealthGuest } from '../guests.js';
+import type { HostPathResolver } from '../../util/hostpath.js';
+
+export interface OrphansInput {
+  guests: HealthGuest[];
+  stateDir: string;
+  runDir: string;
+  processes: ProcInfo[];
+  hostPath: HostPathResolver;
+}
+
+export interface OrphanCounts {
+  processes: number;
+  lockHolders: number;
+  stalePidfiles: number;
+  staleSockets: number;
+}
+
+/** The guest UUID of a state dir under libvirt's swtpm storage (`<stateDir>/<uuid>/tpm2`), else null. */
+export function uuidOfStateDir(stateDir: string, dir: string): string | null {
+  const base = path.resolve(stateDir);
+  const rel = path.relative(base, path.resolve(dir));
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) return null;
+  return rel.split(path.sep)[0] ?? null;
+}
+
+/**
+ * C6: swtpm processes and lock holders on libvirt's TPM state without a running guest (they make
+ * the next start fail with "TPM result for CMD_INIT: 0x9"), and pid/socket files left behind.
+ * swtpm instances outside libvirt's state dir (other tools, the agent's own checks) are ignored.
+ */
+export async function checkOrphans(input: OrphansInput): Promise<CheckResult & { counts: OrphanCounts }> {
+  const { hostPath } = input;
+  const findings: Finding[] = [];
+  const counts: OrphanCounts = { processes: 0, lockHolders: 0, stalePidfiles: 0, staleSockets: 0 };
+  const byUuid = new Map(input.guests.map((g) => [g.uuid, g]));
+  const swtpms = swtpmProcesses(input.processes);
+  const liveCtrl = new Set(swtpms.map((s) => s.args.ctrlPath).filter((p): p is string => p !== null));
+
+  for (const s of swtpms) {
+    if (!s.args.stateDir) continue;
+    const uuid = uuidOfStateDir(input.stateDir, s.args.stateDir);
+    if (!uuid) continue;
+    const guest = byUuid.get(uuid);
+    if (!guest || !guest.running) {
+      counts.processes++;
+      findings.push(
+        finding('VTPM_HEALTH_ORPHAN_SWTPM', 'fail', `swtpm pid ${s.pid} serves the TPM state ${s.args.stateDir} of ${guest ? `guest ${guest.name}, which is not running` : `UUID ${uuid}, which is no defined guest`}; it holds the state lock.`, {
+          subject: guest?.name ?? uuid,
+          details: { pid: s.pid, uuid, stateDir: s.args.stateDir, ctrl: s.args.ctrlPath },
+        }),
+      );
+    } else if (s.args.ctrlPath) {
+      const ctrl = await pathInfo(hostPath(s.args.ctrlPath));
+      if (!ctrl.exists) {
+        findings.push(
+          finding('VTPM_HEALTH_ORPHAN_NO_CTRL_SOCKET', 'warn', `swtpm pid ${s.pid} of guest ${guest.name} lost its control socket ${s.args.ctrlPath}; libvirt cannot stop it, and it will block the next start.`, {
+            subject: guest.name,
+            details: { pid: s.pid, uuid },
+          }),
+        );
+      }
+    }
+  }
+
+  // Lock holders: WRITE locks on `<stateDir>/<uuid>/tpm*/.lock` whose guest is not running.
+  const locksText = await readFile(hostPath('/proc/locks'), 'utf8').catch(() => '');
+  const locks = parseProcLocks(locksText);
+  let uuidDirs: string[] = [];
+  try {
+    uuidDirs = await readdir(hostPath(input.stateDir));
+  } catch {
+    uuidDirs = [];
+  }
+  const alreadyReported = new Set(findings.map((f) => f.details?.pid));
+  for (const uuid of uuidDirs) {
+    for (const sub of ['tpm2', 'tpm1.2']) {
+      const lockPath = path.join(input.stateDir, uuid, sub, '.lock');
+      const info = await pathInfo(hostPath(lockPath));
+      if (!info.exists) continue;
+      const { major, minor } = devMajorMinor(info.dev);
+      const holders = locks.filter((l) => l.ino === info.ino && l.major === major && l.minor === minor && l.access === 'WRITE');
+      const guest = byUuid.get(uuid);
+      if (guest?.running) continue;
+      for (const h of holders) {
+        counts.lockHolders++;
+        const proc = await procAlive(hostPath, h.pid);
+        findings.push(
+          finding('VTPM_HEALTH_ORPHAN_LOCK_HOLDER', 'fail', `Process ${h.pid} (${proc?.comm ?? 'unknown'}) holds the TPM state lock ${lockPath} of ${guest ? `guest ${guest.name}, which is not running` : `UUID ${uuid}, which is no defined guest`}: starting it fails with "SWTPM_NVRAM_Lock_Dir: Could not lock access to lockfile".`, {
+            subject: guest?.name ?? uuid,
+            details: { pid: h.pid, comm: proc?.comm ?? null, lock: lockPath, uuid, alsoOrphanProcess: alreadyReported.has(h.pid) },
+          }),
+        );
+      }
+    }
+  }
+
+  // libvirt's pid and socket files: `<id>-<short name>-swtpm.{pid,sock}`.
+  let runEntries: string[] = [];
+  try {
+    runEntries = await readdir(hostPath(input.runDir));
+  } catch {
+    runEntries = [];
+  }
+  for (const e of runEntries) {
+    const full = path.join(input.runDir, e);
+    if (e.endsWith('-swtpm.pid')) {
+      const text = await readFile(hostPath(full), 'utf8').catch(() => '');
+      const pid = Number.parseInt(text.trim(), 10);
+      const proc = Number.isInteger(pid) && pid > 0 ? await procAlive(hostPath, pid) : null;
+      if (!proc || proc.argv[0]?.split('/').pop() !== 'swtpm') {
+        counts.stalePidfiles++;
+        findings.push(finding('VTPM_HEALTH_STALE_PIDFILE', 'warn', `${full} names ${Number.isInteger(pid) ? `pid ${pid}` : 'no pid'}, but no such swtpm is running.`, { subject: full, details: { pid: Number.isInteger(pid) ? pid : null } }));
+      }
+    } else if (e.endsWith('-swtpm.sock') && !liveCtrl.has(full)) {
+      counts.staleSockets++;
+      findings.push(finding('VTPM_HEALTH_STALE_SOCKET', 'warn', `${full} is not served by any running swtpm.`, { subject: full }));
+    }
+  }
+  return { ...checkResult('orphans', findings, { counts, swtpmProcesses: swtpms.length }), counts };
+}

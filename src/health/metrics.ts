@@ -1,0 +1,168 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { ALL_HEALTH_PROBES, HEALTH_PROBE_NAMES } from './names.js';
+import type { CheckStatus, HealthProbeData } from './types.js';
+import type { ProbeResults } from '../probes/types.js';
+import type { GuestLogFact } from './checks/logs.js';
+import type { OrphanCounts } from './checks/orphans.js';
+import type { MacDenialTotals } from './checks/mac.js';
+import type { Versions } from './checks/versions.js';
+import type { GuestStateFact } from './checks/guest-state.js';
+
+export interface LogsProbeData extends HealthProbeData {
+  guests: GuestLogFact[];
+}
+export interface OrphansProbeData extends HealthProbeData {
+  counts: OrphanCounts | null;
+}
+export interface MacProbeData extends HealthProbeData {
+  totals: MacDenialTotals;
+  active: { apparmor: boolean; selinux: boolean };
+}
+export interface VersionsProbeData extends HealthProbeData {
+  versions: Versions;
+}
+export interface GuestStateProbeData extends HealthProbeData {
+  guests: GuestStateFact[];
+}
+
+const STATUSES: readonly CheckStatus[] = ['pass', 'warn', 'fail', 'not-applicable'];
+const registered = new WeakSet<Registry>();
+const p = (name: string) => `${METRIC_PREFIX}health_${name}`;
+
+function latest<T>(results: ProbeResults, probe: string): T | undefined {
+  const r = results.get<T>(probe);
+  return r?.ok ? r.data : undefined;
+}
+
+/**
+ * All health metrics, registered once per registry whichever health probe asks first. Every
+ * `collect()` reads only the latest probe results in memory. Label values are bounded: check ids
+ * and reason codes come from fixed catalogues; domain/uuid labels exist only for vTPM guests
+ * currently defined (a guest's series disappear when it is undefined).
+ */
+export function registerHealthMetrics(registry: Registry, results: ProbeResults): void {
+  if (registered.has(registry)) return;
+  registered.add(registry);
+  const allChecks = () => ALL_HEALTH_PROBES.flatMap((name) => latest<HealthProbeData>(results, name)?.checks ?? []);
+
+  new Gauge({
+    name: p('check_ok'),
+    help: 'Host health check outcome: 1 when the check passes, warns or does not apply; 0 when it fails.',
+    labelNames: ['check'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of allChecks()) this.set({ check: c.check }, c.status === 'fail' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: p('check_status'),
+    help: 'Host health check status as a state set: 1 for the current status (pass, warn, fail, not-applicable), 0 for the others.',
+    labelNames: ['check', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of allChecks()) for (const s of STATUSES) this.set({ check: c.check, status: s }, c.status === s ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: p('findings'),
+    help: 'Active non-passing findings per check and stable reason code.',
+    labelNames: ['check', 'reason', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of allChecks()) {
+        for (const f of c.findings) {
+          if (f.status === 'pass') continue;
+          this.inc({ check: c.check, reason: f.reason, status: f.status });
+        }
+      }
+    },
+  });
+  new Counter({
+    name: p('tpm_resets_total'),
+    help: 'TPM resets (the TPM of a guest that already had one was re-created) per vTPM guest, while the guest is defined.',
+    labelNames: ['domain', 'uuid'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) this.inc({ domain: g.name, uuid: g.uuid }, g.resets);
+    },
+  });
+  new Gauge({
+    name: p('tpm_last_reset_timestamp_seconds'),
+    help: 'When the agent last detected a TPM reset of the guest (Unix seconds).',
+    labelNames: ['domain', 'uuid'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) {
+        if (g.lastResetAt !== null) this.set({ domain: g.name, uuid: g.uuid }, g.lastResetAt / 1000);
+      }
+    },
+  });
+  new Counter({
+    name: p('log_events_total'),
+    help: 'Failure and warning lines read from a vTPM guest\'s swtpm and QEMU logs, by kind (docs/failure-modes §0).',
+    labelNames: ['domain', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) {
+        for (const [kind, n] of Object.entries(g.events)) if (n) this.inc({ domain: g.name, kind }, n);
+      }
+    },
+  });
+  new Counter({
+    name: p('mac_denials_total'),
+    help: 'AppArmor or SELinux denials involving swtpm read from the kernel/audit logs (only where that MAC is active).',
+    labelNames: ['mac'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = latest<MacProbeData>(results, HEALTH_PROBE_NAMES.mac);
+      if (!d) return;
+      if (d.active.apparmor) this.inc({ mac: 'apparmor' }, d.totals.apparmor);
+      if (d.active.selinux) this.inc({ mac: 'selinux' }, d.totals.selinux);
+    },
+  });
+  new Gauge({
+    name: p('orphans'),
+    help: 'swtpm leftovers on libvirt TPM state: processes and lock holders of guests not running, stale pid and socket files.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = latest<OrphansProbeData>(results, HEALTH_PROBE_NAMES.orphans)?.counts;
+      if (!c) return;
+      this.set({ kind: 'process' }, c.processes);
+      this.set({ kind: 'lock_holder' }, c.lockHolders);
+      this.set({ kind: 'stale_pidfile' }, c.stalePidfiles);
+      this.set({ kind: 'stale_socket' }, c.staleSockets);
+    },
+  });
+  new Gauge({
+    name: p('guest_state_ok'),
+    help: 'Per vTPM guest: 1 when its TPM state is present, non-empty and usable by the swtpm principal.',
+    labelNames: ['domain', 'uuid'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of latest<GuestStateProbeData>(results, HEALTH_PROBE_NAMES.guestState)?.guests ?? []) this.set({ domain: g.name, uuid: g.uuid }, g.status === 'fail' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}component_version_info`,
+    help: 'Versions of libvirt, QEMU, swtpm, libtpms and OpenSSL on this host (value is always 1), to compare hosts of a fleet.',
+    labelNames: ['component', 'version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const v = latest<VersionsProbeData>(results, HEALTH_PROBE_NAMES.versions)?.versions;
+      if (!v) return;
+      for (const [component, version] of Object.entries(v)) if (version) this.set({ component, version }, 1);
+    },
+  });
+}

@@ -1,0 +1,105 @@
+/** Parsers for AppArmor and SELinux inputs: profile lists, denial lines, security contexts. */
+
+/** `key=value` / `key="value"` pairs of an audit or kernel log record. */
+export function auditFields(line: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const re = /([A-Za-z_][A-Za-z0-9_-]*)=("([^"]*)"|\S+)/g;
+  for (let m = re.exec(line); m; m = re.exec(line)) out.set(m[1]!, m[3] ?? m[2]!);
+  return out;
+}
+
+export interface AppArmorProfile {
+  name: string;
+  mode: string;
+}
+
+/** `/sys/kernel/security/apparmor/profiles` (also `aa-status --verbose`-like `name (mode)` lines). */
+export function parseAppArmorProfiles(text: string): AppArmorProfile[] {
+  const out: AppArmorProfile[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(.+?)\s+\((\w+)\)\s*$/.exec(line);
+    if (m) out.push({ name: m[1]!, mode: m[2]! });
+  }
+  return out;
+}
+
+/** The profile that confines swtpm: `swtpm` (Debian/Ubuntu `usr.bin.swtpm`) or the path-named form. */
+export function swtpmProfile(profiles: readonly AppArmorProfile[]): AppArmorProfile | null {
+  return profiles.find((p) => p.name === 'swtpm' || p.name === '/usr/bin/swtpm') ?? null;
+}
+
+export interface AppArmorDenial {
+  operation: string | null;
+  profile: string | null;
+  name: string | null;
+  comm: string | null;
+  requestedMask: string | null;
+}
+
+/** An `apparmor="DENIED"` record, or null for anything else. */
+export function parseAppArmorDenial(line: string): AppArmorDenial | null {
+  if (!/apparmor="?DENIED"?/.test(line)) return null;
+  const f = auditFields(line);
+  return {
+    operation: f.get('operation') ?? null,
+    profile: f.get('profile') ?? null,
+    name: f.get('name') ?? null,
+    comm: f.get('comm') ?? null,
+    requestedMask: f.get('requested_mask') ?? null,
+  };
+}
+
+/** Denials that concern swtpm: its own profile, or swtpm running under a per-VM libvirt profile. */
+export function isSwtpmAppArmorDenial(d: AppArmorDenial): boolean {
+  return d.comm === 'swtpm' || d.profile === 'swtpm' || d.profile === '/usr/bin/swtpm' || (d.name?.includes('/swtpm') ?? false);
+}
+
+export interface SelinuxAvc {
+  permissions: string[];
+  comm: string | null;
+  path: string | null;
+  name: string | null;
+  scontext: string | null;
+  tcontext: string | null;
+  tclass: string | null;
+  permissive: boolean | null;
+}
+
+/** `avc:  denied  { read } for pid=… comm="swtpm" … scontext=… tcontext=… tclass=… permissive=0`. */
+export function parseSelinuxAvc(line: string): SelinuxAvc | null {
+  const m = /avc:\s+denied\s+\{([^}]*)\}/.exec(line);
+  if (!m) return null;
+  const f = auditFields(line.slice(m.index + m[0].length));
+  const permissive = f.get('permissive');
+  return {
+    permissions: m[1]!.trim().split(/\s+/).filter(Boolean),
+    comm: f.get('comm') ?? null,
+    path: f.get('path') ?? null,
+    name: f.get('name') ?? null,
+    scontext: f.get('scontext') ?? null,
+    tcontext: f.get('tcontext') ?? null,
+    tclass: f.get('tclass') ?? null,
+    permissive: permissive === undefined ? null : permissive === '1',
+  };
+}
+
+export function selinuxType(context: string | null): string | null {
+  if (!context) return null;
+  const parts = context.trim().split(':');
+  return parts.length >= 3 ? parts[2]! : null;
+}
+
+export function isSwtpmAvc(a: SelinuxAvc): boolean {
+  return a.comm === 'swtpm' || selinuxType(a.scontext) === 'swtpm_t' || selinuxType(a.tcontext) === 'swtpm_t' || selinuxType(a.tcontext) === 'swtpm_exec_t';
+}
+
+/** setroubleshoot's journal summary: "SELinux is preventing rpc-virtqemud from entrypoint access on the file /usr/bin/swtpm." */
+export function isSwtpmSetroubleshoot(line: string): boolean {
+  return /SELinux is preventing .* on the \S+ \S*swtpm/.test(line);
+}
+
+/** `/etc/selinux/config`: SELINUXTYPE (the policy store name, e.g. targeted). */
+export function parseSelinuxConfigType(text: string): string | null {
+  const m = /^\s*SELINUXTYPE\s*=\s*(\S+)\s*$/m.exec(text);
+  return m ? m[1]! : null;
+}
