@@ -1,5 +1,6 @@
 import type { AgentExtension } from './extension.js';
 import { GuestRestartWatcher } from './guests/watcher.js';
+import { NovaLogExtension } from './logs/extension.js';
 
 /**
  * Every extension the agent runs, listed explicitly (one line each) so the wiring is visible in
@@ -7,4 +8,5 @@ import { GuestRestartWatcher } from './guests/watcher.js';
  */
 export const extensionFactories: Array<() => AgentExtension> = [
   () => new GuestRestartWatcher(),
+  () => new NovaLogExtension(),
 ];

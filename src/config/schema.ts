@@ -4,6 +4,7 @@ import { guestsConfigSchema } from '../guests/config.js';
 import { healthConfigSchema } from '../health/config.js';
 import { openstackConfigSchema } from '../openstack/config.js';
 import { identityConfigSchema } from '../identity/config.js';
+import { novaLogConfigSchema } from '../logs/config.js';
 
 /** A node-cron expression (5 or 6 fields). Validated again by node-cron at schedule time. */
 const cronExpression = z
@@ -64,6 +65,7 @@ export const configSchema = z.strictObject({
   health: healthConfigSchema.prefault({}),
   openstack: openstackConfigSchema.prefault({}),
   identity: identityConfigSchema.prefault({}),
+  novaLog: novaLogConfigSchema.prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;

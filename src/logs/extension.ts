@@ -1,0 +1,109 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AgentConfig } from '../config/schema.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import { registerRestartReasonSource } from '../guests/reasons.js';
+import { NovaLogFollower, stateFilePath } from './follower.js';
+import { registerNovaLogMetrics } from './metrics.js';
+
+/** A log attribution older than this does not explain a failed restart any more. */
+const REASON_MAX_AGE_MS = 6 * 3600 * 1000;
+
+/**
+ * The nova-compute log follower as an agent extension: follows the configured source, counts
+ * Barbican failures by reason, and tells the restart watcher why a guest did not come back when
+ * nova-compute logged it.
+ */
+export class NovaLogExtension implements AgentExtension {
+  readonly name = 'nova-log';
+  private follower: NovaLogFollower | null = null;
+  private config: AgentConfig | null = null;
+  private unregister: (() => void) | null = null;
+  private log: Logger | null = null;
+
+  enabled(config: AgentConfig): boolean {
+    return config.novaLog.source !== 'none';
+  }
+
+  async start(ctx: ExtensionContext): Promise<void> {
+    this.config = ctx.config;
+    this.log = ctx.log.child({ extension: this.name });
+    const follower = this.create(ctx, this.log);
+    this.follower = follower;
+    this.unregister = registerRestartReasonSource({
+      reasonFor: (uuid) => {
+        const f = follower.reasonFor(uuid);
+        if (!f || Date.now() - f.at > REASON_MAX_AGE_MS) return undefined;
+        return { reason: 'barbican_access', detail: `nova-compute logged a Barbican failure for this instance: ${f.reason}` };
+      },
+    });
+    await follower.start();
+  }
+
+  private create(ctx: ExtensionContext, log: Logger): NovaLogFollower {
+    return new NovaLogFollower({
+      config: ctx.config.novaLog,
+      stateFile: stateFilePath(ctx.config.stateDir, ctx.config.novaLog.stateFile),
+      hostPath: ctx.hostPath,
+      log,
+      env: ctx.env,
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.unregister?.();
+    this.unregister = null;
+    await this.follower?.stop();
+  }
+
+  registerMetrics(registry: Registry): void {
+    registerNovaLogMetrics(
+      registry,
+      () => this.follower,
+      () => this.config?.novaLog.source ?? 'none',
+    );
+  }
+
+  readiness(): { ready: boolean; detail?: string } {
+    // A missing log is reported (vtpm_nova_log_up 0), it does not make the agent unready.
+    return { ready: true };
+  }
+
+  status(): CheckSection {
+    const f = this.follower;
+    const cfg = this.config?.novaLog;
+    if (!f || !cfg) return { name: this.name, ok: null, summary: 'not started', data: null };
+    const totals = f.incidents.totals;
+    const failures = Object.values(totals).reduce((a, b) => a + b, 0);
+    const where = cfg.source === 'file' ? cfg.path : cfg.source === 'journald' ? `unit ${cfg.unit}` : cfg.glob;
+    const instances = [...f.incidents.instances()].sort((a, b) => b.at - a.at);
+    return {
+      name: this.name,
+      ok: f.stats.following ? failures === 0 : false,
+      summary: f.stats.following
+        ? `following ${cfg.source} ${where}: ${failures} Barbican failure(s) seen${instances.length ? `, ${instances.length} guest(s) affected` : ''}`
+        : `not following ${cfg.source} ${where}${f.stats.lastError ? `: ${f.stats.lastError.message}` : ' (not there yet)'}`,
+      table: instances.length
+        ? [['instance', 'reason', 'failures', 'restart failed', 'last seen'], ...instances.slice(0, 20).map((i) => [i.instanceUuid, i.reason, String(i.count), i.restartFailed ? 'yes' : 'no', new Date(i.at).toISOString()])]
+        : undefined,
+      data: { source: cfg.source, target: where, stats: f.stats, totals, instances },
+    };
+  }
+
+  /** `vtpm-agent check`: read what is new since the saved position once, then report. */
+  async checkOnce(ctx: ExtensionContext): Promise<CheckSection> {
+    this.config = ctx.config;
+    const log = ctx.log.child({ extension: this.name });
+    if (ctx.config.novaLog.source === 'journald') {
+      // journalctl -f never ends; a one-shot check reports the saved counts only.
+      const follower = this.create(ctx, log);
+      this.follower = follower;
+      return { ...this.status(), summary: 'journald source: counts are kept by the running agent (`serve`)' };
+    }
+    const follower = this.create(ctx, log);
+    this.follower = follower;
+    await follower.start();
+    await follower.stop();
+    return this.status();
+  }
+}

@@ -1,0 +1,412 @@
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { BarbicanReason } from '../barbican/reasons.js';
+import { toAgentError } from '../errors.js';
+import type { HostPathResolver } from '../util/hostpath.js';
+import { classify, parseLine, type ParseHints } from './classify.js';
+import type { NovaLogConfig } from './config.js';
+import { CriJoiner, discoverCriLogs } from './cri.js';
+import { FileTail, type TailEvent, type TailPosition } from './file-tail.js';
+import { emptyIncidentState, IncidentTracker, parseIncidentState, type Incident, type IncidentState, type InstanceFailure } from './incidents.js';
+import { JournalFollower } from './journald.js';
+import { isCandidateLine, scanCandidateLines } from './scan.js';
+import { readJson, writeJsonAtomic } from './statefile.js';
+
+/**
+ * Follows nova-compute's log from one source (file, journald, CRI), classifies its lines and
+ * keeps the counts. The read position and the counts are saved together in one file, atomically,
+ * so after a restart (or a crash) every line is counted exactly once.
+ */
+
+export interface PersistedLogState {
+  version: 1;
+  /** Which source and target the positions belong to; a change of either drops them. */
+  source: NovaLogConfig['source'];
+  target: string;
+  file: TailPosition | null;
+  cri: Record<string, TailPosition>;
+  journalCursor: string | null;
+  incidents: IncidentState;
+}
+
+export interface FollowerStats {
+  following: boolean;
+  bytesRead: number;
+  entriesRead: number;
+  rotations: number;
+  lost: number;
+  lastReadAt: number | null;
+  lastSavedAt: number | null;
+  lastError: { code: string; message: string } | null;
+  files: string[];
+}
+
+export interface FollowerEvents {
+  incident: [Incident];
+  attribution: [InstanceFailure];
+  'restart-failure': [{ instanceUuid: string; reason: BarbicanReason | null }];
+}
+
+export interface FollowerOptions {
+  config: NovaLogConfig;
+  /** Absolute path of the state file. */
+  stateFile: string;
+  hostPath: HostPathResolver;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Minimum time between two state saves while lines keep coming. */
+  saveIntervalMs?: number;
+}
+
+interface CriTrack {
+  tail: FileTail;
+  joiner: CriJoiner;
+  idle: number;
+}
+
+export function stateFilePath(stateDir: string, stateFile: string): string {
+  return path.isAbsolute(stateFile) ? stateFile : path.join(stateDir, stateFile);
+}
+
+export class NovaLogFollower extends EventEmitter<FollowerEvents> {
+  readonly stats: FollowerStats = {
+    following: false,
+    bytesRead: 0,
+    entriesRead: 0,
+    rotations: 0,
+    lost: 0,
+    lastReadAt: null,
+    lastSavedAt: null,
+    lastError: null,
+    files: [],
+  };
+  private tracker = new IncidentTracker(emptyIncidentState(), { windowMs: 1 });
+  private readonly config: NovaLogConfig;
+  private readonly log: Logger;
+  private fileTail: FileTail | null = null;
+  private readonly cri = new Map<string, CriTrack>();
+  private criSaved: Record<string, TailPosition> = {};
+  private criFirstStart = false;
+  private journal: JournalFollower | null = null;
+  private journalCursor: string | null = null;
+  private journalRestart: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> | null = null;
+  private dirty = false;
+  private saving: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly options: FollowerOptions) {
+    super();
+    this.config = options.config;
+    this.log = options.log;
+  }
+
+  get incidents(): IncidentTracker {
+    return this.tracker;
+  }
+
+  /** The Barbican reason the log gives for an instance, if any. */
+  reasonFor(instanceUuid: string): InstanceFailure | undefined {
+    return this.tracker.instance(instanceUuid);
+  }
+
+  /** Loads the saved state and starts following; never throws for a missing log. */
+  async start(): Promise<void> {
+    const saved = await this.load();
+    const target = this.target();
+    const sameTarget = saved !== null && saved.source === this.config.source && saved.target === target;
+    this.tracker = new IncidentTracker(saved?.incidents ?? emptyIncidentState(), { windowMs: this.config.incidentWindowSeconds * 1000 });
+    const hostPath = this.options.hostPath;
+    switch (this.config.source) {
+      case 'file':
+        this.fileTail = this.makeTail(hostPath(this.config.path), sameTarget ? saved.file : null, this.config.startAt, (lines) => {
+          this.plainLines(lines);
+          return undefined;
+        });
+        break;
+      case 'cri':
+        this.criSaved = sameTarget ? saved.cri : {};
+        this.criFirstStart = !sameTarget;
+        break;
+      case 'journald':
+        this.journalCursor = sameTarget ? saved.journalCursor : null;
+        this.startJournal();
+        break;
+      case 'none':
+        return;
+    }
+    if (this.config.source !== 'journald') await this.pollOnce();
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.journalRestart) clearTimeout(this.journalRestart);
+    this.timer = null;
+    if (this.polling) await this.polling;
+    if (this.journal) await this.journal.stop();
+    this.journal = null;
+    await this.fileTail?.close();
+    for (const t of this.cri.values()) await t.tail.close();
+    await this.save(true);
+    await this.saving;
+  }
+
+  /** One round of reading (file and CRI sources); also saves when something changed. */
+  async pollOnce(): Promise<void> {
+    if (this.polling) return this.polling;
+    this.polling = this.doPoll().finally(() => {
+      this.polling = null;
+    });
+    return this.polling;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.pollOnce().then(() => this.schedule());
+    }, this.config.pollIntervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  private async doPoll(): Promise<void> {
+    try {
+      let bytes = 0;
+      if (this.fileTail) {
+        bytes += await this.fileTail.poll();
+        this.stats.following = this.fileTail.following;
+        this.stats.files = this.fileTail.following ? [this.fileTail.file] : [];
+      } else if (this.config.source === 'cri') {
+        bytes += await this.pollCri();
+      }
+      if (bytes > 0) {
+        this.stats.bytesRead += bytes;
+        this.stats.lastReadAt = Date.now();
+        this.dirty = true;
+      }
+    } catch (err) {
+      const e = toAgentError(err, 'VTPM_ERR_LOG_READ');
+      this.stats.lastError = { code: e.code, message: e.message };
+      this.log.warn({ err: e.toJSON() }, 'reading the nova-compute log failed');
+    }
+    await this.save(false);
+  }
+
+  private makeTail(file: string, position: TailPosition | null, startAt: 'end' | 'beginning', sink: (lines: Buffer, end: number) => number | undefined): FileTail {
+    return new FileTail({
+      file,
+      position,
+      startAt,
+      maxLineBytes: this.config.maxLineBytes,
+      sink: (lines, end) => sink(lines, end),
+      onEvent: (e) => this.tailEvent(e),
+    });
+  }
+
+  private tailEvent(e: TailEvent): void {
+    if (e.kind === 'rotated') {
+      this.stats.rotations += 1;
+      this.log.info({ file: e.file, how: e.how }, 'nova-compute log rotated');
+    } else if (e.kind === 'lost') {
+      this.stats.lost += 1;
+      this.log.warn({ file: e.file, detail: e.detail }, 'nova-compute log lines could not be read');
+    } else if (e.kind === 'recovered') {
+      this.log.info({ file: e.file, from: e.from, bytes: e.bytes }, 'read the end of a truncated nova-compute log from its copy');
+    } else if (e.kind === 'overlong') {
+      this.log.debug({ file: e.file, bytes: e.bytes }, 'cut an overlong line');
+    }
+  }
+
+  private plainLines(lines: Buffer): void {
+    const now = Date.now();
+    scanCandidateLines(lines, 0, lines.length, (start, end) => this.handleText(lines.toString('utf8', start, end), { ts: now }));
+  }
+
+  private async pollCri(): Promise<number> {
+    const found = await discoverCriLogs(this.config.glob, this.config.container, this.options.hostPath);
+    const seen = new Set(found.map((f) => f.target));
+    for (const f of found) {
+      if (this.cri.has(f.target)) continue;
+      const joiner = new CriJoiner(this.config.maxLineBytes);
+      const saved = this.criSaved[f.target] ?? null;
+      // Only the very first start may skip history; a container log that appears later (a
+      // restart) is new, and every line of it counts.
+      const startAt = saved === null && this.criFirstStart ? this.config.startAt : 'beginning';
+      const tail = this.makeTail(this.options.hostPath(f.target), saved, startAt, (lines, end) =>
+        joiner.consume(lines, end, (rec) => {
+          if (isCandidateLine(rec.message, 0, rec.message.length)) this.handleText(rec.message.toString('utf8'), { ts: rec.ts });
+        }),
+      );
+      this.cri.set(f.target, { tail, joiner, idle: 0 });
+      this.log.info({ file: f.target, link: f.link, startAt: saved ? 'saved position' : startAt }, 'following nova-compute container log');
+    }
+    this.criFirstStart = false;
+    let bytes = 0;
+    // Oldest restart first, so lines keep their order across a container restart.
+    const ordered = [...this.cri.entries()].sort(([a], [b]) => {
+      const ra = found.find((f) => f.target === a);
+      const rb = found.find((f) => f.target === b);
+      return (ra?.restart ?? -1) - (rb?.restart ?? -1);
+    });
+    for (const [target, track] of ordered) {
+      const n = await track.tail.poll();
+      bytes += n;
+      if (seen.has(target)) {
+        track.idle = 0;
+        continue;
+      }
+      // The link is gone (container removed): the file is drained once it stops giving bytes.
+      track.idle = n === 0 ? track.idle + 1 : 0;
+      if (track.idle >= 2) {
+        track.joiner.flush((rec) => this.handleText(rec.message.toString('utf8'), { ts: rec.ts }));
+        await track.tail.close();
+        this.cri.delete(target);
+        this.dirty = true;
+      }
+    }
+    this.stats.following = [...this.cri.values()].some((t) => t.tail.following);
+    this.stats.files = [...this.cri.keys()];
+    return bytes;
+  }
+
+  private startJournal(): void {
+    if (this.stopped) return;
+    const directory =
+      this.config.journalDirectory !== null
+        ? this.options.hostPath(this.config.journalDirectory)
+        : this.options.hostPath('/') === '/'
+          ? null
+          : this.options.hostPath('/var/log/journal');
+    this.journal = new JournalFollower({
+      journalctl: this.config.journalctlPath,
+      unit: this.config.unit,
+      directory,
+      cursor: this.journalCursor,
+      startAt: this.config.startAt,
+      env: this.options.env,
+      onEntry: (entry) => {
+        this.stats.following = true;
+        this.stats.entriesRead += 1;
+        this.stats.bytesRead += entry.message.length;
+        this.stats.lastReadAt = Date.now();
+        for (const line of entry.message.split('\n')) {
+          if (line) this.handleText(line, { ts: entry.ts, pid: entry.pid, level: entry.level });
+        }
+        this.journalCursor = entry.cursor;
+        this.dirty = true;
+      },
+      onExit: ({ code, signal, stderr, badCursor }) => {
+        this.stats.following = false;
+        if (this.stopped) return;
+        if (badCursor) {
+          // The saved entry was vacuumed away: continue from the end and say so.
+          this.stats.lost += 1;
+          this.log.warn({ cursor: this.journalCursor }, 'saved journal cursor no longer exists; following from the end');
+          this.journalCursor = null;
+        }
+        this.stats.lastError = { code: 'VTPM_ERR_LOG_READ', message: `journalctl exited (code ${code}, signal ${signal}): ${stderr.slice(0, 500)}` };
+        this.log.warn({ code, signal, stderr: stderr.slice(0, 500) }, 'journalctl ended; restarting it');
+        this.journalRestart = setTimeout(() => this.startJournal(), badCursor ? 0 : 5000);
+        this.journalRestart.unref();
+      },
+    });
+    this.journal.start();
+    this.stats.following = true;
+  }
+
+  /** One decoded line, from any source. */
+  private handleText(text: string, hints: ParseHints): void {
+    const line = parseLine(text, hints);
+    const c = classify(line);
+    if (c.reason === null && c.marker === null) return;
+    const o = this.tracker.observe(line, c);
+    if (o.counted) {
+      this.dirty = true;
+      this.log.info({ reason: o.counted.reason, instanceUuid: line.instanceUuid }, 'Barbican failure in nova-compute log');
+      this.emit('incident', o.counted);
+    }
+    if (o.attributed) this.emit('attribution', o.attributed);
+    if (o.restartFailure) {
+      this.dirty = true;
+      this.emit('restart-failure', o.restartFailure);
+    }
+  }
+
+  private target(): string {
+    switch (this.config.source) {
+      case 'file':
+        return this.config.path;
+      case 'journald':
+        return `${this.config.unit}@${this.config.journalDirectory ?? ''}`;
+      case 'cri':
+        return `${this.config.glob}#${this.config.container}`;
+      default:
+        return '';
+    }
+  }
+
+  private async load(): Promise<PersistedLogState | null> {
+    try {
+      const raw = await readJson(this.options.stateFile);
+      if (raw === undefined) return null;
+      const r = raw as Partial<PersistedLogState>;
+      const incidents = parseIncidentState(r.incidents);
+      if (r.version !== 1 || incidents === null) throw new Error('unexpected shape');
+      return {
+        version: 1,
+        source: r.source ?? 'none',
+        target: typeof r.target === 'string' ? r.target : '',
+        file: r.file ?? null,
+        cri: typeof r.cri === 'object' && r.cri !== null ? r.cri : {},
+        journalCursor: typeof r.journalCursor === 'string' ? r.journalCursor : null,
+        incidents,
+      };
+    } catch (err) {
+      const e = toAgentError(err, 'VTPM_ERR_STATE_CORRUPT');
+      this.stats.lastError = { code: e.code, message: e.message };
+      this.log.warn({ err: e.toJSON(), file: this.options.stateFile }, 'nova-compute log state unusable; starting afresh');
+      return null;
+    }
+  }
+
+  snapshot(): PersistedLogState {
+    const cri: Record<string, TailPosition> = {};
+    for (const [target, t] of this.cri) cri[target] = t.tail.position();
+    return {
+      version: 1,
+      source: this.config.source,
+      target: this.target(),
+      file: this.fileTail?.position() ?? null,
+      cri,
+      journalCursor: this.journalCursor,
+      incidents: this.tracker.snapshot(),
+    };
+  }
+
+  private lastSave = 0;
+  private async save(force: boolean): Promise<void> {
+    if (this.config.source === 'none') return;
+    if (!this.dirty && !force) return;
+    const interval = this.options.saveIntervalMs ?? 1000;
+    if (!force && Date.now() - this.lastSave < interval) return;
+    // Positions and counts are taken in the same synchronous step, so they always agree.
+    const snapshot = this.snapshot();
+    this.dirty = false;
+    this.lastSave = Date.now();
+    this.saving = this.saving.then(async () => {
+      try {
+        await writeJsonAtomic(this.options.stateFile, snapshot);
+        this.stats.lastSavedAt = Date.now();
+      } catch (err) {
+        this.dirty = true;
+        const e = toAgentError(err, 'VTPM_ERR_STATE_WRITE');
+        this.stats.lastError = { code: e.code, message: e.message };
+        this.log.warn({ err: e.toJSON() }, 'saving the nova-compute log position failed');
+      }
+    });
+    await this.saving;
+  }
+}
