@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it: set up the host (Debian packages, npm
+# dependencies, libvirtd), static checks, the tap suite on Node 20 (the machine's) and Node 24,
+# promtool rule tests. The last line is the plain summary "N passed, N failed".
+#
+#   npm test                    everything
+#   NODE_VERSIONS=20 npm test   only the machine's Node.js
+#   npm test -- test/unit/x.test.ts   only these tap files (on every Node version)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export VTPM_AGENT_CONFIG=/dev/null   # tests never read the host's /etc/vtpm-agent/config.yaml
+mkdir -p .cache/test-logs
+passed=0
+failed=0
+report=()
+
+record() { # name pass fail
+  passed=$((passed + $2)); failed=$((failed + $3))
+  report+=("$(printf '%-40s %6s passed %4s failed' "$1" "$2" "$3")")
+}
+check() { # name command...: one static check counts as one test
+  local name=$1; shift
+  if "$@" > ".cache/test-logs/${name//[^a-zA-Z0-9]/_}.log" 2>&1; then record "$name" 1 0
+  else record "$name" 0 1; echo "--- $name failed:"; tail -n 40 ".cache/test-logs/${name//[^a-zA-Z0-9]/_}.log"; fi
+}
+tap_run() { # label node-binary tap-args...
+  local label=$1 node=$2; shift 2
+  local out=".cache/test-logs/tap-${label//[^a-zA-Z0-9]/_}.log"
+  echo "=== tap: $label ($("$node" --version))"
+  "$node" node_modules/tap/dist/esm/run.mjs --reporter=tap "$@" 2>&1 | tee "$out" | grep -E '^(not ok|ok) [0-9]+ - |^# \{' || true
+  local summary pass fail
+  summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)
+  pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary"); pass=${pass:-0}
+  fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary"); fail=${fail:-0}
+  # A run that died before its summary, or that ran nothing, is a failure too.
+  if [ -z "$summary" ] || [ "$pass" = 0 ]; then fail=$((fail + 1)); fi
+  record "tap $label" "$pass" "$fail"
+}
+
+if ! bash scripts/setup-host.sh; then
+  echo "host setup failed: see above"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+check "typecheck (tsc --noEmit)" npx tsc -p tsconfig.json --noEmit
+check "build (tsc)" npm run --silent build
+check "config.example.yaml current" npx tsx scripts/gen-config-example.ts --check
+if command -v systemd-analyze >/dev/null; then
+  check "systemd-analyze verify" bash scripts/verify-systemd-unit.sh
+else
+  record "systemd-analyze verify (missing)" 0 1
+fi
+for rules_test in deploy/prometheus/tests/*.test.yml; do
+  [ -e "$rules_test" ] || continue
+  check "promtool test rules $(basename "$rules_test")" promtool test rules "$rules_test"
+done
+
+node20=$(command -v node)
+node_bins=("20:$node20")
+if [ "${NODE_VERSIONS:-20 24}" != 20 ]; then
+  if node24=$(bash scripts/node24.sh); then node_bins+=("24:$node24"); else record "install Node 24" 0 1; fi
+fi
+for entry in "${node_bins[@]}"; do
+  v=${entry%%:*}; bin=${entry#*:}
+  if [ "$#" -gt 0 ]; then
+    tap_run "node$v selected" "$bin" --jobs=1 "$@"
+  else
+    # Unit tests in parallel; integration tests one at a time (they share libvirtd and ports).
+    tap_run "node$v unit" "$bin" --jobs=2 test/unit
+    tap_run "node$v integration" "$bin" --jobs=1 test/integration
+  fi
+done
+
+echo
+printf '%s\n' "${report[@]}"
+echo "${passed} passed, ${failed} failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
