@@ -6,6 +6,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
+import type { ProbeResult } from '../probes/types.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { EmulationOutcome, TpmVersion } from '../verdict.js';
 import { basicTpm12, basicTpm2, stateTpm2, type CheckEnvironment } from './checks.js';
@@ -126,6 +127,17 @@ function carry(data: EmulationData, previous: EmulationData | null | undefined):
     check.lastSuccessAt = check.ok ? check.startedAt + check.durationSeconds * 1000 : (before?.lastSuccessAt ?? null);
   }
   return data;
+}
+
+/**
+ * The verdict's view of the latest probe result: null when the probe has not run (or is off);
+ * when the whole round could not run (aborted, timed out) both versions count as unproven.
+ */
+export function emulationOutcomesFromResult(result: ProbeResult<EmulationData> | undefined): EmulationOutcome[] | null {
+  if (!result) return null;
+  if (result.ok && result.data) return emulationOutcomes(result.data);
+  const message = `the emulation round did not complete: ${result.error?.message ?? 'unknown error'}`;
+  return (['1.2', '2.0'] as const).map((version) => ({ version, level: 'basic' as const, ok: false, failedStep: 'round', message }));
 }
 
 /** The verdict's view of the results (`computeVerdict({ emulation })`). */

@@ -1,5 +1,5 @@
 /** Local TPM emulation checks: throwaway swtpm instances driven over the TPM wire protocol. */
-export { emulationOutcomes, plannedChecks, runEmulationChecks, type EmulationRunOptions } from './emulation.js';
+export { emulationOutcomes, emulationOutcomesFromResult, plannedChecks, runEmulationChecks, type EmulationRunOptions } from './emulation.js';
 export { basicTpm12, basicTpm2, stateTpm2, type CheckEnvironment } from './checks.js';
 export { resolvePrincipal, parseIdDatabase, type Principal, type RunAs } from './principal.js';
 export { rcName, tpm12RcName, tpm2RcName, TpmResponseError } from './rc.js';

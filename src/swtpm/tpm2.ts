@@ -233,11 +233,13 @@ export function fixedProperties(props: Map<number, number>): Tpm2FixedProperties
   const revision = need(TPM2_PT.REVISION, 'TPM_PT_REVISION');
   const fw1 = need(TPM2_PT.FIRMWARE_VERSION_1, 'TPM_PT_FIRMWARE_VERSION_1');
   const fw2 = props.get(TPM2_PT.FIRMWARE_VERSION_2) ?? 0;
-  const vendor = [TPM2_PT.VENDOR_STRING_1, TPM2_PT.VENDOR_STRING_2, TPM2_PT.VENDOR_STRING_3, TPM2_PT.VENDOR_STRING_4]
-    .map((t) => props.get(t))
-    .filter((v): v is number => v !== undefined)
-    .map(u32Ascii)
-    .join('');
+  // The four vendor words form one string ("SW  " + " TPM"), so join the bytes before trimming.
+  const vendorBytes: number[] = [];
+  for (const tag of [TPM2_PT.VENDOR_STRING_1, TPM2_PT.VENDOR_STRING_2, TPM2_PT.VENDOR_STRING_3, TPM2_PT.VENDOR_STRING_4]) {
+    const v = props.get(tag);
+    if (v !== undefined) vendorBytes.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+  }
+  const vendor = asciiField(Uint8Array.from(vendorBytes));
   let firmwareVersion = `${fw1 >>> 16}.${fw1 & 0xffff}`;
   if (fw2 !== 0) firmwareVersion += `.${fw2 >>> 16}.${fw2 & 0xffff}`;
   return {
