@@ -1,4 +1,4 @@
-import { readFile, rename } from 'node:fs/promises';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -47,4 +47,17 @@ export async function saveVersioned(file: string, value: unknown): Promise<void>
 
 export function stateFile(stateDir: string, name: string): string {
   return path.join(stateDir, 'guests', name);
+}
+
+/** Removes temp files that a killed writer left behind (`.<name>.<pid>.<rand>.tmp`). */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  const stale = names.filter((n) => n.startsWith('.') && n.endsWith('.tmp'));
+  await Promise.all(stale.map((n) => rm(path.join(dir, n), { force: true })));
+  return stale.length;
 }

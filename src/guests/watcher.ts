@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
@@ -8,7 +9,7 @@ import { readBootId, readBootTime } from './boot.js';
 import { classifyFailure } from './classify-failure.js';
 import { EventStream, type LifecycleEvent } from './events.js';
 import { collectInventory } from './inventory.js';
-import { loadVersioned, saveVersioned, stateFile } from './persist.js';
+import { loadVersioned, removeStaleTemps, saveVersioned, stateFile } from './persist.js';
 import { externalReasonFor } from './reasons.js';
 import { swtpmFailureSince } from './swtpm-log.js';
 import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
@@ -37,6 +38,8 @@ export class GuestRestartWatcher implements AgentExtension {
   private watch: Watch | null = null;
   private lastInventory: GuestInventory | null = null;
   private lastError: string | null = null;
+  /** A problem found at start (boot id unreadable): stays in status, unlike libvirt errors that clear on success. */
+  private initError: string | null = null;
   private lastSnapshotAt: number | null = null;
   private lastSnapshotGuests: number | null = null;
   private events: EventStream | undefined;
@@ -70,7 +73,7 @@ export class GuestRestartWatcher implements AgentExtension {
       await this.initialize(ctx);
     } catch (err) {
       // Without a boot id nothing can be compared; report it and keep snapshotting what we can.
-      this.lastError = toAgentError(err).message;
+      this.initError = toAgentError(err).message;
       this.log.error({ err: toAgentError(err).toJSON() }, 'restart watcher could not initialise');
     }
     this.initialized = true;
@@ -99,6 +102,7 @@ export class GuestRestartWatcher implements AgentExtension {
     const files = this.files(ctx.config);
     this.bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
     this.bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
+    await removeStaleTemps(path.dirname(files.snapshot));
     const existing = (await loadVersioned(files.watch, watchSchema, this.log)).value;
     const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, this.log)).value;
     if (existing && existing.bootId === this.bootId) {
@@ -264,7 +268,7 @@ export class GuestRestartWatcher implements AgentExtension {
       bootId: this.bootId,
       watch: this.watch,
       inventory: this.lastInventory,
-      error: this.lastError,
+      error: [this.initError, this.lastError].filter(Boolean).join('; ') || null,
       watching: true,
     });
   }
