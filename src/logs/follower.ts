@@ -91,6 +91,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   private journal: JournalFollower | null = null;
   private journalCursor: string | null = null;
   private journalRestart: NodeJS.Timeout | null = null;
+  private journalFromEnd = false;
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private dirty = false;
@@ -285,7 +286,8 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
       unit: this.config.unit,
       directory,
       cursor: this.journalCursor,
-      startAt: this.config.startAt,
+      // After an unusable cursor, never re-read the journal from its beginning (double counts).
+      startAt: this.journalFromEnd ? 'end' : this.config.startAt,
       env: this.options.env,
       onEntry: (entry) => {
         this.stats.following = true;
@@ -306,6 +308,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
           this.stats.lost += 1;
           this.log.warn({ cursor: this.journalCursor }, 'saved journal cursor no longer exists; following from the end');
           this.journalCursor = null;
+          this.journalFromEnd = true;
         }
         this.stats.lastError = { code: 'VTPM_ERR_LOG_READ', message: `journalctl exited (code ${code}, signal ${signal}): ${stderr.slice(0, 500)}` };
         this.log.warn({ code, signal, stderr: stderr.slice(0, 500) }, 'journalctl ended; restarting it');
