@@ -1,0 +1,173 @@
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { scanLogs, LOG_STORE_FILE, type LogScanInput } from '../../src/health/checks/logs.js';
+import { readNewLines } from '../../src/health/follow.js';
+import type { HealthGuest } from '../../src/health/guests.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+
+const fixtures = path.join(import.meta.dirname, '../fixtures/health');
+const UUID = 'ac79bf0a-de07-4b0f-84d6-540c7cd5db58';
+
+function setup(t: { teardown(fn: () => void): void }) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'vtpm-health-logs-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const dirs = { state: path.join(root, 'swtpm'), slog: path.join(root, 'swtpmlog'), qlog: path.join(root, 'qemulog'), agent: path.join(root, 'agent') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  const guest: HealthGuest = { name: 'vtpmtest-health-probe0', uuid: UUID, tpmVersion: '2.0', encryptionSecret: null, running: true, nova: false, secretMode: 'unknown', secretPresent: null };
+  const permall = path.join(dirs.state, UUID, 'tpm2', 'tpm2-00.permall');
+  mkdirSync(path.dirname(permall), { recursive: true });
+  const swtpmLog = path.join(dirs.slog, `${guest.name}-swtpm.log`);
+  const qemuLog = path.join(dirs.qlog, `${guest.name}.log`);
+  let now = 1_000_000;
+  const input = (over: Partial<LogScanInput> = {}): LogScanInput => ({
+    guests: [guest],
+    swtpmStateDir: dirs.state,
+    swtpmLogDir: dirs.slog,
+    qemuLogDir: dirs.qlog,
+    agentStateDir: dirs.agent,
+    hostPath: hostPathResolver('/'),
+    maxBytesPerFile: 1 << 20,
+    windowSeconds: 3600,
+    shrinkRatio: 0.5,
+    now: (now += 1000),
+    ...over,
+  });
+  return { dirs, guest, permall, swtpmLog, qemuLog, input };
+}
+
+const block = (uuid = UUID, ok = true) =>
+  [
+    'Starting vTPM manufacturing as tss:tss @ Sat 28 Nov 2026 06:00:00 PM UTC',
+    `  Invoking /usr/bin/swtpm_localca --type ek --ek 00 --dir /tmp/x --vmid vtpmtest-health-probe0:${uuid} --tpm2`,
+    ok ? 'Successfully authored TPM state.' : 'An error occurred. Authoring the TPM state failed.',
+    'Ending vTPM manufacturing @ Sat 28 Nov 2026 06:00:01 PM UTC',
+    '',
+  ].join('\n');
+
+t.test('captured log: second manufacture is a reset; lock and CMD_INIT failures attributed', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'captured-swtpm0.7.1-reset-and-lock.log'), s.swtpmLog);
+  copyFileSync(path.join(fixtures, 'captured-qemu7.2-cmd-init-lock-held.log'), s.qemuLog);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  const out = await scanLogs(s.input());
+  t.equal(out.guests[0]!.resets, 1);
+  t.equal(out.guests[0]!.lastResetCause, 'remanufactured');
+  t.equal(out.reset.status, 'fail');
+  t.match(out.reset.findings[0]!.message, /vtpmtest-health-probe0/);
+  const kinds = out.logs.findings.map((f) => f.details?.kind).sort();
+  t.same(kinds, ['libtpms_init_failed', 'lock_held', 'qemu_cmd_init_failed']);
+  t.equal(out.logs.status, 'fail');
+  // Nothing new: same counts, nothing re-read.
+  const again = await scanLogs(s.input());
+  t.equal(again.guests[0]!.resets, 1);
+  t.same(again.guests[0]!.events, out.guests[0]!.events);
+  // Outside the window the check is green again; the counter stays.
+  const later = await scanLogs(s.input({ now: 1_000_000 + 7200_000 }));
+  t.equal(later.reset.status, 'pass');
+  t.equal(later.logs.status, 'pass');
+  t.equal(later.guests[0]!.resets, 1);
+});
+
+t.test('first manufacture is not a reset; a new one appended later is', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.swtpmLog, block());
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  t.equal((await scanLogs(s.input())).guests[0]!.resets, 0);
+  appendFileSync(s.swtpmLog, block());
+  const out = await scanLogs(s.input());
+  t.equal(out.guests[0]!.resets, 1);
+  t.equal(out.reset.findings.length, 1);
+});
+
+t.test('state vanished, then re-manufactured: one reset, not two', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.swtpmLog, block());
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  await scanLogs(s.input());
+  rmSync(path.dirname(s.permall), { recursive: true });
+  const vanished = await scanLogs(s.input());
+  t.equal(vanished.guests[0]!.resets, 1);
+  t.equal(vanished.guests[0]!.lastResetCause, 'state-vanished');
+  mkdirSync(path.dirname(s.permall));
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  appendFileSync(s.swtpmLog, block());
+  t.equal((await scanLogs(s.input())).guests[0]!.resets, 1);
+  appendFileSync(s.swtpmLog, block());
+  t.equal((await scanLogs(s.input())).guests[0]!.resets, 2, 'a later manufacture counts again');
+});
+
+t.test('state shrunk to a fresh blank TPM (only the file deleted): reset', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  await scanLogs(s.input());
+  writeFileSync(s.permall, Buffer.alloc(1315));
+  const out = await scanLogs(s.input());
+  t.equal(out.guests[0]!.resets, 1);
+  t.equal(out.guests[0]!.lastResetCause, 'state-shrunk');
+  writeFileSync(s.permall, Buffer.alloc(1400));
+  t.equal((await scanLogs(s.input())).guests[0]!.resets, 1, 'growing again is no reset');
+});
+
+t.test('failed re-manufacture retries are one reset; a manufacture for another domain of the same name is not this guest\'s', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.swtpmLog, block());
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  await scanLogs(s.input());
+  rmSync(s.permall);
+  appendFileSync(s.swtpmLog, block(UUID, false) + block(UUID, false) + block(UUID, true));
+  const out = await scanLogs(s.input());
+  t.equal(out.guests[0]!.resets, 1);
+  t.ok(out.logs.findings.some((f) => f.details?.kind === 'authoring_failed'));
+
+  const s2 = setup(t);
+  writeFileSync(s2.swtpmLog, block('00000000-0000-0000-0000-000000000001') + block());
+  writeFileSync(s2.permall, Buffer.alloc(6155));
+  t.equal((await scanLogs(s2.input())).guests[0]!.resets, 0, 'the old domain\'s manufacture does not make the new one\'s first a reset');
+});
+
+t.test('rotation, partial lines, corrupt cursor store', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  writeFileSync(s.qemuLog, 'x\n'.repeat(100));
+  await scanLogs(s.input());
+  // Rotated: a new, shorter file (new inode).
+  writeFileSync(`${s.qemuLog}.new`, 'qemu-system-x86_64: tpm-emulator: TPM result for CMD_INIT: 0x101 operation failed\n');
+  renameSync(`${s.qemuLog}.new`, s.qemuLog);
+  const rotated = await scanLogs(s.input());
+  t.same(rotated.logs.findings.map((f) => f.details?.kind), ['qemu_cmd_init_failed']);
+  // A partial line waits for its newline.
+  appendFileSync(s.qemuLog, 'qemu-system-x86_64: tpm-emulator: could not send INIT');
+  const partial = await scanLogs(s.input());
+  t.equal(partial.guests[0]!.events.qemu_init_send_failed, undefined);
+  appendFileSync(s.qemuLog, ': Broken pipe\n');
+  t.equal((await scanLogs(s.input())).guests[0]!.events.qemu_init_send_failed, 1);
+  // Garbage store: set aside, reported, scanning goes on.
+  writeFileSync(path.join(s.dirs.agent, LOG_STORE_FILE), '{not json');
+  const fresh = await scanLogs(s.input());
+  t.match(fresh.storeProblem, /not JSON/);
+  t.ok(fresh.logs.findings.some((f) => f.reason === 'VTPM_HEALTH_LOG_UNREADABLE'));
+  t.ok(readFileSync(path.join(s.dirs.agent, `${LOG_STORE_FILE}.corrupt`), 'utf8').startsWith('{not'));
+});
+
+t.test('readNewLines: budget, overlong line, truncation', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-follow-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'log');
+  writeFileSync(f, 'a\nbb\nccc\n');
+  const r1 = await readNewLines(f, undefined, 5);
+  t.same(r1.lines, ['a', 'bb']);
+  t.ok(r1.more);
+  const r2 = await readNewLines(f, r1.cursor, 5);
+  t.same(r2.lines, ['ccc']);
+  writeFileSync(f, 'x'.repeat(20) + '\nok\n');
+  const r3 = await readNewLines(f, { ino: r2.cursor.ino, offset: 0 }, 8);
+  t.same(r3.lines, [], 'an overlong line is skipped, not stalled on');
+  t.equal(r3.cursor.offset, 8);
+  writeFileSync(f, 'new\n');
+  const r4 = await readNewLines(f, { ino: r3.cursor.ino, offset: 21 }, 100);
+  t.ok(r4.rotated);
+  t.same(r4.lines, ['new']);
+  await t.rejects(readNewLines(path.join(dir, 'missing'), undefined, 10), { code: 'ENOENT' });
+});
