@@ -38,6 +38,16 @@ t.test('foreign metadata is not Nova; a passthrough TPM is skipped for the emula
   t.equal(parseDomainXml(fx('no-metadata.xml')).nova, null);
 });
 
+t.test('Nova metadata in the default namespace; its <name> is not taken for the domain name', async (t) => {
+  const d = parseDomainXml(
+    `<domain type='qemu'><name>instance-00000001</name><uuid>11111111-2222-4333-8444-555555555555</uuid><metadata><instance xmlns="http://openstack.org/xmlns/libvirt/nova/1.1"><name>vm</name><flavor name="f"><extraSpecs><extraSpec name="hw:tpm_secret_security">deployment</extraSpec></extraSpecs></flavor></instance></metadata><devices><tpm model='tpm-tis'><backend type='emulator' version='2.0'/></tpm></devices></domain>`,
+  );
+  t.equal(d.name, 'instance-00000001');
+  t.equal(d.nova?.instanceName, 'vm');
+  t.same(d.nova?.extraSpecs, { 'hw:tpm_secret_security': 'deployment' });
+  t.same(d.tpm, { model: 'tpm-tis', version: '2.0', encryptionSecret: null });
+});
+
 t.test('garbage XML gives a typed parse error naming the problem', async (t) => {
   t.throws(() => parseDomainXml(fx('garbage.xml')), { code: 'VTPM_ERR_PARSE', message: /not well-formed/ });
   t.throws(() => parseDomainXml(''), { code: 'VTPM_ERR_PARSE', message: /empty/ });
