@@ -34,6 +34,7 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
       hostPath: ctx.hostPath,
       minFreeBytes: ctx.config.health.minFreeBytes,
       socketFeatures: caps,
+      swtpmLogDir: ctx.config.health.swtpmLogDir,
     });
     return { checks: [check], guests: (check.facts?.guests as GuestStateProbeData['guests']) ?? [] };
   },

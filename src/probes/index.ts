@@ -1,5 +1,16 @@
 import { emulationProbe } from './emulation.js';
 import { guestInventoryProbe } from './guest-inventory.js';
+import { healthBinariesProbe } from './health-binaries.js';
+import { healthPrincipalProbe } from './health-principal.js';
+import { healthLocalCaProbe } from './health-localca.js';
+import { healthGuestStateProbe } from './health-guest-state.js';
+import { healthOrphansProbe } from './health-orphans.js';
+import { healthMacProbe } from './health-mac.js';
+import { healthCryptoProbe } from './health-crypto.js';
+import { healthLogsProbe } from './health-logs.js';
+import { healthNovaProbe } from './health-nova.js';
+import { healthVersionsProbe } from './health-versions.js';
+import { healthContainerProbe } from './health-container.js';
 import { hostProbe } from './host.js';
 import { libvirtProbe } from './libvirt.js';
 import { nodeIdentityProbe } from './node-identity.js';
@@ -17,4 +28,15 @@ export const allProbes: Probe[] = [
   guestInventoryProbe as Probe,
   nodeIdentityProbe as Probe,
   emulationProbe as Probe,
+  healthBinariesProbe as Probe,
+  healthPrincipalProbe as Probe,
+  healthLocalCaProbe as Probe,
+  healthGuestStateProbe as Probe,
+  healthOrphansProbe as Probe,
+  healthMacProbe as Probe,
+  healthCryptoProbe as Probe,
+  healthLogsProbe as Probe,
+  healthNovaProbe as Probe,
+  healthVersionsProbe as Probe,
+  healthContainerProbe as Probe,
 ];

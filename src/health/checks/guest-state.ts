@@ -30,6 +30,8 @@ export interface GuestStateInput {
   minFreeBytes: number;
   /** `swtpm socket --print-capabilities` features when known (for cmdarg-migration on shared storage). */
   socketFeatures: string[] | null;
+  /** libvirt's swtpm log dir: a guest with no `<name>-swtpm.log` has never had a TPM started. */
+  swtpmLogDir: string;
 }
 
 export interface GuestStateFact {
@@ -63,7 +65,10 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
     }
     const dirInfo = await pathInfo(hostPath(paths.dir));
     let permallBytes: number | null = null;
-    if (!dirInfo.exists) {
+    const neverStarted = !dirInfo.exists && !g.running && !(await pathInfo(hostPath(`${input.swtpmLogDir}/${g.name}-swtpm.log`))).exists;
+    if (neverStarted) {
+      // Defined but never started: libvirt manufactures its first TPM on the first start.
+    } else if (!dirInfo.exists) {
       gf.push(
         finding('VTPM_HEALTH_STATE_MISSING', g.running ? 'fail' : 'warn', g.running
           ? `Guest ${g.name} is running but its TPM state directory ${paths.dir} is gone; its TPM state will be lost when it stops.`
