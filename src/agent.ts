@@ -8,6 +8,7 @@ import { allProbes } from './probes/index.js';
 import type { Probe } from './probes/types.js';
 import { buildReport } from './report.js';
 import { createMetricsRegistry } from './reporter/metrics.js';
+import { ExpositionCache } from './reporter/exposition-cache.js';
 import { createServer } from './reporter/server.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
@@ -102,7 +103,7 @@ export class Agent {
     const { config, log } = this.options;
     this.heartbeat = setInterval(() => (this.lastHeartbeat = Date.now()), HEARTBEAT_MS);
     this.server = createServer(
-      { registry: this.registry, live: () => this.live(), ready: () => this.ready(), status: () => this.status() },
+      { metrics: new ExpositionCache(this.registry), live: () => this.live(), ready: () => this.ready(), status: () => this.status() },
       log,
     );
     const address = await this.server.listen({ host: config.listen.host, port: config.listen.port });

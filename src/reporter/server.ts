@@ -1,9 +1,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { ExpositionCache } from './exposition-cache.js';
 
 export interface ServerSources {
-  registry: Registry;
+  metrics: ExpositionCache;
   /** Liveness: the process and its scheduler are alive (not: libvirt is up). */
   live(): { ok: boolean; detail: Record<string, unknown> };
   /** Readiness: the first probe cycle has completed, with per-check detail. */
@@ -15,8 +15,8 @@ export interface ServerSources {
 export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: true });
   app.get('/metrics', async (_req, reply) => {
-    const body = await sources.registry.metrics();
-    return reply.header('content-type', sources.registry.contentType).send(body);
+    const body = await sources.metrics.get();
+    return reply.header('content-type', sources.metrics.contentType).send(body);
   });
   app.get('/healthz', async (_req, reply) => {
     const { ok, detail } = sources.live();
