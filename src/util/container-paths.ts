@@ -97,15 +97,52 @@ export async function locateLibvirtd(options: LocateOptions): Promise<LibvirtdPr
   found.sort((a, b) => a.pid - b.pid);
   const { pid, name } = found[0]!;
   const root = path.join(procDir, String(pid), 'root');
+  let daemonRoot;
   try {
-    const [daemonRoot, initRoot] = await Promise.all([stat(root + '/'), stat(path.join(procDir, '1', 'root') + '/')]);
-    const sameRoot = daemonRoot.dev === initRoot.dev && daemonRoot.ino === initRoot.ino;
-    return { pid, name, root, placement: sameRoot ? 'host' : 'container' };
+    daemonRoot = await stat(root + '/');
   } catch (err) {
     if (isDenied(err)) {
       return { pid, name, root, placement: 'unknown', reason: 'PROC_ROOT_DENIED', detail: `${root}: ${(err as Error).message}; ${DENIED_HINT}` };
     }
     return { pid, name, root, placement: 'unknown', reason: 'PROCESS_GONE', detail: `${root}: ${(err as Error).message}` };
+  }
+  try {
+    const initRoot = await stat(path.join(procDir, '1', 'root') + '/');
+    return { pid, name, root, placement: daemonRoot.dev === initRoot.dev && daemonRoot.ino === initRoot.ino ? 'host' : 'container' };
+  } catch {
+    // PID 1 may hold capabilities this process lacks (ptrace-read then needs more than
+    // CAP_SYS_PTRACE, e.g. in a sandbox): judge by libvirtd's own root mount instead.
+    return { pid, name, root, placement: await placementFromMountinfo(path.join(procDir, String(pid), 'mountinfo')) };
+  }
+}
+
+/** Filesystems a container runtime mounts as a container's root. */
+const CONTAINER_ROOT_FS = new Set(['overlay', 'aufs', 'fuse-overlayfs', 'shiftfs']);
+
+/**
+ * The placement from `/proc/<pid>/mountinfo`: a container's `/` is an overlay (or a bind of a
+ * subdirectory), the host's is the root filesystem itself.
+ */
+export function placementFromMountinfoText(text: string): LibvirtdPlacement {
+  let last: LibvirtdPlacement = 'unknown';
+  for (const line of text.split('\n')) {
+    // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const fstype = line.slice(sep + 3).split(' ')[0] ?? '';
+    if (left[4] !== '/') continue;
+    // The last mount on / is the visible one.
+    last = CONTAINER_ROOT_FS.has(fstype) || (left[3] !== undefined && left[3] !== '/') ? 'container' : 'host';
+  }
+  return last;
+}
+
+async function placementFromMountinfo(file: string): Promise<LibvirtdPlacement> {
+  try {
+    return placementFromMountinfoText(await readFile(file, 'utf8'));
+  } catch {
+    return 'unknown';
   }
 }
 

@@ -1,0 +1,145 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { locateLibvirtd, resolveLibvirtPath } from '../../src/util/container-paths.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+import { requireCommands } from '../harness/components.js';
+
+const execFileAsync = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DAEMONS = ['libvirtd', 'virtqemud'];
+const work = mkdtempSync(path.join(os.tmpdir(), 'vtpm-cpaths-'));
+t.teardown(() => rmSync(work, { recursive: true, force: true }));
+
+/**
+ * A host root as a pod sees it at /host: `proc/<pid>/comm` and `proc/<pid>/root` for init and
+ * the daemons. The kernel makes `root` a magic link to the process's root; a symlink to a
+ * directory behaves the same for stat and path lookup.
+ */
+function hostTree(name: string, procs: Array<{ pid: number; comm: string; root: 'host' | string }>): string {
+  const host = path.join(work, name, 'host');
+  for (const p of procs) {
+    const dir = path.join(host, 'proc', String(p.pid));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'comm'), `${p.comm}\n`);
+    symlinkSync(p.root === 'host' ? host : p.root, path.join(dir, 'root'));
+  }
+  mkdirSync(path.join(host, 'proc', 'sys'), { recursive: true }); // non-numeric entries are skipped
+  return host;
+}
+
+function containerFs(name: string, dirs: string[]): string {
+  const fs = path.join(work, name, 'libvirt-container');
+  for (const d of dirs) mkdirSync(path.join(fs, d), { recursive: true });
+  return fs;
+}
+
+t.test('libvirtd in a container: its private paths are read through /proc/<pid>/root', async (t) => {
+  const cfs = containerFs('c1', ['var/log/swtpm/libvirt/qemu', 'etc/libvirt/secrets']);
+  writeFileSync(path.join(cfs, 'var/log/swtpm/libvirt/qemu/instance-0000002a-swtpm.log'), 'swtpm log\n');
+  const host = hostTree('c1', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 77, comm: 'bash', root: 'host' },
+    { pid: 4242, comm: 'libvirtd', root: cfs },
+  ]);
+  mkdirSync(path.join(host, 'var/log/swtpm'), { recursive: true }); // a stale host dir must not win
+  const hostPath = hostPathResolver(host);
+  const daemon = await locateLibvirtd({ hostPath, daemonNames: DAEMONS });
+  t.match(daemon, { pid: 4242, name: 'libvirtd', placement: 'container' });
+  const logs = await resolveLibvirtPath('/var/log/swtpm', daemon, hostPath);
+  t.same(logs, { path: '/var/log/swtpm', pid: 4242, reachable: true, resolved: path.join(host, 'proc/4242/root/var/log/swtpm'), via: 'libvirt-container' });
+  t.match(await resolveLibvirtPath('/etc/libvirt/secrets', daemon, hostPath), { reachable: true, via: 'libvirt-container' });
+  t.match(await resolveLibvirtPath('/var/lib/swtpm-localca', daemon, hostPath), {
+    reachable: false,
+    resolved: null,
+    reason: 'PATH_MISSING',
+    detail: /swtpm-localca does not exist/,
+  });
+});
+
+t.test('libvirtd on the host (systemd deployments): the same paths are plain host paths', async (t) => {
+  const host = hostTree('h1', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 900, comm: 'virtqemud', root: 'host' },
+  ]);
+  mkdirSync(path.join(host, 'etc/libvirt/secrets'), { recursive: true });
+  const hostPath = hostPathResolver(host);
+  const daemon = await locateLibvirtd({ hostPath, daemonNames: DAEMONS });
+  t.match(daemon, { pid: 900, name: 'virtqemud', placement: 'host' });
+  t.same(await resolveLibvirtPath('/etc/libvirt/secrets', daemon, hostPath), {
+    path: '/etc/libvirt/secrets',
+    pid: 900,
+    reachable: true,
+    resolved: path.join(host, 'etc/libvirt/secrets'),
+    via: 'host',
+  });
+});
+
+t.test('two daemons: the oldest (lowest pid) owns the sockets', async (t) => {
+  const a = containerFs('two-a', []);
+  const b = containerFs('two-b', []);
+  const host = hostTree('two', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 5000, comm: 'libvirtd', root: b },
+    { pid: 300, comm: 'libvirtd', root: a },
+  ]);
+  t.match(await locateLibvirtd({ hostPath: hostPathResolver(host), daemonNames: DAEMONS }), { pid: 300 });
+});
+
+t.test('no libvirtd visible: every path says why (host PID not shared, or not running)', async (t) => {
+  const host = hostTree('none', [{ pid: 1, comm: 'tini', root: 'host' }]);
+  const hostPath = hostPathResolver(host);
+  const daemon = await locateLibvirtd({ hostPath, daemonNames: DAEMONS });
+  t.equal(daemon, null);
+  t.match(await resolveLibvirtPath('/var/log/swtpm', daemon, hostPath), {
+    reachable: false,
+    via: null,
+    reason: 'LIBVIRTD_NOT_VISIBLE',
+    detail: /hostPID: true/,
+  });
+  t.equal(await locateLibvirtd({ hostPath: hostPathResolver(path.join(work, 'no-such-root')), daemonNames: DAEMONS }), null, 'no /proc at all');
+});
+
+t.test("the machine's real libvirtd, through the real /proc", async (t) => {
+  requireCommands('pgrep');
+  const pids = execFileSync('pgrep', ['-x', 'libvirtd'], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  const daemon = await locateLibvirtd({ hostPath: hostPathResolver('/'), daemonNames: ['libvirtd'] });
+  t.ok(daemon && pids.includes(daemon.pid), `found libvirtd ${daemon?.pid} among ${pids.join(',')}`);
+  t.equal(daemon?.placement, 'host', 'libvirtd runs on this host, not in a container');
+});
+
+t.test('without ptrace rights (not root, no CAP_SYS_PTRACE) the libvirt root is denied, and said so', async (t) => {
+  requireCommands('pgrep');
+  // A real unprivileged process looking at the real libvirtd: the kernel refuses /proc/<pid>/root.
+  const script = path.join(ROOT, '.cache', `cpaths-nobody-${process.pid}.mts`);
+  mkdirSync(path.dirname(script), { recursive: true });
+  writeFileSync(
+    script,
+    [
+      `import { locateLibvirtd, resolveLibvirtPath } from '${path.join(ROOT, 'src/util/container-paths.ts')}';`,
+      `import { hostPathResolver } from '${path.join(ROOT, 'src/util/hostpath.ts')}';`,
+      `const hostPath = hostPathResolver('/');`,
+      `const daemon = await locateLibvirtd({ hostPath, daemonNames: ['libvirtd'] });`,
+      `console.log(JSON.stringify({ daemon, path: await resolveLibvirtPath('/etc/libvirt/secrets', daemon, hostPath) }));`,
+    ].join('\n'),
+  );
+  t.teardown(() => rmSync(script, { force: true }));
+  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', script], {
+    uid: 65534,
+    gid: 65534,
+    cwd: ROOT,
+    // Not tap's NODE_OPTIONS: its coverage hooks write where nobody may not.
+    env: { PATH: process.env.PATH, HOME: '/tmp' },
+    timeout: 60_000,
+  });
+  const out = JSON.parse(stdout);
+  t.equal(out.daemon.placement, 'unknown');
+  t.equal(out.daemon.reason, 'PROC_ROOT_DENIED');
+  t.match(out.daemon.detail, /EACCES.*CAP_SYS_PTRACE/);
+  // /etc/libvirt/secrets is 0700 root on the host: not readable as nobody either.
+  t.match(out.path, { reachable: false, reason: 'PROC_ROOT_DENIED' });
+});
