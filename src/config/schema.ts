@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { guestsConfigSchema } from '../guests/config.js';
 import { healthConfigSchema } from '../health/config.js';
 import { openstackConfigSchema } from '../openstack/config.js';
+import { placementConfigSchema } from '../placement/config.js';
 import { identityConfigSchema } from '../identity/config.js';
 import { novaLogConfigSchema } from '../logs/config.js';
 
@@ -64,6 +65,7 @@ export const configSchema = z.strictObject({
   guests: guestsConfigSchema.prefault({}),
   health: healthConfigSchema.prefault({}),
   openstack: openstackConfigSchema.prefault({}),
+  placement: placementConfigSchema.prefault({}),
   identity: identityConfigSchema.prefault({}),
   novaLog: novaLogConfigSchema.prefault({}),
 });
