@@ -1,6 +1,9 @@
 import type { AgentExtension } from './extension.js';
 import { GuestRestartWatcher } from './guests/watcher.js';
 import { NovaLogExtension } from './logs/extension.js';
+import { BarbicanPreflightExtension } from './barbican/extension.js';
+import { PlacementReconcilerExtension } from './placement/extension.js';
+import { verdictFromResults } from './capabilities.js';
 
 /**
  * Every extension the agent runs, listed explicitly (one line each) so the wiring is visible in
@@ -9,4 +12,6 @@ import { NovaLogExtension } from './logs/extension.js';
 export const extensionFactories: Array<() => AgentExtension> = [
   () => new GuestRestartWatcher(),
   () => new NovaLogExtension(),
+  () => new BarbicanPreflightExtension(),
+  () => new PlacementReconcilerExtension({ verdict: verdictFromResults }),
 ];
