@@ -1,7 +1,6 @@
 import type { AgentExtension } from './extension.js';
 import { GuestRestartWatcher } from './guests/watcher.js';
 import { NovaLogExtension } from './logs/extension.js';
-import { BarbicanPreflightExtension } from './barbican/extension.js';
 import { PlacementReconcilerExtension } from './placement/extension.js';
 import { verdictFromResults } from './capabilities.js';
 
@@ -12,6 +11,5 @@ import { verdictFromResults } from './capabilities.js';
 export const extensionFactories: Array<() => AgentExtension> = [
   () => new GuestRestartWatcher(),
   () => new NovaLogExtension(),
-  () => new BarbicanPreflightExtension(),
   () => new PlacementReconcilerExtension({ verdict: verdictFromResults }),
 ];
