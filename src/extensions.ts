@@ -1,6 +1,7 @@
 import type { AgentExtension } from './extension.js';
 import { GuestRestartWatcher } from './guests/watcher.js';
 import { NovaLogExtension } from './logs/extension.js';
+import { BarbicanPreflightExtension } from './barbican/extension.js';
 import { PlacementReconcilerExtension } from './placement/extension.js';
 import { verdictFromResults } from './capabilities.js';
 
@@ -11,5 +12,6 @@ import { verdictFromResults } from './capabilities.js';
 export const extensionFactories: Array<() => AgentExtension> = [
   () => new GuestRestartWatcher(),
   () => new NovaLogExtension(),
+  () => new BarbicanPreflightExtension(),
   () => new PlacementReconcilerExtension({ verdict: verdictFromResults }),
 ];

@@ -6,6 +6,7 @@ import { openstackConfigSchema } from '../openstack/config.js';
 import { placementConfigSchema } from '../placement/config.js';
 import { identityConfigSchema } from '../identity/config.js';
 import { novaLogConfigSchema } from '../logs/config.js';
+import { barbicanConfigSchema } from '../barbican/config.js';
 
 /** A node-cron expression (5 or 6 fields). Validated again by node-cron at schedule time. */
 const cronExpression = z
@@ -68,6 +69,7 @@ export const configSchema = z.strictObject({
   placement: placementConfigSchema.prefault({}),
   identity: identityConfigSchema.prefault({}),
   novaLog: novaLogConfigSchema.prefault({}),
+  barbican: barbicanConfigSchema.prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof configSchema>;

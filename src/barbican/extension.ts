@@ -1,0 +1,176 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AgentConfig } from '../config/schema.js';
+import { toAgentError } from '../errors.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import { registerRestartReasonSource } from '../guests/reasons.js';
+import type { GuestInventory } from '../guests/types.js';
+import { openSession, type OpenStackSession } from '../openstack/index.js';
+import { checkSecret } from './client.js';
+import type { BarbicanConfig } from './config.js';
+import { registerPreflightMetrics } from './metrics.js';
+import { Preflight, preflightTargets } from './preflight.js';
+
+const INVENTORY_PROBE = 'guest-inventory';
+
+/**
+ * Barbican secret access preflight: as Nova's identity, checks that every vTPM guest whose
+ * restart needs Barbican has a readable secret, so operators learn before a reboot that a guest
+ * will not come back. Reads the guest inventory from HostState; writes results to its metrics,
+ * `/status` and the restart watcher.
+ */
+export class BarbicanPreflightExtension implements AgentExtension {
+  readonly name = 'barbican-preflight';
+  private preflight: Preflight | null = null;
+  private session: OpenStackSession | null = null;
+  private state: 'not-configured' | 'invalid' | 'ready' = 'not-configured';
+  private problem: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private abort = new AbortController();
+  private unregister: (() => void) | null = null;
+  private log: Logger | null = null;
+  private inventoryAt: number | null = null;
+
+  enabled(config: AgentConfig): boolean {
+    return config.barbican.enabled;
+  }
+
+  private setup(ctx: ExtensionContext): void {
+    const cfg = ctx.config.barbican;
+    this.log = ctx.log.child({ extension: this.name });
+    const opened = openSession(
+      { ...ctx.config.openstack, cloud: cfg.cloud ?? ctx.config.openstack.cloud, interface: cfg.interface ?? ctx.config.openstack.interface },
+      { env: ctx.env, log: this.log, userAgent: 'vtpm-agent barbican-preflight' },
+    );
+    this.state = opened.state;
+    if (opened.state === 'invalid') {
+      this.problem = `${opened.error.code}: ${opened.error.message}`;
+      this.log.error({ err: opened.error.toJSON() }, 'Barbican preflight: OpenStack credentials are invalid');
+      return;
+    }
+    if (opened.state === 'not-configured') return;
+    this.session = opened.session;
+    for (const w of opened.session.cloud.warnings) this.log.warn(w);
+    const session = opened.session;
+    this.preflight = new Preflight({
+      ttlMs: cfg.ttlSeconds * 1000,
+      concurrency: cfg.concurrency,
+      spreadMs: cfg.spread ? cfg.intervalSeconds * 1000 * 0.8 : 0,
+      check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
+    });
+  }
+
+  async start(ctx: ExtensionContext): Promise<void> {
+    this.abort = new AbortController();
+    this.setup(ctx);
+    const preflight = this.preflight;
+    if (!preflight) return;
+    this.unregister = registerRestartReasonSource({
+      reasonFor: (uuid) => {
+        const r = preflight.resultFor(uuid);
+        if (!r || r.result === 'ok' || r.result === 'unavailable') return undefined;
+        return { reason: 'barbican_access', detail: `Barbican preflight as Nova's identity: ${r.result} (${r.detail})` };
+      },
+    });
+    const tick = () => {
+      this.running = this.round(ctx, ctx.config.barbican).finally(() => {
+        this.running = null;
+      });
+    };
+    tick();
+    this.timer = setInterval(() => {
+      if (!this.running) tick();
+    }, ctx.config.barbican.intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  private async round(ctx: ExtensionContext, cfg: BarbicanConfig): Promise<void> {
+    void cfg;
+    const inv = ctx.state.get<GuestInventory>(INVENTORY_PROBE);
+    if (!inv?.data) {
+      this.problem = 'no guest inventory yet';
+      return;
+    }
+    this.inventoryAt = inv.data.collectedAt;
+    const targets = preflightTargets(inv.data);
+    try {
+      const done = await this.preflight!.run(targets, AbortSignal.any([this.abort.signal, ctx.signal]));
+      this.problem = null;
+      for (const c of done) {
+        if (c.result !== 'ok') this.log?.warn({ instanceUuid: c.instanceUuid, secretUuid: c.secretUuid, mode: c.mode, result: c.result, detail: c.detail }, 'vTPM secret not accessible to Nova\'s identity');
+        else this.log?.debug({ instanceUuid: c.instanceUuid, payloadChecked: c.payloadChecked }, 'vTPM secret accessible');
+      }
+    } catch (err) {
+      if (this.abort.signal.aborted || ctx.signal.aborted) return;
+      const e = toAgentError(err, 'VTPM_ERR_BARBICAN_PREFLIGHT');
+      this.problem = `${e.code}: ${e.message}`;
+      this.log?.error({ err: e.toJSON() }, 'Barbican preflight round failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    await this.running?.catch(() => undefined);
+    this.unregister?.();
+    this.unregister = null;
+    await this.session?.close();
+    this.session = null;
+  }
+
+  registerMetrics(registry: Registry): void {
+    registerPreflightMetrics(registry, () => this.preflight);
+  }
+
+  status(): CheckSection {
+    if (this.state === 'not-configured') return { name: this.name, ok: null, summary: 'no OpenStack credentials configured', data: { state: this.state } };
+    if (this.state === 'invalid' || !this.preflight) return { name: this.name, ok: false, summary: this.problem ?? 'not started', data: { state: this.state, problem: this.problem } };
+    const current = this.preflight.current().sort((a, b) => a.instanceUuid.localeCompare(b.instanceUuid));
+    const bad = current.filter((c) => c.result !== 'ok');
+    const summary =
+      this.preflight.lastRunAt === null
+        ? (this.problem ?? 'first round pending')
+        : current.length === 0
+          ? 'no vTPM guest on this host needs Barbican to restart'
+          : bad.length === 0
+            ? `${current.length} vTPM secret(s) readable by Nova's identity`
+            : `${bad.length} of ${current.length} vTPM secret(s) NOT readable by Nova's identity: those guests will not come back after a host reboot`;
+    return {
+      name: this.name,
+      ok: this.preflight.lastRunAt === null ? null : bad.length === 0,
+      summary,
+      table: current.length ? [['instance', 'secret', 'mode', 'result', 'detail'], ...current.map((c) => [c.instanceUuid, c.secretUuid, c.mode, c.result, c.detail])] : undefined,
+      data: {
+        state: this.state,
+        problem: this.problem,
+        lastRunAt: this.preflight.lastRunAt,
+        inventoryCollectedAt: this.inventoryAt,
+        checksByResult: this.preflight.checksByResult,
+        guests: current,
+      },
+    };
+  }
+
+  async checkOnce(ctx: ExtensionContext): Promise<CheckSection> {
+    this.abort = new AbortController();
+    this.setup(ctx);
+    if (this.preflight) {
+      // One round now, without spreading: `check` is interactive.
+      const cfg = { ...ctx.config.barbican, spread: false };
+      const session = this.session!;
+      this.preflight = new Preflight({
+        ttlMs: 0,
+        concurrency: cfg.concurrency,
+        spreadMs: 0,
+        check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
+      });
+      await this.round(ctx, cfg);
+    }
+    const section = this.status();
+    await this.session?.close();
+    this.session = null;
+    return section;
+  }
+}
