@@ -29,6 +29,7 @@ export const errorCatalogue = {
   VTPM_ERR_PLACEMENT_PROVIDER_NOT_FOUND: 'resource provider not found',
   VTPM_ERR_PLACEMENT_CONFLICT: 'resource provider kept changing concurrently',
   VTPM_ERR_STATE_CORRUPT: 'persisted state is corrupt',
+  VTPM_ERR_GUEST_DOMAIN_UNREADABLE: 'a libvirt domain could not be read (vanished or unreadable)',
   VTPM_ERR_LOG_READ: 'nova-compute log cannot be read',
   VTPM_ERR_STATE_WRITE: 'persisted state cannot be written',
   VTPM_ERR_BARBICAN_PREFLIGHT: 'Barbican secret preflight failed',

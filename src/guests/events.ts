@@ -12,6 +12,9 @@ export interface LifecycleEvent {
   detail: string;
 }
 
+/** How long a fresh `virsh event` child must live to count as connected. */
+const SETTLE_MS = 300;
+
 const LINE = /^(?:(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)([+-]\d{4})?: )?event 'lifecycle' for domain '(.+)': (\S+)(?: (.*))?$/;
 
 /** One line of `virsh event --all --loop --timestamp`; null for other events and noise. */
@@ -85,9 +88,15 @@ export class EventStream {
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-2000);
     });
+    // virsh prints nothing until an event arrives; one that is still alive after a moment has
+    // connected (without libvirtd it exits at once).
+    let settle: NodeJS.Timeout | undefined;
     child.on('spawn', () => {
-      this.connected = true;
-      this.options.onConnect?.();
+      settle = setTimeout(() => {
+        if (child.exitCode !== null || child.signalCode !== null || this.stopped) return;
+        this.connected = true;
+        this.options.onConnect?.();
+      }, SETTLE_MS);
     });
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -96,6 +105,7 @@ export class EventStream {
     });
     child.on('error', (err) => log.warn({ err }, 'libvirt event stream error'));
     child.on('close', (code, signal) => {
+      clearTimeout(settle);
       rl.close();
       this.connected = false;
       if (this.child === child) this.child = undefined;

@@ -6,6 +6,7 @@
  * as Nova would) and one fails for its missing secret. The agent is restarted in the middle of
  * the watch. Prometheus scrapes it with the shipped rules and fires VtpmGuestRestartFailed.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -177,6 +178,13 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   t.equal(sample(m3, 'vtpm_guest_restart_failed', { instance_uuid: specs.b.uuid, domain: specs.b.name, reason: 'secret_missing' }), 1);
   t.equal(sample(m3, 'vtpm_guest_restart_failed', { domain: specs.a.name }), undefined, 'no failed series for a restarted guest');
   t.equal(sample(m3, 'vtpm_guest_restarts_pending', {}), 0);
+  // Our metrics pass promtool's lint (names, units, help); other modules' lines are left out.
+  const ours = m3
+    .split('\n')
+    .filter((l) => /^(# (HELP|TYPE) )?vtpm_(guest|guests|host_boot|nova_resume)/.test(l))
+    .join('\n');
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: ours + '\n', encoding: 'utf8', timeout: 30_000 });
+  t.equal(lint.status, 0, `promtool check metrics: ${lint.stderr}`);
 
   // `check` (one-shot) reports the last reboot's outcome.
   const section = await new GuestRestartWatcher().checkOnce({
