@@ -99,7 +99,7 @@ export class SocketChannel {
       need = w.framing.kind === 'fixed' ? w.framing.size : announcedSize(this.pending);
     } catch (err) {
       this.waiter = null;
-      w.reject(err as Error);
+      w.reject(new TpmProtocolError(`${w.what}: ${(err as Error).message}`, (err as TpmProtocolError).details));
       return;
     }
     if (need === null || this.pending.length < need) return;

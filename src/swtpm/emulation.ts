@@ -9,7 +9,7 @@ import { toAgentError } from '../errors.js';
 import type { ProbeResult } from '../probes/types.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { EmulationOutcome, TpmVersion } from '../verdict.js';
-import { basicTpm12, basicTpm2, stateTpm2, type CheckEnvironment } from './checks.js';
+import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './instance.js';
 import { resolvePrincipal, type Principal } from './principal.js';
 import type { CheckLevel, EmulationCheckResult, EmulationData } from './types.js';
@@ -100,7 +100,7 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
 
   for (const { version, level } of plan) {
     const left = options.remainingMs() - ROUND_MARGIN_MS;
-    if (options.signal.aborted || left <= 0) {
+    if (options.signal.aborted || left <= HARD_KILL_GRACE_MS) {
       data.checks.push(notRun(version, level, 'not-run', options.signal.aborted ? 'the round was aborted before this check' : 'no time left in the round for this check', 'VTPM_ERR_PROBE_TIMEOUT'));
       continue;
     }
@@ -110,7 +110,7 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
       tempBase,
       env: options.env,
       signal: options.signal,
-      timeoutMs: Math.min(config.swtpm.timeoutSeconds * 1000, left),
+      timeoutMs: Math.min(config.swtpm.timeoutSeconds * 1000, left - HARD_KILL_GRACE_MS),
       log,
     };
     const run = version === '1.2' ? basicTpm12 : level === 'basic' ? basicTpm2 : stateTpm2;

@@ -269,15 +269,19 @@ export class SwtpmInstance {
   private async startError(reason: string): Promise<AgentError> {
     const diag = await this.diagnostics();
     const notFound = (this.spawnError as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-    return new AgentError(notFound ? 'VTPM_ERR_EXEC_NOT_FOUND' : 'VTPM_ERR_SWTPM_START', `${reason}${diag ? `; swtpm said: ${diag}` : ''}`, {
-      details: { exit: this.exitInfo, swtpmPath: this.options.swtpmPath },
+    const principal = this.ws.options.principal;
+    const who = principal ? ` (running as ${principal.user}:${principal.group})` : '';
+    // swtpm exits 1 without a word when it cannot open its log or state; say where to look.
+    const hint = !diag && principal && !notFound ? `; swtpm wrote nothing: check that ${principal.user} can write ${this.ws.dir}` : '';
+    return new AgentError(notFound ? 'VTPM_ERR_EXEC_NOT_FOUND' : 'VTPM_ERR_SWTPM_START', `${reason}${who}${diag ? `; swtpm said: ${diag}` : hint}`, {
+      details: { exit: this.exitInfo, swtpmPath: this.options.swtpmPath, user: principal?.user ?? null },
     });
   }
 
   private async waitForSockets(signal: AbortSignal): Promise<void> {
     const want = [this.serverPath, this.ctrlPath];
     for (;;) {
-      if (this.hasExited) throw await this.startError(`${this.describeExit()} before opening its sockets`);
+      if (this.hasExited) throw await this.startError(this.spawnError ? this.describeExit() : `${this.describeExit()} before opening its sockets`);
       if (signal.aborted) throw abortError(signal, 'waiting for swtpm sockets');
       const present = await Promise.all(want.map((p) => stat(p).then((s) => s.isSocket(), () => false)));
       if (present.every(Boolean)) break;
@@ -323,7 +327,7 @@ export class SwtpmInstance {
     const rc = parseControlResult(answer, 'CMD_SHUTDOWN');
     this.data?.close();
     this.ctrl?.close();
-    const gone = await Promise.race([this.exited.then(() => true), sleep(this.remaining(deadline), signal).then(() => false, () => false)]);
+    const gone = await this.waitForExit(this.remaining(deadline), signal);
     if (!gone) {
       await this.kill();
       throw new AgentError('VTPM_ERR_SWTPM_START', 'swtpm did not exit after CMD_SHUTDOWN and was killed');
@@ -331,6 +335,22 @@ export class SwtpmInstance {
     if (rc !== 0) throw new TpmResponseError(this.options.version, 'CMD_SHUTDOWN', rc);
     if (this.exitInfo?.code !== 0) throw await this.startError(`${this.describeExit()} after CMD_SHUTDOWN`);
     this.ws.children.delete(this);
+  }
+
+  /** true once the process has exited; false at the timeout or abort (timer and listener are cleared). */
+  private waitForExit(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (this.hasExited) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (value: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      };
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void this.exited.then(() => done(true));
+    });
   }
 
   /** SIGKILL and wait until the process is gone. Safe to call at any time, any number of times. */
