@@ -85,7 +85,7 @@ export function renderReport(report: HostReport): string {
   for (const section of report.sections) {
     out.push('');
     out.push(`${mark(section.ok)} ${section.name}: ${section.summary}`);
-    if (section.table?.length) out.push(table(section.table).replace(/^/gm, '  '));
+    if (section.table && section.table.length > 1) out.push(table(section.table).replace(/^/gm, '  '));
   }
   out.push('');
   out.push(v?.anyUsable ? 'Result: vTPM usable on this host' : 'Result: no vTPM configuration is usable on this host');
