@@ -13,9 +13,11 @@
  * ```
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseDomainCapabilities } from '../../src/libvirt/domcaps.js';
+import { computeVerdict, type HostFacts, type SwtpmFacts, type TpmVersion, type Verdict } from '../../src/verdict.js';
 import { requireCommands } from './components.js';
 import { cachedTemplate, freePort, PYTHON, sqliteWal, startProcess, waitForHttp, type Keystone, type ManagedProcess } from './keystone.js';
 
@@ -199,4 +201,45 @@ export async function startPlacement(ks: Keystone, options: PlacementOptions = {
     },
   };
   return pl;
+}
+
+// ---- Verdicts for reconciler tests: real computeVerdict over captured libvirt output ----
+
+
+const capturedDomcaps = () => parseDomainCapabilities(readFileSync(new URL('../fixtures/captured-libvirt9.0-qemu7.2-q35.xml', import.meta.url), 'utf8'));
+const swtpmFacts = (): SwtpmFacts => ({
+  binaries: { swtpm: '/usr/bin/swtpm', swtpm_setup: '/usr/bin/swtpm_setup', swtpm_ioctl: '/usr/bin/swtpm_ioctl' },
+  setupFeatures: (JSON.parse(readFileSync(new URL('../fixtures/swtpm-setup-caps-0.7.1.json', import.meta.url), 'utf8')) as { features: string[] }).features,
+  socketFeatures: ['tpm-1.2', 'tpm-2.0'],
+  version: '0.7.1',
+  errors: [],
+});
+const hostFacts = (): HostFacts => ({
+  swtpmUser: { name: 'tss', exists: true, uid: 103 },
+  swtpmGroup: { name: 'tss', exists: true, gid: 110 },
+  stateDir: { path: '/var/lib/libvirt/swtpm', exists: true, owner: 'root:root', mode: '0711', problems: [] },
+  kvm: false,
+  libvirtVersion: '9.0.0',
+  qemuVersion: '7.2.22',
+  warnings: [],
+});
+
+/**
+ * The Debian 12 host (libvirt 9.0, QEMU 7.2, swtpm 0.7.1) as computeVerdict sees it; `failing`
+ * lists TPM versions whose local emulation check failed; `noSwtpm` removes swtpm entirely.
+ */
+export function hostVerdict(options: { failing?: TpmVersion[]; noSwtpm?: boolean } = {}): Verdict {
+  const swtpm = options.noSwtpm
+    ? { binaries: { swtpm: null, swtpm_setup: null, swtpm_ioctl: null }, setupFeatures: null, socketFeatures: null, version: null, errors: [] }
+    : swtpmFacts();
+  return computeVerdict({
+    domcaps: capturedDomcaps(),
+    swtpm,
+    host: hostFacts(),
+    emulation: (['1.2', '2.0'] as const).map((version) =>
+      options.failing?.includes(version)
+        ? { version, level: 'basic' as const, ok: false, failedStep: 'startup', message: 'TPM_FAIL' }
+        : { version, level: 'basic' as const, ok: true },
+    ),
+  });
 }
