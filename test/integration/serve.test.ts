@@ -54,8 +54,19 @@ t.test('the full agent (every probe and extension) exposes metrics that promtool
   });
   t.teardown(running.stop);
   await waitFor('readiness', async () => (await get(`${running.url}/readyz`)).status === 200, 90_000);
-  const lint = promtoolCheckMetrics((await get(`${running.url}/metrics`)).text);
+  const text = (await get(`${running.url}/metrics`)).text;
+  const lint = promtoolCheckMetrics(text);
   t.equal(lint.code, 0, `promtool check metrics is clean: ${lint.output}`);
+  // Golden list of the agent's own metric families (name, type, help): a rename or a dropped
+  // metric breaks dashboards and alerts, so it must be a deliberate change of this file.
+  const families = text
+    .split('\n')
+    .filter((l) => /^# (HELP|TYPE) vtpm_/.test(l) && !/^# (HELP|TYPE) vtpm_agent_(process|nodejs)_/.test(l))
+    .sort()
+    .join('\n');
+  const golden = new URL('../fixtures/metrics-families.golden.txt', import.meta.url);
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(golden, `${families}\n`);
+  t.equal(`${families}\n`, readFileSync(golden, 'utf8'), 'metric families match the golden file (UPDATE_GOLDEN=1 to accept a change)');
 });
 
 t.test('virsh hangs: killed at the timeout, the failure is in the metrics, the agent keeps serving', async (t) => {

@@ -1,0 +1,47 @@
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { freePort, spawnCli, waitFor } from '../harness/agent.js';
+import { requireLibvirt } from '../harness/libvirt.js';
+
+requireLibvirt();
+type Socket = { bind(path: string): void; on(event: 'message', cb: (msg: Buffer) => void): void; close(): void };
+const unixDgram = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram', cb?: (msg: Buffer) => void): Socket };
+
+t.test('under systemd Type=notify: READY=1, WATCHDOG=1 while alive, STOPPING=1 on SIGTERM', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-notify-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socketPath = path.join(dir, 'notify.sock');
+  const messages: string[] = [];
+  const socket = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString()));
+  socket.bind(socketPath);
+  t.teardown(() => socket.close());
+  const port = await freePort();
+  const child = spawnCli(['serve', '--set', `listen.port=${port}`, '--set', 'listen.host=127.0.0.1', '--set', `stateDir=${dir}/state`, '--set', 'emulation.enabled=false'], {
+    ...process.env,
+    VTPM_AGENT_CONFIG: '/dev/null',
+    NOTIFY_SOCKET: socketPath,
+    // 2 s watchdog: the agent pings every second.
+    WATCHDOG_USEC: '2000000',
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  await waitFor('READY=1', () => messages.includes('READY=1'), 60_000, 50);
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  t.equal(res.status, 200, 'READY is sent once the server answers');
+  await waitFor('two watchdog pings', () => messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 10_000, 100);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  t.ok(messages.includes('STOPPING=1'));
+  t.ok(messages.indexOf('READY=1') < messages.indexOf('STOPPING=1'));
+});
+
+t.test('without NOTIFY_SOCKET nothing is sent and nothing fails', async (t) => {
+  const { SystemdNotifier } = await import('../../src/util/sdnotify.js');
+  const notifier = new SystemdNotifier({});
+  t.equal(notifier.active, false);
+  await notifier.notify('READY=1');
+  t.pass('no-op');
+});
