@@ -67,8 +67,8 @@ for entry in "${node_bins[@]}"; do
     tap_run "node$v selected" "$bin" --jobs=1 "$@"
   else
     # Unit tests in parallel; integration tests one at a time (they share libvirtd and ports).
-    tap_run "node$v unit" "$bin" --jobs=2 test/unit
-    tap_run "node$v integration" "$bin" --jobs=1 test/integration
+    tap_run "node$v unit" "$bin" --jobs=2 'test/unit/*.test.ts'
+    tap_run "node$v integration" "$bin" --jobs=1 'test/integration/*.test.ts'
   fi
 done
 
