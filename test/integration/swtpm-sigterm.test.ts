@@ -1,0 +1,80 @@
+/**
+ * SIGTERM mid-check: a real agent-like child process runs the emulation probe, gets SIGTERM while
+ * swtpm is running, and must leave no swtpm process and no directory behind.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { processesMentioning } from '../../src/swtpm/procscan.js';
+import { requireCommands } from '../harness/components.js';
+import { fake, FAKE_DIR, leftovers, tempBase } from '../fixtures/fake-swtpm/helpers.js';
+
+requireCommands('swtpm', 'node');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const AGENT = path.join(FAKE_DIR, 'sigterm-agent.ts');
+
+async function until<T>(what: string, fn: () => Promise<T | null>, limitMs = 30_000): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function scenario(t: Parameters<Parameters<typeof t.test>[1]>[0], swtpmPath: string, exitMode: 'graceful' | 'immediate', runAs: string) {
+  const base = await tempBase(t);
+  const child = spawn(process.execPath, ['--import', 'tsx', AGENT, base, swtpmPath, exitMode, runAs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  t.teardown(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    // Only on failure is there anything here; never leave it to the next test.
+    for (const p of await processesMentioning(`${base}/`)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  // Mid-check: an swtpm (real or fake) started by the child is running in the child's temp dir.
+  const running = await until('an swtpm in the workspace', async () => {
+    const procs = (await processesMentioning(`${base}/`)).filter((p) => p.argv.includes('socket'));
+    return procs.length ? procs : null;
+  });
+  t.ok(running.length >= 1, `swtpm running: ${running[0]?.argv.slice(0, 3).join(' ')}`);
+  child.kill('SIGTERM');
+  const exit = await exited;
+  t.same(exit, { code: 0, signal: null }, `agent exited cleanly (stderr: ${stderr.slice(0, 500)})`);
+  // SIGKILL delivery is asynchronous: give the kernel a moment, bounded.
+  const left = await until('the workspace to be empty', async () => {
+    const l = await leftovers(base);
+    return l.processes.length === 0 && l.entries.length === 0 ? l : null;
+  }, 5000).catch(async () => leftovers(base));
+  t.same(left, { processes: [], entries: [] }, 'no swtpm process and no directory left');
+  return stdout;
+}
+
+t.test('graceful shutdown while a hanging swtpm is being waited for', async (t) => {
+  const stdout = await scenario(t, fake('hang'), 'graceful', 'self');
+  const line = stdout.trim().split('\n').pop()!;
+  const report = JSON.parse(line) as { inFlight: boolean; result: { ok: boolean; data?: { checks: Array<{ failedStep: string; message: string }> } } };
+  t.equal(report.inFlight, true, 'SIGTERM arrived mid-round');
+  const first = report.result.data?.checks[0];
+  t.equal(first?.failedStep, 'spawn');
+  t.match(first?.message, /shutting down/);
+});
+
+t.test('an agent that exits on SIGTERM without aborting still kills swtpm (run as the swtpm user) and removes the dir', async (t) => {
+  await scenario(t, fake('hang'), 'immediate', 'auto');
+});
+
+t.test('SIGTERM during real swtpm checks', async (t) => {
+  await scenario(t, 'swtpm', 'graceful', 'auto');
+});
