@@ -4,7 +4,8 @@ import { Agent } from './agent.js';
 import { runCheck } from './check.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
-import { renderReport } from './report.js';
+import { runReconcileOnce } from './placement/extension.js';
+import { renderReport, renderSection } from './report.js';
 import { buildInfo } from './version.js';
 
 /** Exit codes: check → 0 usable, 1 none usable, 2 the check itself failed; 78 = EX_CONFIG. */
@@ -15,13 +16,18 @@ const USAGE = `Usage: vtpm-agent <command> [options]
 Commands:
   check [--json]     check this host once: which TPM version × model really works, and why not
   serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
+  reconcile --once [--dry-run] [--json]
+                     check this host, then reconcile its Placement traits once (exit 0 consistent,
+                     1 drift, 2 failure, 3 no OpenStack credentials configured)
   version            print the version
 
 Options:
   -c, --config PATH  configuration file (default /etc/vtpm-agent/config.yaml, optional)
   --set KEY=VALUE    override one configuration key, e.g. --set listen.port=9643 (repeatable)
   --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
-  --json             (check) print the JSON report instead of the table
+  --json             (check, reconcile) print JSON instead of the table
+  --once             (reconcile) one pass, then exit
+  --dry-run          (reconcile) show what would change in Placement, write nothing
   -h, --help         this help
 `;
 
@@ -36,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
         set: { type: 'string', multiple: true },
         'log-level': { type: 'string' },
         json: { type: 'boolean' },
+        once: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -53,7 +61,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`vtpm-agent ${buildInfo.version}\n`);
     return EXIT.OK;
   }
-  if (command !== 'check' && command !== 'serve') {
+  if (command === 'reconcile' && !values.once) {
+    process.stderr.write('vtpm-agent: reconcile runs inside `serve`; use `reconcile --once` for a single pass\n');
+    return EXIT.USAGE;
+  }
+  if (command !== 'check' && command !== 'serve' && command !== 'reconcile') {
     process.stderr.write(`vtpm-agent: unknown command '${command}'\n\n${USAGE}`);
     return EXIT.USAGE;
   }
@@ -70,6 +82,20 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const { config } = loaded;
+
+  if (command === 'reconcile') {
+    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    try {
+      // The verdict comes from a fresh run of the probes; no extension runs.
+      const report = await runCheck({ config, log, extensions: [] });
+      const outcome = await runReconcileOnce({ config, log, verdict: report.verdict, dryRun: values['dry-run'] === true });
+      process.stdout.write(values.json ? `${JSON.stringify(outcome.section, null, 2)}\n` : `${renderSection(outcome.section)}\n`);
+      return outcome.exitCode;
+    } catch (err) {
+      process.stderr.write(`vtpm-agent: reconcile could not run: ${(err as Error).stack ?? String(err)}\n`);
+      return EXIT.CHECK_FAILED;
+    }
+  }
 
   if (command === 'check') {
     // The check's logs go to stderr (warn and up by default) so stdout is only the report.

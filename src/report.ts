@@ -56,6 +56,12 @@ function table(rows: string[][]): string {
 
 const mark = (ok: boolean | null): string => (ok === null ? '–' : ok ? '✓' : '✗');
 
+export function renderSection(section: CheckSection): string {
+  const lines = [`${mark(section.ok)} ${section.name}: ${section.summary}`];
+  if (section.table && section.table.length > 1) lines.push(table(section.table).replace(/^/gm, '  '));
+  return lines.join('\n');
+}
+
 /** The human-readable form of the report. */
 export function renderReport(report: HostReport): string {
   const out: string[] = [];
@@ -84,8 +90,7 @@ export function renderReport(report: HostReport): string {
   }
   for (const section of report.sections) {
     out.push('');
-    out.push(`${mark(section.ok)} ${section.name}: ${section.summary}`);
-    if (section.table && section.table.length > 1) out.push(table(section.table).replace(/^/gm, '  '));
+    out.push(renderSection(section));
   }
   out.push('');
   out.push(v?.anyUsable ? 'Result: vTPM usable on this host' : 'Result: no vTPM configuration is usable on this host');
