@@ -13,6 +13,7 @@ import { fake, FAKE_DIR, leftovers, tempBase } from '../fixtures/fake-swtpm/help
 requireCommands('swtpm', 'node');
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT = path.join(FAKE_DIR, 'sigterm-agent.ts');
+type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 async function until<T>(what: string, fn: () => Promise<T | null>, limitMs = 30_000): Promise<T> {
   const end = Date.now() + limitMs;
@@ -24,7 +25,7 @@ async function until<T>(what: string, fn: () => Promise<T | null>, limitMs = 30_
   }
 }
 
-async function scenario(t: Parameters<Parameters<typeof t.test>[1]>[0], swtpmPath: string, exitMode: 'graceful' | 'immediate', runAs: string) {
+async function scenario(t: Tap, swtpmPath: string, exitMode: 'graceful' | 'immediate', runAs: string) {
   const base = await tempBase(t);
   const child = spawn(process.execPath, ['--import', 'tsx', AGENT, base, swtpmPath, exitMode, runAs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
