@@ -74,7 +74,9 @@ LABEL org.opencontainers.image.title="vtpm-agent" \
 # The pod mounts the host's paths under /host; the agent resolves every host path there.
 ENV NODE_ENV=production \
     VTPM_AGENT__HOST_ROOT=/host
-WORKDIR /var/lib/vtpm-agent
+# WORKDIR is /: the DaemonSet runs as root without CAP_DAC_OVERRIDE, which cannot enter a
+# directory owned by the non-root user, and a child process cannot start in a cwd it cannot enter.
+WORKDIR /
 USER 9643:9643
 EXPOSE 9643
 STOPSIGNAL SIGTERM

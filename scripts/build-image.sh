@@ -195,5 +195,6 @@ timed image-build build_image || { tail -40 "$CACHE/build.log" >&2; die "buildah
 # Old builds of this tag stay as dangling images; drop them so the cache does not grow without bound.
 podman image prune -f >/dev/null 2>&1 || true
 echo "IMAGE $IMAGE"
+echo "REVISION $REVISION"
 echo "IMAGE_ID $(podman image inspect --format '{{.Id}}' "$IMAGE")"
 echo "IMAGE_SIZE_BYTES $(podman image inspect --format '{{.Size}}' "$IMAGE")"
