@@ -17,6 +17,7 @@ import { waitFor } from '../harness/agent.js';
 import { startBarbican } from '../harness/barbican.js';
 import { startKeystone } from '../harness/keystone.js';
 import { LineBook } from '../harness/nova-log.js';
+import { promtoolCheckMetrics } from '../harness/promtool.js';
 
 const G1 = '0b1e2c3d-0000-4000-8000-000000000001';
 const G2 = '0b1e2c3d-0000-4000-8000-000000000002';
@@ -170,6 +171,9 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
     t.match(metrics, new RegExp(`vtpm_barbican_failures_total\\{source="preflight",reason="${r}"\\} [1-9]`), `${r} counted`);
   }
   t.match(metrics, /vtpm_barbican_failures_total\{source="log",reason="forbidden"\} 2/, 'the log follower feeds the same counter');
+
+  const lint = promtoolCheckMetrics(metrics);
+  t.equal(lint.code, 0, `promtool check metrics: ${lint.output}`);
 
   // Everything the agent wrote or exposed: its log, /metrics, /status, its state files.
   const status = JSON.stringify([ext.status(), logs.status()]);
