@@ -13,7 +13,11 @@ import { fake, FAKE_DIR, leftovers, tempBase } from '../fixtures/fake-swtpm/help
 requireCommands('swtpm', 'node');
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT = path.join(FAKE_DIR, 'sigterm-agent.ts');
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
+interface Tap {
+  teardown(fn: () => unknown): void;
+  ok(v: unknown, m?: string): unknown;
+  same(a: unknown, b: unknown, m?: string): unknown;
+}
 
 async function until<T>(what: string, fn: () => Promise<T | null>, limitMs = 30_000): Promise<T> {
   const end = Date.now() + limitMs;
