@@ -40,13 +40,14 @@ export class NovaLogExtension implements AgentExtension {
     await follower.start();
   }
 
-  private create(ctx: ExtensionContext, log: Logger): NovaLogFollower {
+  private create(ctx: ExtensionContext, log: Logger, readOnly = false): NovaLogFollower {
     return new NovaLogFollower({
       config: ctx.config.novaLog,
       stateFile: stateFilePath(ctx.config.stateDir, ctx.config.novaLog.stateFile),
       hostPath: ctx.hostPath,
       log,
       env: ctx.env,
+      readOnly,
     });
   }
 
@@ -90,18 +91,20 @@ export class NovaLogExtension implements AgentExtension {
     };
   }
 
-  /** `vtpm-agent check`: read what is new since the saved position once, then report. */
+  /**
+   * `vtpm-agent check`: the saved counts plus whatever is new since the saved position, read
+   * once without saving (the daemon owns the position).
+   */
   async checkOnce(ctx: ExtensionContext): Promise<CheckSection> {
     this.config = ctx.config;
     const log = ctx.log.child({ extension: this.name });
-    if (ctx.config.novaLog.source === 'journald') {
-      // journalctl -f never ends; a one-shot check reports the saved counts only.
-      const follower = this.create(ctx, log);
-      this.follower = follower;
-      return { ...this.status(), summary: 'journald source: counts are kept by the running agent (`serve`)' };
-    }
-    const follower = this.create(ctx, log);
+    const follower = this.create(ctx, log, true);
     this.follower = follower;
+    if (ctx.config.novaLog.source === 'journald') {
+      // journalctl -f never ends: report the counts saved by the daemon.
+      await follower.loadOnly();
+      return { ...this.status(), summary: `journald source: ${this.status().summary.replace(/^not following/, 'saved counts for')}` };
+    }
     await follower.start();
     await follower.stop();
     return this.status();

@@ -57,6 +57,11 @@ export interface FollowerOptions {
   env?: NodeJS.ProcessEnv;
   /** Minimum time between two state saves while lines keep coming. */
   saveIntervalMs?: number;
+  /**
+   * Never write the state file (`vtpm-agent check`): a one-shot check must not move the saved
+   * position, or the daemon would never count the lines the check read.
+   */
+  readOnly?: boolean;
 }
 
 interface CriTrack {
@@ -111,6 +116,12 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   /** The Barbican reason the log gives for an instance, if any. */
   reasonFor(instanceUuid: string): InstanceFailure | undefined {
     return this.tracker.instance(instanceUuid);
+  }
+
+  /** Loads the saved counts without following (one-shot reports for journald). */
+  async loadOnly(): Promise<void> {
+    const saved = await this.load();
+    this.tracker = new IncidentTracker(saved?.incidents ?? emptyIncidentState(), { windowMs: this.config.incidentWindowSeconds * 1000 });
   }
 
   /** Loads the saved state and starts following; never throws for a missing log. */
@@ -391,7 +402,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
 
   private lastSave = 0;
   private async save(force: boolean): Promise<void> {
-    if (this.config.source === 'none') return;
+    if (this.config.source === 'none' || this.options.readOnly) return;
     if (!this.dirty && !force) return;
     const interval = this.options.saveIntervalMs ?? 1000;
     if (!force && Date.now() - this.lastSave < interval) return;
