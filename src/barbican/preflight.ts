@@ -29,8 +29,9 @@ export function preflightTargets(inventory: GuestInventory | undefined | null): 
   if (!inventory) return [];
   const targets: PreflightTarget[] = [];
   for (const g of inventory.guests) {
-    if (!g.encryptionSecret || !NEEDS_BARBICAN.has(g.secretMode)) continue;
-    targets.push({ instanceUuid: g.instanceUuid ?? g.uuid, secretUuid: g.encryptionSecret, mode: g.secretMode, domainName: g.name });
+    // Only Nova instances keep their vTPM key in Barbican; another domain's secret is libvirt's alone.
+    if (g.instanceUuid === null || !g.encryptionSecret || !NEEDS_BARBICAN.has(g.secretMode)) continue;
+    targets.push({ instanceUuid: g.instanceUuid, secretUuid: g.encryptionSecret, mode: g.secretMode, domainName: g.name });
   }
   return targets;
 }

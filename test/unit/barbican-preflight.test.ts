@@ -31,8 +31,9 @@ const inventory: GuestInventory = {
     guest(3, 'deployment', 'aaaaaaaa-0000-4000-8000-000000000003'),
     guest(4, 'unknown', 'aaaaaaaa-0000-4000-8000-000000000004'),
     guest(5, 'user', null),
+    { ...guest(6, 'user', 'aaaaaaaa-0000-4000-8000-000000000006'), instanceUuid: null },
   ],
-  domainsSeen: 5,
+  domainsSeen: 6,
   errors: [],
   secrets: [],
   libvirtVersion: '9.0.0',
@@ -40,7 +41,7 @@ const inventory: GuestInventory = {
   atRisk: [],
 };
 
-t.test('targets: guests whose restart needs Barbican and that have a secret', async (t) => {
+t.test('targets: Nova guests whose restart needs Barbican and that have a secret', async (t) => {
   t.same(
     preflightTargets(inventory).map((x) => [x.instanceUuid.slice(0, 8), x.mode]),
     [['00000001', 'user'], ['00000003', 'deployment'], ['00000004', 'unknown']],
