@@ -5,7 +5,7 @@ import { atRiskGuests, inferSecretMode } from './classify.js';
 import { parseDomainXml } from './domain-xml.js';
 import { parseResumeGuestsStateOnHostBoot } from './nova-conf.js';
 import type { DomainError, GuestInventory, LibvirtSecret, VtpmGuest } from './types.js';
-import { parseDomState, parseLibvirtVersion, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from './virsh-text.js';
+import { parseDomStats, parseLibvirtVersion, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from './virsh-text.js';
 
 export interface InventoryOptions {
   virsh: VirshOptions;
@@ -20,7 +20,9 @@ export interface InventoryRaw {
   /** false when virsh reported an error for `secret-list` (so an empty list means "unknown"). */
   secretListFailed: boolean;
   version: string;
-  domains: Array<{ uuid: string; xml: string; domstate: string }>;
+  /** `domstats --state` for every domain at once (state and reason by name). */
+  domstats: string;
+  domains: Array<{ uuid: string; xml: string }>;
   secretXml: Record<string, string>;
 }
 
@@ -34,27 +36,26 @@ export async function readResumeFlag(path: string | null): Promise<boolean | nul
   }
 }
 
-/** Two virsh processes whatever the number of domains: names and secrets first, then every detail. */
+/**
+ * Two virsh processes whatever the number of domains: the lists, versions and every domain's
+ * state (one bulk `domstats` call) first, then each domain's XML and each vTPM secret's flags.
+ */
 export async function fetchInventoryRaw(virsh: VirshOptions): Promise<InventoryRaw> {
-  const first = await virshBatch(['list --all --uuid', 'secret-list', 'version'], virsh);
-  const [list, secretList, version] = first.outputs.map((o) => o.stdout);
+  const first = await virshBatch(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], virsh);
+  const [list, secretList, version, domstats] = first.outputs.map((o) => o.stdout);
   const uuids = parseUuidList(list ?? '');
   const secretListFailed = /secret/i.test(first.stderr);
   const vtpmSecrets = parseSecretList(secretList ?? '').filter((s) => s.usageType === 'vtpm');
   const commands: string[] = [];
-  for (const uuid of uuids) commands.push(`dumpxml ${uuid}`, `domstate --reason ${uuid}`);
+  for (const uuid of uuids) commands.push(`dumpxml ${uuid}`);
   for (const s of vtpmSecrets) commands.push(`secret-dumpxml ${s.uuid}`);
   const second = await virshBatch(commands, virsh);
-  const domains = uuids.map((uuid, i) => ({
-    uuid,
-    xml: second.outputs[2 * i]?.stdout ?? '',
-    domstate: second.outputs[2 * i + 1]?.stdout ?? '',
-  }));
+  const domains = uuids.map((uuid, i) => ({ uuid, xml: second.outputs[i]?.stdout ?? '' }));
   const secretXml: Record<string, string> = {};
   vtpmSecrets.forEach((s, i) => {
-    secretXml[s.uuid] = second.outputs[2 * uuids.length + i]?.stdout ?? '';
+    secretXml[s.uuid] = second.outputs[uuids.length + i]?.stdout ?? '';
   });
-  return { list: list ?? '', secretList: secretList ?? '', secretListFailed, version: version ?? '', domains, secretXml };
+  return { list: list ?? '', secretList: secretList ?? '', secretListFailed, version: version ?? '', domstats: domstats ?? '', domains, secretXml };
 }
 
 /** Turns raw virsh output into the inventory; a bad domain becomes an error entry, never hides others. */
@@ -69,6 +70,7 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
     });
   }
   const secretIds = secrets ? new Set(secrets.map((s) => s.uuid)) : null;
+  const states = parseDomStats(raw.domstats);
   const guests: VtpmGuest[] = [];
   for (const d of raw.domains) {
     const xml = stripPrompts(d.xml);
@@ -85,7 +87,7 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
       continue;
     }
     if (!parsed.tpm) continue;
-    const st = parseDomState(d.domstate);
+    const st = states.get(parsed.name);
     const encryptionSecret = parsed.tpm.encryptionSecret?.toLowerCase() ?? null;
     const base = { uuid: parsed.uuid, encryptionSecret, nova: parsed.nova };
     const mode = inferSecretMode(base, secrets);

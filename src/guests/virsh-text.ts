@@ -50,6 +50,56 @@ export function parseDomState(text: string): { state: DomainState; reason: strin
   return { state: STATES[stateText] ?? 'unknown', reason: m?.[2]?.trim() || null };
 }
 
+const STATE_CODES: DomainState[] = ['unknown', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended'];
+
+/** libvirt's per-state reason enums (virDomain*Reason), spelled as `virsh domstate --reason` prints them. */
+const REASONS: Partial<Record<DomainState, string[]>> = {
+  running: ['unknown', 'booted', 'migrated', 'restored', 'from snapshot', 'unpaused', 'migration canceled', 'save canceled', 'event wakeup', 'crashed', 'post-copy', 'post-copy failed'],
+  blocked: ['unknown'],
+  paused: ['unknown', 'user', 'migrating', 'saving', 'dumping', 'I/O error', 'watchdog', 'from snapshot', 'shutting down', 'creating snapshot', 'crashed', 'starting up', 'post-copy', 'post-copy failed', 'api error'],
+  shutdown: ['unknown', 'user'],
+  shutoff: ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from snapshot', 'daemon'],
+  crashed: ['unknown', 'panicked'],
+  pmsuspended: ['unknown'],
+};
+
+/**
+ * `virsh domstats --state` (one bulk call for every domain): `Domain: 'name'` then
+ * `state.state=N` and `state.reason=N`. Keyed by domain name.
+ */
+export function parseDomStats(text: string): Map<string, { state: DomainState; reason: string | null }> {
+  const out = new Map<string, { state: DomainState; reason: string | null }>();
+  let name: string | null = null;
+  let code: number | null = null;
+  let reason: number | null = null;
+  const flush = () => {
+    if (name !== null && code !== null) {
+      const state = STATE_CODES[code] ?? 'unknown';
+      const reasonText = reason === null ? null : (REASONS[state]?.[reason] ?? String(reason));
+      out.set(name, { state, reason: reasonText });
+    }
+    name = null;
+    code = null;
+    reason = null;
+  };
+  for (const raw of stripPrompts(text).split('\n')) {
+    const line = raw.trim();
+    const d = /^Domain: '(.*)'$/.exec(line);
+    if (d) {
+      flush();
+      name = d[1]!;
+      continue;
+    }
+    const kv = /^state\.(state|reason)=(\d+)$/.exec(line);
+    if (kv && name !== null) {
+      if (kv[1] === 'state') code = Number(kv[2]);
+      else reason = Number(kv[2]);
+    }
+  }
+  flush();
+  return out;
+}
+
 /** `virsh -q secret-list`: ` UUID   usage-type usage-name`. */
 export function parseSecretList(text: string): Array<{ uuid: string; usageType: string | null; usageName: string | null }> {
   const out: Array<{ uuid: string; usageType: string | null; usageName: string | null }> = [];

@@ -4,7 +4,7 @@ import { atRiskGuests, inferSecretMode, riskReasons } from '../../src/guests/cla
 import { parseDomainXml } from '../../src/guests/domain-xml.js';
 import { buildInventory, type InventoryRaw } from '../../src/guests/inventory.js';
 import { parseResumeGuestsStateOnHostBoot } from '../../src/guests/nova-conf.js';
-import { compareVersions, parseDomState, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from '../../src/guests/virsh-text.js';
+import { compareVersions, parseDomState, parseDomStats, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from '../../src/guests/virsh-text.js';
 
 const fx = (name: string) => readFileSync(new URL(`../fixtures/guests/${name}`, import.meta.url), 'utf8');
 
@@ -60,6 +60,10 @@ t.test('virsh text parsers', async (t) => {
   t.same(parseDomState('running (booted)\n'), { state: 'running', reason: 'booted' });
   t.same(parseDomState('paused\n'), { state: 'paused', reason: null });
   t.equal(parseDomState('virsh > echo x\n'), null);
+  const stats = parseDomStats("Domain: 'a'\n  state.state=5\n  state.reason=6\n\nDomain: 'b c'\n  state.state=1\n  state.reason=1\nvirsh > echo m\nDomain: 'd'\n  state.state=3\n  state.reason=99\n");
+  t.same(stats.get('a'), { state: 'shutoff', reason: 'failed' });
+  t.same(stats.get('b c'), { state: 'running', reason: 'booted' });
+  t.same(stats.get('d'), { state: 'paused', reason: '99' });
   t.same(parseUuidList('3F1C2D4E-5A6B-4C7D-8E9F-0A1B2C3D4E5F\n\nvirsh > echo m\n'), ['3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f']);
   t.same(parseSecretList(' 6dd3e4a5-1d76-44ce-961f-f119f5aad935   vtpm 1111\n 6dd3e4a5-1d76-44ce-961f-f119f5aad936   volume /a b\n'), [
     { uuid: '6dd3e4a5-1d76-44ce-961f-f119f5aad935', usageType: 'vtpm', usageName: '1111' },
@@ -94,19 +98,24 @@ t.test('secret mode: extra spec, then persistent secret, then user, else unknown
   t.same(inferSecretMode({ uuid: host.uuid, encryptionSecret: null, nova: host.nova }, null), { mode: 'host', source: 'extra-spec' });
 });
 
-function raw(domains: InventoryRaw['domains'], secretList = '', secretXml: Record<string, string> = {}): InventoryRaw {
-  return { list: '', secretList, secretListFailed: false, version: 'Using library: libvirt 8.0.0\n', domains, secretXml };
+/** Domains with the name their XML carries and their `domstats --state` codes. */
+function raw(domains: Array<{ uuid: string; xml: string; name?: string; state?: [number, number] }>, secretList = '', secretXml: Record<string, string> = {}): InventoryRaw {
+  const domstats = domains
+    .filter((d) => d.name && d.state)
+    .map((d) => `Domain: '${d.name}'\n  state.state=${d.state![0]}\n  state.reason=${d.state![1]}\n\n`)
+    .join('');
+  return { list: '', secretList, secretListFailed: false, version: 'Using library: libvirt 8.0.0\n', domstats, domains: domains.map(({ uuid, xml }) => ({ uuid, xml })), secretXml };
 }
 
 t.test('inventory: a garbage or vanished domain is an error entry and the others are still listed', async (t) => {
   const inv = buildInventory(
     raw([
-      { uuid: '0b0c0d0e-1111-4222-8333-444455556666', xml: fx('nova-1.0-user.xml') + 'virsh > echo m\n', domstate: 'running (booted)\n' },
-      { uuid: '00000000-0000-4000-8000-000000000001', xml: fx('garbage.xml'), domstate: 'running (booted)\n' },
-      { uuid: '00000000-0000-4000-8000-000000000002', xml: '', domstate: '' },
-      { uuid: '12121212-3434-4565-8787-909090909090', xml: fx('no-tpm.xml'), domstate: 'running (booted)\n' },
-      { uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), domstate: 'shut off (destroyed)\n' },
-      { uuid: '99999999-8888-4777-8666-555544443333', xml: fx('no-metadata.xml'), domstate: 'running (booted)\n' },
+      { uuid: '0b0c0d0e-1111-4222-8333-444455556666', xml: fx('nova-1.0-user.xml') + 'virsh > echo m\n', name: 'instance-00000007', state: [1, 1] },
+      { uuid: '00000000-0000-4000-8000-000000000001', xml: fx('garbage.xml') },
+      { uuid: '00000000-0000-4000-8000-000000000002', xml: '' },
+      { uuid: '12121212-3434-4565-8787-909090909090', xml: fx('no-tpm.xml'), name: 'no-tpm', state: [1, 1] },
+      { uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), name: 'instance-0000002a', state: [5, 2] },
+      { uuid: '99999999-8888-4777-8666-555544443333', xml: fx('no-metadata.xml'), name: 'plain-vtpm', state: [1, 1] },
     ]),
     false,
   );
@@ -120,6 +129,10 @@ t.test('inventory: a garbage or vanished domain is an error entry and the others
   t.equal(legacy.instanceUuid, legacy.uuid);
   t.equal(legacy.secretMode, 'user');
   t.equal(legacy.secretPresent, false);
+  t.equal(legacy.state, 'running');
+  t.equal(legacy.stateReason, 'booted');
+  t.equal(inv.guests[1]!.state, 'shutoff');
+  t.equal(inv.guests[1]!.stateReason, 'destroyed');
   t.equal(inv.guests[2]!.instanceUuid, null);
   t.equal(inv.libvirtVersion, '8.0.0');
   // running guests only; the stopped host-mode guest is not at risk even on old libvirt
@@ -132,7 +145,7 @@ t.test('inventory: a garbage or vanished domain is an error entry and the others
 t.test('at-risk: host mode on new libvirt with resume on is safe; unknown nova.conf is not judged', async (t) => {
   const inv = buildInventory(
     raw(
-      [{ uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), domstate: 'running (booted)\n' }],
+      [{ uuid: '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', xml: fx('nova-1.1-host.xml'), name: 'instance-0000002a', state: [1, 1] }],
       ' aa11bb22-cc33-4d44-8e55-ff6677889900   vtpm 3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f\n',
       { 'aa11bb22-cc33-4d44-8e55-ff6677889900': "<secret ephemeral='no' private='yes'/>" },
     ),
