@@ -50,6 +50,30 @@ function registerEmulationMetrics(registry: Registry, results: ProbeResults): vo
     },
   });
   new Gauge({
+    name: `${METRIC_PREFIX}emulation_check_last_run_timestamp_seconds`,
+    help: 'Unix time the latest local TPM emulation check started, per TPM version and check level (staleness).',
+    labelNames: ['version', 'level'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of latest(results)) this.set({ version: c.version, level: c.level }, c.startedAt / 1000);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}emulation_check_failure_info`,
+    help: 'Present (1) while the latest check of a TPM version and level failed: the failing step and TPM response code name ("none" when the TPM did not answer with one).',
+    labelNames: ['version', 'level', 'step', 'rc_name'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of latest(results)) {
+        if (c.ok) continue;
+        // Both labels come from fixed sets (step names in checks.ts, TPM code names), so cardinality is bounded.
+        this.set({ version: c.version, level: c.level, step: c.failedStep ?? 'unknown', rc_name: c.rcName ?? 'none' }, 1);
+      }
+    },
+  });
+  new Gauge({
     name: `${METRIC_PREFIX}emulation_tpm_info`,
     help: 'Manufacturer and firmware version the emulated TPM reports, per TPM version (value is always 1).',
     labelNames: ['version', 'manufacturer', 'firmware_version'],

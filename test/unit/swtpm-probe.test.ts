@@ -108,6 +108,9 @@ t.test('metrics read the latest result only', async (t) => {
   t.match(text, 'vtpm_emulation_check_last_success_timestamp_seconds{version="2.0",level="basic"} 1699999000');
   t.match(text, 'vtpm_emulation_tpm_info{version="1.2",manufacturer="IBM",firmware_version="18.158"} 1');
   t.notMatch(text, /vtpm_emulation_tpm_info\{version="2.0"/, 'no info without a capability read');
+  t.match(text, 'vtpm_emulation_check_last_run_timestamp_seconds{version="1.2",level="basic"} 1700000000');
+  t.match(text, 'vtpm_emulation_check_failure_info{version="2.0",level="basic",step="startup",rc_name="TPM_RC_FAILURE"} 1');
+  t.notMatch(text, /vtpm_emulation_check_failure_info\{version="1.2"/, 'no failure series for a passing check');
 });
 
 t.test('probe settings come from the emulation config', async (t) => {
