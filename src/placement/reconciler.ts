@@ -316,6 +316,9 @@ export class PlacementReconciler {
       };
       result.summary = `${ERROR_SUMMARY[result.state] ?? 'reconcile failed'}: ${agentErr.message}`;
       if (err instanceof OpenStackError && err.kind === 'status' && err.status === 400) this.createdCustom.clear();
+      // Roles are fixed in a token: after a 403, authenticate afresh next time so a role granted
+      // in the meantime takes effect without restarting the agent.
+      if (err instanceof OpenStackError && err.kind === 'forbidden') this.deps.session.invalidateToken();
       return finish();
     }
   }
