@@ -123,7 +123,7 @@ export async function runCheck(version: TpmVersion, level: CheckLevel, env: Chec
     await ws?.dispose();
     result.durationSeconds = (performance.now() - t0) / 1000;
   }
-  env.log.debug({ version, level, ok: result.ok, failedStep: result.failedStep, rcName: result.rcName, durationSeconds: result.durationSeconds }, 'emulation check finished');
+  env.log.debug({ version, checkLevel: level, ok: result.ok, failedStep: result.failedStep, rcName: result.rcName, durationSeconds: result.durationSeconds }, 'emulation check finished');
   return result;
 }
 

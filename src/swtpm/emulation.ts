@@ -115,7 +115,7 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
     };
     const run = version === '1.2' ? basicTpm12 : level === 'basic' ? basicTpm2 : stateTpm2;
     const result = await run(env);
-    if (!result.ok) log.warn({ version, level, failedStep: result.failedStep, rcName: result.rcName, message: result.message }, 'emulation check failed');
+    if (!result.ok) log.warn({ version, checkLevel: level, failedStep: result.failedStep, rcName: result.rcName, message: result.message }, 'emulation check failed');
     data.checks.push(result);
   }
   return carry(data, options.previous);

@@ -2,7 +2,8 @@
  * Faults no real swtpm produces on demand, injected with small fake binaries: each gives a
  * failed check naming the right step and reason, and leaves no process or directory behind.
  */
-import { chmod, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -106,5 +107,25 @@ t.test('the round stops within its overall timeout; checks without time are mark
   t.equal(checks[0]?.failedStep, 'spawn');
   t.ok(checks.every((x) => !x.ok));
   t.ok(checks.some((x) => x.failedStep === 'not-run'), 'later checks had no time left');
+  t.same(await leftovers(base), { processes: [], entries: [] });
+});
+
+t.test('workspaces left by a SIGKILLed agent are swept, with their orphaned swtpm', async (t) => {
+  const base = await tempBase(t);
+  // A pid that no longer exists: a process that has already exited.
+  const deadPid = spawnSync('true').pid!;
+  const stale = path.join(base, `vtpm-agent-emu-${deadPid}-AbCdEf`);
+  await mkdir(stale, { mode: 0o700 });
+  const orphan = spawn(fake('hang'), ['socket', '--server', `type=unixio,path=${stale}/a.sock`], { stdio: 'ignore', detached: true });
+  const orphanGone = new Promise((r) => orphan.once('exit', r));
+  t.teardown(() => {
+    if (orphan.exitCode === null && orphan.signalCode === null) orphan.kill('SIGKILL');
+  });
+  for (let i = 0; i < 2000 && !(await leftovers(base)).processes.length; i++) await new Promise((r) => setTimeout(r, 5));
+  t.equal((await leftovers(base)).processes.length, 1, 'the orphan runs');
+  const data = await round(config({ tempDir: base, runAs: 'self', versions: ['2.0'], levels: ['basic'] }));
+  t.equal(data.checks[0]?.ok, true);
+  await orphanGone;
+  await t.rejects(stat(stale), { code: 'ENOENT' }, 'stale workspace removed');
   t.same(await leftovers(base), { processes: [], entries: [] });
 });
