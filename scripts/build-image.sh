@@ -97,7 +97,8 @@ EOF
   buildah bud --quiet --squash --pull=never -f "$work/Containerfile" -t "$BASE_REPO:bookworm" "$work" >"$work/bud.log" 2>&1 \
     || { tail -20 "$work/bud.log" >&2; die "base image upgrade layer failed"; }
   podman rmi "$BASE_REPO:rootfs" >/dev/null
-  podman save --format oci-archive -o "$CACHE/base.tar.tmp" "$BASE_REPO:bookworm" >/dev/null
+  podman save --format oci-archive -o "$CACHE/base.tar.tmp" "$BASE_REPO:bookworm" >"$work/save.log" 2>&1 \
+    || { tail -20 "$work/save.log" >&2; die "saving the base image failed"; }
   mv "$CACHE/base.tar.tmp" "$CACHE/base.tar"
   rm -rf "$work"
 }
