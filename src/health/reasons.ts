@@ -45,6 +45,7 @@ export const reasons = {
   VTPM_HEALTH_STALE_SOCKET: { check: 'orphans', remedy: 'Remove the stale swtpm socket (no swtpm serves it).' },
   VTPM_HEALTH_APPARMOR_PROFILE_MISSING: { check: 'apparmor', remedy: 'Load the swtpm AppArmor profile (apparmor_parser -r /etc/apparmor.d/usr.bin.swtpm) or reinstall swtpm.' },
   VTPM_HEALTH_APPARMOR_PROFILE_COMPLAIN: { check: 'apparmor', remedy: 'Put the swtpm profile back into enforce mode (aa-enforce) once its rules cover the configured paths.' },
+  VTPM_HEALTH_APPARMOR_PROFILE_PATHS: { check: 'apparmor', remedy: 'Add rules for this path to /etc/apparmor.d/local/usr.bin.swtpm (the profile only allows the default state, log and runtime paths), or move it back to the default.' },
   VTPM_HEALTH_APPARMOR_DENIED: { check: 'apparmor', remedy: 'Add the denied path to /etc/apparmor.d/local/usr.bin.swtpm (or update swtpm/libvirt/apparmor packages); do not disable AppArmor.' },
   VTPM_HEALTH_SELINUX_PERMISSIVE: { check: 'selinux', remedy: 'Permissive SELinux hides swtpm policy problems that will break guests once enforcing is restored.' },
   VTPM_HEALTH_SELINUX_LABEL: { check: 'selinux', remedy: 'restorecon -v /usr/bin/swtpm* (or reinstall from RPM): swtpm must be swtpm_exec_t.' },

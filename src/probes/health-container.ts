@@ -1,4 +1,5 @@
 import { evaluateContainer, readContainerFacts } from '../health/checks/container.js';
+import { localCaStatedir } from '../health/checks/localca.js';
 import type { VersionsProbeData } from '../health/metrics.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { healthProbe } from '../health/probe.js';
@@ -17,7 +18,8 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
     const facts = await readContainerFacts(ctx.hostPath, daemon);
     const libvirt = results.get<VersionsProbeData>(HEALTH_PROBE_NAMES.versions)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
-    const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, '/etc/libvirt/secrets', '/var/lib/swtpm-localca'];
+    const ca = await localCaStatedir(h.swtpmSetupConf, ctx.hostPath);
+    const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];
     return { checks: [evaluateContainer(facts, libvirt, dirs)] };
   },
 });

@@ -21,6 +21,8 @@ export const healthMacProbe = healthProbe<MacProbeData>({
       selinux: h.checks.selinux,
       signal: ctx.signal,
       timeoutMs: innerTimeout(ctx),
+      swtpmPaths: [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.swtpmRunDir],
+      env: ctx.env,
     });
     return { checks: out.checks, totals: out.totals, active: out.active };
   },

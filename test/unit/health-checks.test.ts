@@ -12,6 +12,7 @@ import { evaluateSecrets } from '../../src/health/checks/secrets.js';
 import { evaluateVersions } from '../../src/health/checks/versions.js';
 import { evaluateContainer } from '../../src/health/checks/container.js';
 import { parseMountinfo } from '../../src/health/parse/proc.js';
+import { parseRestoreconDryRun } from '../../src/health/parse/mac.js';
 import { reasons } from '../../src/health/reasons.js';
 import type { GuestsView, HealthGuest } from '../../src/health/guests.js';
 import type { CheckResult } from '../../src/health/types.js';
@@ -68,9 +69,16 @@ t.test('C7/C8 MAC evaluation: not applicable without, findings with', async (t) 
   t.equal(aa.status, 'fail');
   t.same(reasonsOf(evaluateAppArmor(true, '/usr/sbin/libvirtd (enforce)\n', [])), ['VTPM_HEALTH_APPARMOR_PROFILE_MISSING']);
   t.equal(evaluateAppArmor(true, 'swtpm (enforce)\n', []).status, 'pass');
-  const se = evaluateSelinux({ enforce: '1', labels: { '/usr/bin/swtpm': 'bin_t' }, modules: ['swtpm'] }, [{ mac: 'selinux', at: 1, line: 'avc: denied' }]);
-  t.same(reasonsOf(se), ['VTPM_HEALTH_SELINUX_LABEL', 'VTPM_HEALTH_SELINUX_MODULES_MISSING', 'VTPM_HEALTH_SELINUX_DENIED']);
-  t.equal(evaluateSelinux({ enforce: '1', labels: { '/usr/bin/swtpm': 'swtpm_exec_t' }, modules: ['swtpm', 'swtpm_libvirt', 'swtpm_svirt'] }, []).status, 'pass');
+  const relabels = parseRestoreconDryRun('Would relabel /usr/bin/swtpm from system_u:object_r:bin_t:s0 to system_u:object_r:swtpm_exec_t:s0\nWould relabel /var/lib/libvirt/swtpm from system_u:object_r:var_lib_t:s0 to system_u:object_r:virt_var_lib_t:s0\n');
+  const se = evaluateSelinux({ enforce: '1', labels: { '/usr/bin/swtpm': 'bin_t' }, modules: ['swtpm'], relabels }, [{ mac: 'selinux', at: 1, line: 'avc: denied' }]);
+  t.same(reasonsOf(se), ['VTPM_HEALTH_SELINUX_LABEL', 'VTPM_HEALTH_SELINUX_LABEL', 'VTPM_HEALTH_SELINUX_MODULES_MISSING', 'VTPM_HEALTH_SELINUX_DENIED']);
+  t.same(se.findings.map((f) => f.subject).slice(0, 2), ['/usr/bin/swtpm', '/var/lib/libvirt/swtpm'], 'the binary is reported once');
+  t.equal(evaluateSelinux({ enforce: '1', labels: { '/usr/bin/swtpm': 'swtpm_exec_t' }, modules: ['swtpm', 'swtpm_libvirt', 'swtpm_svirt'], relabels: [] }, []).status, 'pass');
+  t.equal(evaluateSelinux({ enforce: '0', labels: {}, modules: null, relabels: null }, []).status, 'warn', 'permissive');
+  const debianProfile = readFileSync(path.join(import.meta.dirname, '../fixtures/health/usr.bin.swtpm'), 'utf8');
+  const relocated = evaluateAppArmor(true, 'swtpm (enforce)\n', [], { file: '/etc/apparmor.d/usr.bin.swtpm', text: debianProfile, paths: ['/srv/tpm-state', '/var/log/swtpm/libvirt/qemu', '/run/libvirt/qemu/swtpm'] });
+  t.same(relocated.findings.map((f) => [f.reason, f.subject]), [['VTPM_HEALTH_APPARMOR_PROFILE_PATHS', '/srv/tpm-state']]);
+  t.equal(evaluateAppArmor(true, 'swtpm (enforce)\n', [], { file: 'p', text: debianProfile, paths: ['/var/lib/libvirt/swtpm', '/var/log/swtpm/libvirt/qemu', '/run/libvirt/qemu/swtpm'] }).status, 'pass');
 });
 
 t.test('C9 crypto', async (t) => {

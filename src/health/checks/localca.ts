@@ -19,6 +19,16 @@ export interface LocalCaInput {
   hostPath: HostPathResolver;
 }
 
+/** The local CA directory swtpm_setup.conf leads to (null when there is none or it cannot be read). */
+export async function localCaStatedir(swtpmSetupConf: string, hostPath: HostPathResolver): Promise<string | null> {
+  const setup = await readText(hostPath(swtpmSetupConf));
+  const caConf = setup.text !== null ? iniGet(parseIni(setup.text), '', 'create_certs_tool_config') : undefined;
+  if (!caConf) return null;
+  const ca = await readText(hostPath(caConf));
+  const dir = ca.text !== null ? iniGet(parseIni(ca.text), '', 'statedir') : undefined;
+  return dir && dir.startsWith('/') ? dir : null;
+}
+
 function describe(info: { uid: number; gid: number; mode: number }, accounts: Accounts): string {
   return `${userName(accounts, info.uid)}:${groupName(accounts, info.gid)} ${octal(info.mode)}`;
 }

@@ -10,8 +10,11 @@ import {
   parseAppArmorDenial,
   parseAppArmorProfiles,
   parseSelinuxAvc,
+  parseRestoreconDryRun,
   parseSelinuxConfigType,
+  pathsNotInProfile,
   selinuxType,
+  type Relabel,
   swtpmProfile,
 } from '../parse/mac.js';
 import { finding } from '../reasons.js';
@@ -45,6 +48,9 @@ export interface MacInput {
   signal?: AbortSignal;
   timeoutMs: number;
   now?: number;
+  /** swtpm state, log and runtime dirs libvirt uses: the AppArmor profile must allow them, restorecon must find them clean. */
+  swtpmPaths: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface MacOutput {
@@ -97,7 +103,7 @@ async function scanDenials(input: MacInput, now: number): Promise<{ store: Store
 }
 
 /** C7: AppArmor enabled → swtpm profile loaded and enforcing, and no recent denials for swtpm. */
-export function evaluateAppArmor(enabled: boolean, profilesText: string | null, recent: Store['recent']): CheckResult {
+export function evaluateAppArmor(enabled: boolean, profilesText: string | null, recent: Store['recent'], profile: { file: string; text: string; paths: string[] } | null = null): CheckResult {
   if (!enabled) return checkResult('apparmor', [], { enabled: false }, 'not-applicable');
   const findings: Finding[] = [];
   const profiles = profilesText === null ? null : parseAppArmorProfiles(profilesText);
@@ -106,6 +112,11 @@ export function evaluateAppArmor(enabled: boolean, profilesText: string | null, 
     findings.push(finding('VTPM_HEALTH_APPARMOR_PROFILE_MISSING', 'warn', 'AppArmor is enabled but no swtpm profile is loaded; swtpm runs under whatever profile libvirt gives it.', { subject: 'swtpm' }));
   } else if (prof && prof.mode !== 'enforce') {
     findings.push(finding('VTPM_HEALTH_APPARMOR_PROFILE_COMPLAIN', 'warn', `The AppArmor profile ${prof.name} is in ${prof.mode} mode.`, { subject: prof.name }));
+  }
+  if (profile && prof) {
+    for (const p of pathsNotInProfile(profile.text, profile.paths)) {
+      findings.push(finding('VTPM_HEALTH_APPARMOR_PROFILE_PATHS', 'warn', `No rule of ${profile.file} covers ${p}; swtpm will be denied there.`, { subject: p }));
+    }
   }
   const denials = recent.filter((r) => r.mac === 'apparmor');
   if (denials.length) {
@@ -124,6 +135,8 @@ export interface SelinuxFacts {
   /** `swtpm` binary → SELinux type, when readable. */
   labels: Record<string, string | null>;
   modules: string[] | null;
+  /** `restorecon -n -v` of the swtpm binaries and dirs; null when restorecon is not available. */
+  relabels: Relabel[] | null;
 }
 
 /** C8: SELinux present → enforcing, swtpm_exec_t on the binary, swtpm modules, recent AVCs. */
@@ -135,6 +148,10 @@ export function evaluateSelinux(facts: SelinuxFacts | null, recent: Store['recen
     if (bin.endsWith('/swtpm') && type !== null && type !== 'swtpm_exec_t') {
       findings.push(finding('VTPM_HEALTH_SELINUX_LABEL', 'fail', `${bin} is labelled ${type}, not swtpm_exec_t: libvirt cannot transition swtpm into swtpm_t ("cannot execute binary ${bin}: Permission denied").`, { subject: bin }));
     }
+  }
+  for (const r of facts.relabels ?? []) {
+    if (facts.labels[r.path] !== undefined) continue; // already reported above
+    findings.push(finding('VTPM_HEALTH_SELINUX_LABEL', 'warn', `${r.path} is labelled ${r.from}; the policy expects ${r.to} (restorecon would relabel it).`, { subject: r.path }));
   }
   if (facts.modules) {
     const missing = ['swtpm', 'swtpm_libvirt', 'swtpm_svirt'].filter((m) => !facts.modules!.includes(m));
@@ -158,6 +175,19 @@ async function selinuxLabel(file: string, input: MacInput): Promise<string | nul
     const r = await runCommand('stat', ['-c', '%C', file], { timeoutMs: input.timeoutMs, signal: input.signal });
     if (r.exitCode !== 0) return null;
     return selinuxType(r.stdout.trim());
+  } catch {
+    return null;
+  }
+}
+
+/** A dry run changes nothing; it lists what has drifted from the policy's file contexts. */
+async function restoreconDryRun(input: MacInput): Promise<Relabel[] | null> {
+  // restorecon compares against this namespace's paths: meaningless under a host-root prefix.
+  if (input.hostPath('/') !== '/') return null;
+  try {
+    const targets = ['/usr/bin/swtpm', '/usr/bin/swtpm_setup', '/usr/bin/swtpm_ioctl', ...input.swtpmPaths];
+    const r = await runCommand('restorecon', ['-R', '-n', '-v', ...targets], { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
+    return parseRestoreconDryRun(r.stdout);
   } catch {
     return null;
   }
@@ -190,14 +220,20 @@ export async function checkMac(input: MacInput): Promise<MacOutput> {
   const checks: CheckResult[] = [];
   if (input.apparmor) {
     const profiles = aaEnabled ? (await readText(hostPath('/sys/kernel/security/apparmor/profiles'))).text : null;
-    checks.push(evaluateAppArmor(aaEnabled, profiles, recent));
+    let profile: { file: string; text: string; paths: string[] } | null = null;
+    if (aaEnabled) {
+      const file = '/etc/apparmor.d/usr.bin.swtpm';
+      const [main, local] = await Promise.all([readText(hostPath(file)), readText(hostPath('/etc/apparmor.d/local/usr.bin.swtpm'))]);
+      if (main.text !== null) profile = { file, text: `${main.text}\n${local.text ?? ''}`, paths: input.swtpmPaths };
+    }
+    checks.push(evaluateAppArmor(aaEnabled, profiles, recent, profile));
   }
   if (input.selinux) {
     let facts: SelinuxFacts | null = null;
     if (seEnabled) {
       const labels: Record<string, string | null> = {};
       for (const bin of ['/usr/bin/swtpm', '/usr/bin/swtpm_setup']) labels[bin] = await selinuxLabel(hostPath(bin), input);
-      facts = { enforce: enforceRaw as '0' | '1', labels, modules: await selinuxModules(hostPath) };
+      facts = { enforce: enforceRaw as '0' | '1', labels, modules: await selinuxModules(hostPath), relabels: await restoreconDryRun(input) };
     }
     checks.push(evaluateSelinux(facts, recent));
   }

@@ -103,3 +103,37 @@ export function parseSelinuxConfigType(text: string): string | null {
   const m = /^\s*SELINUXTYPE\s*=\s*(\S+)\s*$/m.exec(text);
   return m ? m[1]! : null;
 }
+
+export interface Relabel {
+  path: string;
+  from: string;
+  to: string;
+}
+
+/** `restorecon -n -v` dry run: `Would relabel /usr/bin/swtpm from system_u:object_r:bin_t:s0 to system_u:object_r:swtpm_exec_t:s0`. */
+export function parseRestoreconDryRun(text: string): Relabel[] {
+  const out: Relabel[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^Would relabel (\S+) from (\S+) to (\S+)\s*$/.exec(line.trim());
+    if (m) out.push({ path: m[1]!, from: m[2]!, to: m[3]! });
+  }
+  return out;
+}
+
+/** Paths (of `paths`) that no rule in the AppArmor profile text mentions, as a path or a parent glob. */
+export function pathsNotInProfile(profileText: string, paths: readonly string[]): string[] {
+  const rules = profileText
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter(Boolean)
+    .map((l) => /^(?:owner\s+)?(\/\S+)/.exec(l)?.[1])
+    .filter((r): r is string => !!r);
+  return paths.filter((p) => {
+    const dir = p.replace(/\/+$/, '');
+    return !rules.some((r) => {
+      // `/var/lib/libvirt/swtpm/** rwk` covers the dir; `@{HOME}`-style variables are not expanded.
+      const prefix = r.replace(/\{[^}]*\}|\*.*$/, '').replace(/\/+$/, '');
+      return prefix.length > 1 && (dir === prefix || dir.startsWith(`${prefix}/`));
+    });
+  });
+}
