@@ -11,13 +11,23 @@ import path from 'node:path';
  */
 
 export interface CriRecord {
-  ts: number | null;
-  stream: 'stdout' | 'stderr' | null;
   /** Message bytes without the newline (a view into the chunk for F records). */
   message: Buffer;
+  /** The record's RFC 3339 timestamp as bytes; parse with {@link criTime} only when needed. */
+  time: Buffer | null;
+}
+
+/** Unix ms of a record's timestamp (parsed lazily: most records are never looked at). */
+export function criTime(record: CriRecord): number | null {
+  if (!record.time) return null;
+  const ms = Date.parse(record.time.toString('latin1'));
+  return Number.isFinite(ms) ? ms : null;
 }
 
 const SPACE = 0x20;
+const COLON = 0x3a;
+const F = 0x46;
+const P = 0x50;
 const NEWLINE = 0x0a;
 
 /**
@@ -39,39 +49,49 @@ export class CriJoiner {
   /** Forget a pending sequence (the file ended in the middle of it and is finished). */
   flush(emit: (record: CriRecord) => void): void {
     if (this.pendingStart < 0) return;
-    emit({ ts: null, stream: null, message: Buffer.concat(this.parts) });
+    emit({ message: Buffer.concat(this.parts), time: null });
     this.reset();
   }
 
-  consume(lines: Buffer, endOffset: number, emit: (record: CriRecord) => void): number {
+  /**
+   * `wants(buf, start, end)` may reject a complete single-record message before anything is
+   * allocated for it (the follower's level sniff); joined and damaged records are always emitted.
+   */
+  consume(lines: Buffer, endOffset: number, emit: (record: CriRecord) => void, wants?: (buf: Buffer, start: number, end: number) => boolean): number {
     const base = endOffset - lines.length;
     let start = 0;
     while (start < lines.length) {
       let end = lines.indexOf(NEWLINE, start);
       if (end === -1) end = lines.length;
-      this.record(lines, start, end, base + start, emit);
+      this.record(lines, start, end, base + start, emit, wants);
       start = end + 1;
     }
     return this.pendingStart >= 0 ? this.pendingStart : endOffset;
   }
 
-  private record(buf: Buffer, start: number, end: number, fileOffset: number, emit: (record: CriRecord) => void): void {
+  private record(buf: Buffer, start: number, end: number, fileOffset: number, emit: (record: CriRecord) => void, wants?: (buf: Buffer, start: number, end: number) => boolean): void {
+    // Byte comparisons only: this runs for every line of the container log.
     const s1 = buf.indexOf(SPACE, start);
     const s2 = s1 === -1 || s1 >= end ? -1 : buf.indexOf(SPACE, s1 + 1);
     const s3 = s2 === -1 || s2 >= end ? -1 : buf.indexOf(SPACE, s2 + 1);
-    const tag = s2 !== -1 && s2 < end ? buf.toString('latin1', s2 + 1, s3 === -1 || s3 > end ? end : s3) : '';
-    if (s3 === -1 || s3 > end || (tag !== 'F' && tag !== 'P' && !tag.includes(':'))) {
+    let partial = false;
+    let valid = s3 !== -1 && s3 <= end;
+    if (valid) {
+      const tagLen = s3 - s2 - 1;
+      const first = buf[s2 + 1];
+      if (tagLen === 1 && (first === F || first === P)) partial = first === P;
+      // Tags may become a ':'-separated list in later CRI versions; P is the one that matters.
+      else if (tagLen > 1 && buf.indexOf(COLON, s2 + 1) !== -1 && buf.indexOf(COLON, s2 + 1) < s3) partial = buf.toString('latin1', s2 + 1, s3).split(':').includes('P');
+      else valid = false;
+    }
+    if (!valid) {
       // Not a CRI record (a damaged line): pass it through whole, so nothing is silently lost.
       this.flush(emit);
-      emit({ ts: null, stream: null, message: buf.subarray(start, end) });
+      emit({ message: buf.subarray(start, end), time: null });
       return;
     }
-    const ts = Date.parse(buf.toString('latin1', start, s1));
-    const streamText = buf.toString('latin1', s1 + 1, s2);
-    const stream = streamText === 'stdout' || streamText === 'stderr' ? streamText : null;
+    if (!partial && this.pendingStart < 0 && wants && !wants(buf, s3 + 1, end)) return;
     const message = buf.subarray(s3 + 1, end);
-    // Tags may be a ':'-separated list in future CRI versions; P is the one that matters.
-    const partial = tag.split(':').includes('P');
     if (partial) {
       if (this.pendingStart < 0) this.pendingStart = fileOffset;
       if (this.partsBytes < this.maxLineBytes) {
@@ -81,14 +101,15 @@ export class CriJoiner {
       }
       return;
     }
+    const time = buf.subarray(start, s1);
     if (this.pendingStart >= 0) {
       this.parts.push(message);
       const joined = Buffer.concat(this.parts);
       this.reset();
-      emit({ ts: Number.isFinite(ts) ? ts : null, stream, message: joined });
+      emit({ message: joined, time: Buffer.from(time) });
       return;
     }
-    emit({ ts: Number.isFinite(ts) ? ts : null, stream, message });
+    emit({ message, time });
   }
 
   private reset(): void {

@@ -6,7 +6,7 @@ import { toAgentError } from '../errors.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import { classify, parseLine, type ParseHints } from './classify.js';
 import type { NovaLogConfig } from './config.js';
-import { CriJoiner, discoverCriLogs } from './cri.js';
+import { CriJoiner, criTime, discoverCriLogs } from './cri.js';
 import { FileTail, type TailEvent, type TailPosition } from './file-tail.js';
 import { emptyIncidentState, IncidentTracker, parseIncidentState, type Incident, type IncidentState, type InstanceFailure } from './incidents.js';
 import { JournalFollower } from './journald.js';
@@ -248,9 +248,14 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
       // restart) is new, and every line of it counts.
       const startAt = saved === null && this.criFirstStart ? this.config.startAt : 'beginning';
       const tail = this.makeTail(this.options.hostPath(f.target), saved, startAt, (lines, end) =>
-        joiner.consume(lines, end, (rec) => {
-          if (isCandidateLine(rec.message, 0, rec.message.length)) this.handleText(rec.message.toString('utf8'), { ts: rec.ts });
-        }),
+        joiner.consume(
+          lines,
+          end,
+          (rec) => {
+            if (isCandidateLine(rec.message, 0, rec.message.length)) this.handleText(rec.message.toString('utf8'), { ts: criTime(rec) });
+          },
+          isCandidateLine,
+        ),
       );
       this.cri.set(f.target, { tail, joiner, idle: 0 });
       this.log.info({ file: f.target, link: f.link, startAt: saved ? 'saved position' : startAt }, 'following nova-compute container log');
@@ -273,7 +278,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
       // The link is gone (container removed): the file is drained once it stops giving bytes.
       track.idle = n === 0 ? track.idle + 1 : 0;
       if (track.idle >= 2) {
-        track.joiner.flush((rec) => this.handleText(rec.message.toString('utf8'), { ts: rec.ts }));
+        track.joiner.flush((rec) => this.handleText(rec.message.toString('utf8'), { ts: criTime(rec) }));
         await track.tail.close();
         this.cri.delete(target);
         this.dirty = true;
