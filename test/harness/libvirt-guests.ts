@@ -1,7 +1,8 @@
 /**
  * Small vTPM guests on the shared libvirtd (TCG, no disk, 128 MiB) for the guests tests. Every
- * domain is named `vtpmtest-guests-*`, and every domain and secret UUID starts with
- * `7e570005-` so cleanup finds exactly ours.
+ * domain is named `vtpmtest-guests-p<pid>-*` and every domain and secret UUID starts with
+ * `7e570005-`: cleanup removes this process's objects and those of dead processes only, so two
+ * runs of these tests on one machine (a developer's and the full suite) do not break each other.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,13 @@ import path from 'node:path';
 import { requireCommands } from './components.js';
 
 export const PREFIX = 'vtpmtest-guests-';
+/** Prefix of this process's domains. */
+export const RUN_PREFIX = `${PREFIX}p${process.pid}-`;
+
+/** A domain name owned by this process. */
+export function guestName(suffix: string): string {
+  return `${RUN_PREFIX}${suffix}`;
+}
 export const UUID_PREFIX = '7e570005-';
 export const URI = 'qemu:///system';
 
@@ -118,18 +126,38 @@ export async function secretUuids(): Promise<string[]> {
     .filter((u) => /^[0-9a-f-]{36}$/.test(u));
 }
 
-/** Destroys and undefines every `vtpmtest-guests-*` domain (with its TPM state) and our secrets. */
+function ownerAlive(name: string): boolean {
+  const m = /^vtpmtest-guests-p(\d+)-/.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Destroys and undefines (with TPM state) this process's `vtpmtest-guests-*` domains and those
+ * left by dead processes, then our vTPM secrets that no remaining domain uses.
+ */
 export async function cleanupGuests(): Promise<void> {
   const names = (await virshOk(['list', '--all', '--name'])).split('\n').map((s) => s.trim()).filter((s) => s.startsWith(PREFIX));
   for (const name of names) {
+    if (ownerAlive(name)) continue;
     await virsh(['destroy', name]);
     const r = await virsh(['undefine', '--tpm', name]);
     if (r.code !== 0) await virsh(['undefine', name]);
   }
+  const domains = new Set((await virshOk(['list', '--all', '--uuid'])).split('\n').map((s) => s.trim()));
   const list = await virshOk(['secret-list']);
   for (const line of list.split('\n')) {
     const [uuid, , usage] = line.trim().split(/\s+/);
-    if (uuid && (uuid.startsWith(UUID_PREFIX) || usage?.startsWith(UUID_PREFIX))) await virsh(['secret-undefine', uuid]);
+    if (!uuid || !(uuid.startsWith(UUID_PREFIX) || usage?.startsWith(UUID_PREFIX))) continue;
+    if (usage && domains.has(usage)) continue;
+    await virsh(['secret-undefine', uuid]);
   }
 }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { requireCommands } from '../harness/components.js';
-import { cleanupGuests, defineGuest, defineSecret, PREFIX, testUuid, virshOk, waitForLibvirt } from '../harness/libvirt-guests.js';
+import { cleanupGuests, defineGuest, defineSecret, guestName, PREFIX, testUuid, virshOk, waitForLibvirt } from '../harness/libvirt-guests.js';
 
 requireCommands('virsh', 'qemu-system-x86_64', 'swtpm');
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,11 +36,11 @@ t.test('check lists at-risk vTPM guests with reasons', async (t) => {
   const novaConf = path.join(work, 'nova.conf');
   writeFileSync(novaConf, '[DEFAULT]\nresume_guests_state_on_host_boot = false\n');
   writeFileSync(path.join(work, 'boot_id'), 'dddddddd-0000-4000-8000-000000000004\n');
-  const name = `${PREFIX}at-risk`;
+  const name = guestName('at-risk');
   const uuid = testUuid();
   const secretUuid = testUuid();
-  await defineSecret({ uuid: secretUuid, instanceUuid: uuid, key: randomBytes(32), ephemeral: true });
   await defineGuest({ name, uuid, tpmVersion: '2.0', model: 'tpm-crb', secretUuid, nova: { instanceName: 'vm-risk', project: 'demo', flavor: 'vtpm' } });
+  await defineSecret({ uuid: secretUuid, instanceUuid: uuid, key: randomBytes(32), ephemeral: true });
   await virshOk(['start', name]);
 
   const common = [

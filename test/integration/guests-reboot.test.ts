@@ -21,7 +21,7 @@ import { GuestRestartWatcher } from '../../src/guests/watcher.js';
 import type { Watch } from '../../src/guests/watch.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
 import type { Probe } from '../../src/probes/types.js';
-import { cleanupGuests, defineGuest, defineSecret, domState, PREFIX, restartLibvirtd, secretUuids, testUuid, virsh, virshOk, waitFor, waitForLibvirt, type GuestSpec } from '../harness/libvirt-guests.js';
+import { cleanupGuests, defineGuest, defineSecret, domState, guestName, PREFIX, RUN_PREFIX, restartLibvirtd, secretUuids, testUuid, virsh, virshOk, waitFor, waitForLibvirt, type GuestSpec } from '../harness/libvirt-guests.js';
 import { freePort, startPrometheus } from '../harness/prometheus.js';
 import { requireCommands } from '../harness/components.js';
 
@@ -92,16 +92,14 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   const keyA = randomBytes(32);
   const keyB = randomBytes(32);
   const specs: Record<'a' | 'b' | 'c', GuestSpec> = {
-    a: { name: `${PREFIX}enc-back`, uuid: testUuid(), tpmVersion: '2.0', model: 'tpm-crb', secretUuid: testUuid(), nova: { instanceName: 'vm-a', project: 'demo', flavor: 'vtpm' } },
-    b: { name: `${PREFIX}enc-lost`, uuid: testUuid(), tpmVersion: '2.0', model: 'tpm-crb', secretUuid: testUuid(), nova: { instanceName: 'vm-b', project: 'demo', flavor: 'vtpm' } },
-    c: { name: `${PREFIX}plain`, uuid: testUuid(), tpmVersion: '1.2', model: 'tpm-tis', nova: { instanceName: 'vm-c', project: 'demo', flavor: 'vtpm12', extraSpecs: { 'hw:tpm_secret_security': 'host' } } },
+    a: { name: guestName('enc-back'), uuid: testUuid(), tpmVersion: '2.0', model: 'tpm-crb', secretUuid: testUuid(), nova: { instanceName: 'vm-a', project: 'demo', flavor: 'vtpm' } },
+    b: { name: guestName('enc-lost'), uuid: testUuid(), tpmVersion: '2.0', model: 'tpm-crb', secretUuid: testUuid(), nova: { instanceName: 'vm-b', project: 'demo', flavor: 'vtpm' } },
+    c: { name: guestName('plain'), uuid: testUuid(), tpmVersion: '1.2', model: 'tpm-tis', nova: { instanceName: 'vm-c', project: 'demo', flavor: 'vtpm12', extraSpecs: { 'hw:tpm_secret_security': 'host' } } },
   };
+  for (const s of Object.values(specs)) await defineGuest(s);
   await defineSecret({ uuid: specs.a.secretUuid!, instanceUuid: specs.a.uuid, key: keyA, ephemeral: true });
   await defineSecret({ uuid: specs.b.secretUuid!, instanceUuid: specs.b.uuid, key: keyB, ephemeral: true });
-  for (const s of Object.values(specs)) {
-    await defineGuest(s);
-    await virshOk(['start', s.name]);
-  }
+  for (const s of Object.values(specs)) await virshOk(['start', s.name]);
 
   // Before the reboot: the agent inventories the guests, predicts the risk and snapshots them.
   const port1 = await freePort();
@@ -109,14 +107,14 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   const snapFile = path.join(stateDir, 'guests', 'snapshot.json');
   await waitFor('snapshot with the three guests', async () => {
     const snap = JSON.parse(readFileSync(snapFile, 'utf8')) as { guests: Array<{ name: string }> };
-    return snap.guests.filter((g) => g.name.startsWith(PREFIX)).length === 3;
+    return snap.guests.filter((g) => g.name.startsWith(RUN_PREFIX)).length === 3;
   });
   const status = await waitFor('inventory in /status', async () => {
     const body = (await (await fetch(`${first.url}/status`)).json()) as { sections: Array<{ name: string; data: any }> };
     const inv = body.sections.find((s) => s.name === 'guest-inventory');
     return inv?.data?.guests ? inv.data : undefined;
   });
-  const ours = (status.guests as Array<{ name: string; secretMode: string; secretPresent: boolean | null; tpmVersion: string; instanceUuid: string }>).filter((g) => g.name.startsWith(PREFIX));
+  const ours = (status.guests as Array<{ name: string; secretMode: string; secretPresent: boolean | null; tpmVersion: string; instanceUuid: string }>).filter((g) => g.name.startsWith(RUN_PREFIX));
   t.same(
     ours.map((g) => [g.name, g.secretMode, g.secretPresent, g.tpmVersion]).sort(),
     [
@@ -126,7 +124,7 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
     ].sort(),
     'inventory: secret mode inferred (ephemeral secret → user) or from the extra spec',
   );
-  const atRisk = (status.atRisk as Array<{ name: string; reasons: string[] }>).filter((r) => r.name.startsWith(PREFIX));
+  const atRisk = (status.atRisk as Array<{ name: string; reasons: string[] }>).filter((r) => r.name.startsWith(RUN_PREFIX));
   t.same(atRisk.map((r) => [r.name, r.reasons]).sort(), [[specs.a.name, ['user_secret_mode']], [specs.b.name, ['user_secret_mode']]].sort(), 'user-mode guests are at risk');
   await first.agent.stop();
 
@@ -147,7 +145,7 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
     const w = readWatch();
     return w.bootId.startsWith('bbbbbbbb') ? w : undefined;
   });
-  t.same(watch0.guests.filter((g) => g.name.startsWith(PREFIX)).map((g) => g.status), ['pending', 'pending', 'pending'], 'every guest that ran is pending');
+  t.same(watch0.guests.filter((g) => g.name.startsWith(RUN_PREFIX)).map((g) => g.status), ['pending', 'pending', 'pending'], 'every guest that ran is pending');
 
   // Nova restarts guest a: re-creates its secret, starts it.
   await defineSecret({ uuid: specs.a.secretUuid!, instanceUuid: specs.a.uuid, key: keyA, ephemeral: true });
