@@ -93,7 +93,9 @@ export class GuestRestartWatcher implements AgentExtension {
       if (this.watch && this.watch.guests.some((g) => g.status === 'pending' || (g.status === 'failed' && g.down))) void this.refreshSoon();
     }, cfg.resyncIntervalSeconds * 1000);
     this.armDeadline();
-    await this.refreshSoon();
+    // The first look at libvirt runs in the background: a slow or absent libvirtd must not hold
+    // up the agent's start (the watch is already decided from the files above).
+    void this.refreshSoon();
   }
 
   /** Boot id, snapshot and open watch; decides whether this is a new boot. Never overwrites the old snapshot before the watch exists. */
@@ -133,7 +135,7 @@ export class GuestRestartWatcher implements AgentExtension {
     if (!w || !w.guests.some((g) => g.status === 'pending')) return;
     const delay = Math.max(0, w.deadlineAt - Date.now()) + 50;
     // setTimeout overflows past ~24.8 days; the resync covers any longer deadline.
-    if (delay < 2 **31 - 1) this.deadlineTimer = setTimeout(() => void this.refreshSoon(), delay);
+    if (delay < 2 ** 31 - 1) this.deadlineTimer = setTimeout(() => void this.refreshSoon(), delay);
   }
 
   /** Runs a refresh now, or once more after the one in flight. */

@@ -80,7 +80,8 @@ t.test('watcher: corrupt snapshot is moved aside, unreachable libvirt is reporte
   const watcher = new GuestRestartWatcher();
   const controller = new AbortController();
   await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), signal: controller.signal });
-  t.same(watcher.readiness(), { ready: true });
+  t.same(watcher.readiness(), { ready: true }, 'ready at once: libvirt is read in the background');
+  await watcher.refreshSoon();
   const status = watcher.status();
   t.match(status.summary, /error: libvirt/);
   t.equal(status.ok, false);
