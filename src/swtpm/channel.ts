@@ -56,9 +56,11 @@ export class SocketChannel {
   }
 
   /** Connects, retrying while the socket is not yet listening, until `deadline` (performance.now ms). */
-  static async connect(path: string, label: string, deadline: number, signal: AbortSignal): Promise<SocketChannel> {
+  static async connect(path: string, label: string, deadline: number, signal: AbortSignal, alive: () => boolean = () => true): Promise<SocketChannel> {
     for (;;) {
       if (signal.aborted) throw abortError(signal, `connecting to ${label}`);
+      // A refused connection to a dead swtpm's leftover socket file would otherwise spin until the deadline.
+      if (!alive()) throw new AgentError('VTPM_ERR_SWTPM_START', `cannot connect to swtpm ${label} at ${path}: swtpm is no longer running`, { details: { path } });
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
           const s = net.createConnection(path);

@@ -21,6 +21,8 @@ export const TEMP_PREFIX = 'vtpm-agent-emu-';
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
 const STDERR_LIMIT = 4096;
+/** How long a failed request waits to learn whether swtpm died (only on the failure path). */
+const EXIT_GRACE_MS = 100;
 
 // ------------------------------------------------------------ last-resort cleanup on exit
 
@@ -292,7 +294,7 @@ export class SwtpmInstance {
       await sleep(3, signal).catch(() => {});
     }
     try {
-      this.ctrl = await SocketChannel.connect(this.ctrlPath, 'control channel', this.options.deadline, signal);
+      this.ctrl = await SocketChannel.connect(this.ctrlPath, 'control channel', this.options.deadline, signal, () => !this.hasExited);
     } catch (err) {
       if (this.hasExited) throw await this.startError(`${this.describeExit()} while connecting`);
       throw err;
@@ -317,8 +319,23 @@ export class SwtpmInstance {
 
   /** Sends one TPM command on the data channel (connecting on first use). */
   async transmit(command: Buffer, what: string, deadline: number, signal: AbortSignal): Promise<Buffer> {
-    if (!this.data) this.data = await SocketChannel.connect(this.serverPath, 'data channel', deadline, signal);
-    return this.data.request(command, { kind: 'tpm' }, what, this.remaining(deadline), signal);
+    if (!this.data) {
+      try {
+        this.data = await SocketChannel.connect(this.serverPath, 'data channel', deadline, signal, () => !this.hasExited);
+      } catch (err) {
+        if (this.hasExited) throw await this.startError(`${this.describeExit()} before the data channel connected`);
+        throw err;
+      }
+    }
+    try {
+      return await this.data.request(command, { kind: 'tpm' }, what, this.remaining(deadline), signal);
+    } catch (err) {
+      // A dropped connection is usually swtpm dying: wait briefly for its exit so the error says so.
+      if (!signal.aborted && (this.hasExited || (await this.waitForExit(EXIT_GRACE_MS, signal)))) {
+        throw await this.startError(`${this.describeExit()} during ${what} (${(err as Error).message})`);
+      }
+      throw err;
+    }
   }
 
   /** CMD_SHUTDOWN, then wait for a clean exit (code 0). Kills it if it does not go in time. */

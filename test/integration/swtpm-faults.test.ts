@@ -28,7 +28,9 @@ const cases: Array<{ mode: string; timeoutSeconds: number; step: string; code: s
   { mode: 'hang', timeoutSeconds: 1, step: 'spawn', code: 'VTPM_ERR_SWTPM_START', message: /did not open its sockets within the time limit/ },
   { mode: 'garbage', timeoutSeconds: 10, step: 'startup', code: 'VTPM_ERR_TPM_PROTOCOL', message: /TPM2?_Startup: response announces an impossible size/ },
   { mode: 'tpm-error', timeoutSeconds: 10, step: 'startup', code: 'VTPM_ERR_TPM_RESPONSE', message: /Startup returned TPM_(RC_)?FAIL/, rc: { '1.2': 'TPM_FAIL', '2.0': 'TPM_RC_FAILURE' } },
-  { mode: 'crash', timeoutSeconds: 10, step: 'startup', code: 'VTPM_ERR_TPM_PROTOCOL', message: /connection closed by swtpm/ },
+  // Depending on timing the data connection is refused or reset; either way the error says swtpm died.
+  { mode: 'die-after-init', timeoutSeconds: 10, step: 'startup', code: 'VTPM_ERR_SWTPM_START', message: /swtpm exited with code 4 (before the data channel connected|during TPM2?_Startup)/ },
+  { mode: 'crash', timeoutSeconds: 10, step: 'startup', code: 'VTPM_ERR_SWTPM_START', message: /swtpm exited with code 3 during TPM2?_Startup \(.*(connection closed by swtpm|ECONNRESET)/ },
 ];
 
 for (const c of cases) {
