@@ -171,3 +171,25 @@ t.test('readNewLines: budget, overlong line, truncation', async (t) => {
   t.same(r4.lines, ['new']);
   await t.rejects(readNewLines(path.join(dir, 'missing'), undefined, 10), { code: 'ENOENT' });
 });
+
+t.test('undefined and redefined with the same UUID (Nova hard reboot before bug 2118888): still a reset', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.swtpmLog, block());
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  await scanLogs(s.input());
+  // Undefined (libvirt < 8.9 deletes the TPM state with it): one run sees no such guest.
+  rmSync(path.dirname(path.dirname(s.permall)), { recursive: true });
+  const gone = await scanLogs(s.input({ guests: [] }));
+  t.same(gone.guests, [], 'no series for a guest that is not defined');
+  // Defined again and started: libvirt manufactures a new TPM.
+  mkdirSync(path.dirname(s.permall), { recursive: true });
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  appendFileSync(s.swtpmLog, block());
+  const back = await scanLogs(s.input());
+  t.same(back.guests.map((g) => [g.resets, g.lastResetCause]), [[1, 'remanufactured']]);
+  // A guest away for longer than forgetAfterSeconds is forgotten: when it returns it is read like
+  // a guest seen for the first time (its log history: 2 manufactures = 1 reset).
+  await scanLogs(s.input({ guests: [], now: 1_000_000 + 10 * 86_400_000 }));
+  const fresh = await scanLogs(s.input({ now: 1_000_000 + 10 * 86_400_000 + 1000 }));
+  t.equal(fresh.guests[0]!.resets, 1, JSON.stringify(fresh.guests));
+});

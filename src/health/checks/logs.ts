@@ -23,6 +23,8 @@ const guestSchema = z.object({
   maxPermallBytes: z.number(),
   /** A reset was already counted from the state file; the coming re-manufacture is the same event. */
   pendingReset: z.boolean(),
+  /** Unix ms the guest was last in the inventory; records outlive a short undefine/define. */
+  lastSeenAt: z.number(),
   events: z.record(z.string(), eventSchema),
 });
 const storeSchema = z.object({
@@ -45,6 +47,12 @@ export interface LogScanInput {
   maxBytesPerFile: number;
   windowSeconds: number;
   shrinkRatio: number;
+  /**
+   * How long the baseline of a guest that left the inventory is kept. An undefine + define with
+   * the same UUID (Nova before the fix for bug 2118888 did that on hard reboot, erasing the TPM
+   * on libvirt < 8.9) must still count as a reset when the guest comes back.
+   */
+  forgetAfterSeconds?: number;
   now?: number;
 }
 
@@ -65,7 +73,7 @@ export interface LogScanOutput {
 }
 
 function newRecord(name: string): GuestRecord {
-  return { name, hadTpm: false, manufactures: 0, resets: 0, lastResetAt: null, lastResetCause: null, permallPresent: false, maxPermallBytes: 0, pendingReset: false, events: {} };
+  return { name, hadTpm: false, manufactures: 0, resets: 0, lastResetAt: null, lastResetCause: null, permallPresent: false, maxPermallBytes: 0, pendingReset: false, lastSeenAt: 0, events: {} };
 }
 
 function countReset(rec: GuestRecord, cause: string, now: number): void {
@@ -98,10 +106,20 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const resetThisRun = new Set<string>();
   const byUuid = new Map(input.guests.map((g) => [g.uuid, g]));
 
+  const forgetBefore = now - (input.forgetAfterSeconds ?? 86_400) * 1000;
+  for (const [uuid, rec] of Object.entries(store.guests)) {
+    if (byUuid.has(uuid) || rec.lastSeenAt < forgetBefore) continue;
+    keptGuests[uuid] = rec;
+    // Keep its log positions too, or its old lines would be read again as new ones.
+    for (const f of [path.join(input.swtpmLogDir, `${rec.name}-swtpm.log`), path.join(input.qemuLogDir, `${rec.name}.log`)]) {
+      if (store.files[f]) keptFiles[f] = store.files[f];
+    }
+  }
   for (const g of input.guests) {
     const known = store.guests[g.uuid];
     const rec: GuestRecord = known ?? newRecord(g.name);
     rec.name = g.name;
+    rec.lastSeenAt = now;
     keptGuests[g.uuid] = rec;
   }
 
@@ -142,15 +160,16 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
       const full = path.join(dir, file);
       let cursor: Cursor | undefined = store.files[full];
       let block: Block | null = null;
-      for (let round = 0; round < 64; round++) {
-        let res;
-        try {
-          res = await readNewLines(hostPath(full), cursor, input.maxBytesPerFile);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'ENOENT') unreadable ??= `${full}: ${code ?? String(err)}`;
-          break;
-        }
+      // One bounded read per file and run; a backlog larger than the budget is read over several runs.
+      let res;
+      try {
+        res = await readNewLines(hostPath(full), cursor, input.maxBytesPerFile);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') unreadable ??= `${full}: ${code ?? String(err)}`;
+        res = null;
+      }
+      if (res) {
         cursor = res.cursor;
         for (const line of res.lines) {
           const c = classifyLogLine(line);
@@ -170,7 +189,6 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
           }
           if (c && c.severity !== 'info') recordEvent(rec, c.kind, line);
         }
-        if (!res.more) break;
       }
       if (block) finishBlock(g, block);
       if (cursor) keptFiles[full] = cursor;
