@@ -218,6 +218,10 @@ export function stateTpm2(env: CheckEnvironment): Promise<EmulationCheckResult> 
     const send1 = (what: string, cmd: Buffer) => withDiagnostics(first, () => first.transmit(cmd, `TPM2_${what}`, deadline, signal));
     await step('init', () => withDiagnostics(first, () => first.init(deadline, signal)));
     await step('startup', async () => tpm2.parseStartup(await send1('Startup', tpm2.startup())));
+    await step('getcapability', async () => {
+      const fixed = tpm2.fixedProperties(tpm2.parseGetCapabilityProperties(await send1('GetCapability', tpm2.getFixedProperties())).properties);
+      run.identity(fixed.manufacturer, fixed.firmwareVersion, fixed.revision);
+    });
     await step('nv-define', async () =>
       tpm2.parseNvDefineSpace(await send1('NV_DefineSpace', tpm2.nvDefineSpace({ index: NV_INDEX, authValue: nvAuth, dataSize: NV_SIZE }))),
     );

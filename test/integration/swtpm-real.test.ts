@@ -45,10 +45,11 @@ t.test('all checks pass as the swtpm user (root default), nothing left behind', 
   t.equal(basic20.manufacturer, 'IBM');
   t.match(basic20.firmwareVersion, /^\d+\.\d+/);
   t.equal(basic20.specRevision, '1.64');
+  t.equal(data.checks[2]!.manufacturer, 'IBM', 'the state check reports the TPM identity too');
   t.ok(data.checks.every((c) => c.lastSuccessAt !== null && c.durationSeconds > 0));
   t.same(
     data.checks[2]!.steps.map((s) => s.name),
-    ['workspace', 'state-dir', 'spawn', 'init', 'startup', 'nv-define', 'nv-write', 'shutdown', 'stop', 'restart', 'restart-init', 'restart-startup', 'nv-read', 'nv-compare', 'restart-shutdown', 'restart-stop', 'wrong-key'],
+    ['workspace', 'state-dir', 'spawn', 'init', 'startup', 'getcapability', 'nv-define', 'nv-write', 'shutdown', 'stop', 'restart', 'restart-init', 'restart-startup', 'nv-read', 'nv-compare', 'restart-shutdown', 'restart-stop', 'wrong-key'],
   );
   const ids = (await readFile(log, 'utf8')).trim().split('\n');
   t.equal(ids.length, 5, 'one swtpm for each basic check, three for the state check');
