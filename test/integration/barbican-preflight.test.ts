@@ -154,6 +154,12 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   metrics = await registry.metrics();
   t.match(metrics, new RegExp(`vtpm_barbican_guest_secret_accessible\\{instance_uuid="${G1}",secret_mode="user",result="ok"\\} 1`));
 
+  // `vtpm-agent check` with the defaults: one round, metadata only (no payload fetched).
+  const once = await new BarbicanPreflightExtension().checkOnce({ ...ctx, config: configSchema.parse({ stateDir, openstack: { timeoutSeconds: 5 } }) });
+  const onceGuests = (once.data as { guests: GuestCheck[] }).guests;
+  t.same(onceGuests.map((g) => [g.instanceUuid, g.result, g.payloadChecked]).sort(), [[G1, 'ok', false], [G2, 'ok', false]], 'check: metadata only by default');
+  t.equal(once.ok, true);
+
   await bb.deleteSecret(alice, s2);
   await rounds('not_found after deleting the secret', () => resultOf(G2) === 'not_found' && resultOf(G1) === 'ok');
 
