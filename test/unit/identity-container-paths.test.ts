@@ -112,10 +112,11 @@ t.test("the machine's real libvirtd, through the real /proc", async (t) => {
   t.equal(daemon?.placement, 'host', 'libvirtd runs on this host, not in a container');
 });
 
-t.test('without ptrace rights (not root, no CAP_SYS_PTRACE) the libvirt root is denied, and said so', async (t) => {
-  requireCommands('pgrep');
-  // A real unprivileged process looking at the real libvirtd: the kernel refuses /proc/<pid>/root.
-  const script = path.join(ROOT, '.cache', `cpaths-nobody-${process.pid}.mts`);
+t.test('root without CAP_SYS_PTRACE (a container with capabilities dropped): libvirtd\'s root is denied, and said so', async (t) => {
+  requireCommands('pgrep', 'setpriv');
+  // A real process with an empty capability set looking at the real libvirtd (root, full
+  // capabilities): the kernel refuses /proc/<pid>/root, as in a pod without SYS_PTRACE.
+  const script = path.join(ROOT, '.cache', `cpaths-nocaps-${process.pid}.mts`);
   mkdirSync(path.dirname(script), { recursive: true });
   writeFileSync(
     script,
@@ -124,22 +125,23 @@ t.test('without ptrace rights (not root, no CAP_SYS_PTRACE) the libvirt root is 
       `import { hostPathResolver } from '${path.join(ROOT, 'src/util/hostpath.ts')}';`,
       `const hostPath = hostPathResolver('/');`,
       `const daemon = await locateLibvirtd({ hostPath, daemonNames: ['libvirtd'] });`,
-      `console.log(JSON.stringify({ daemon, path: await resolveLibvirtPath('/etc/libvirt/secrets', daemon, hostPath) }));`,
+      `const missing = await resolveLibvirtPath('/nonexistent-vtpm-agent-test-dir', daemon, hostPath);`,
+      `const present = await resolveLibvirtPath('/etc', daemon, hostPath);`,
+      `console.log(JSON.stringify({ daemon, missing, present }));`,
     ].join('\n'),
   );
   t.teardown(() => rmSync(script, { force: true }));
-  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', script], {
-    uid: 65534,
-    gid: 65534,
+  const { stdout } = await execFileAsync('setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--', process.execPath, '--import', 'tsx', script], {
     cwd: ROOT,
-    // Not tap's NODE_OPTIONS: its coverage hooks write where nobody may not.
-    env: { PATH: process.env.PATH, HOME: '/tmp' },
+    // Not tap's NODE_OPTIONS: its hooks are for the test process only.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
     timeout: 60_000,
   });
   const out = JSON.parse(stdout);
   t.equal(out.daemon.placement, 'unknown');
   t.equal(out.daemon.reason, 'PROC_ROOT_DENIED');
   t.match(out.daemon.detail, /EACCES.*CAP_SYS_PTRACE/);
-  // /etc/libvirt/secrets is 0700 root on the host: not readable as nobody either.
-  t.match(out.path, { reachable: false, reason: 'PROC_ROOT_DENIED' });
+  t.match(out.missing, { reachable: false, resolved: null, reason: 'PROC_ROOT_DENIED' });
+  // Where libvirtd runs is unknown, but a path present on the host is still read there, with the reason kept.
+  t.match(out.present, { reachable: true, via: 'host', resolved: '/etc', detail: /read from the host; .*EACCES/ });
 });
