@@ -47,7 +47,7 @@ export const CHECK_IDS = Object.keys(CHECKS) as CheckId[];
 export interface Finding {
   /** Stable reason code, `VTPM_HEALTH_*`; see reasons.ts. */
   reason: string;
-  status: Exclude<CheckStatus, 'pass'> | 'pass';
+  status: CheckStatus;
   /** One sentence for operators, naming the path, user or guest concerned. */
   message: string;
   remedy: string;

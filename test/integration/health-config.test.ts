@@ -43,6 +43,7 @@ t.test('healthy host: every check passes or does not apply', async (t) => {
   t.equal(rig.check('apparmor')?.status, 'not-applicable');
   t.equal(rig.check('selinux')?.status, 'not-applicable');
   t.equal(rig.check('container')?.status, 'not-applicable');
+  t.match(rig.check('binaries')?.facts?.pathFrom, /^libvirtd \(pid \d+\)$/, "binaries are looked up on the running libvirtd's PATH");
   t.equal(seen.size, CHECK_IDS.length);
 });
 
