@@ -118,8 +118,9 @@ export class GuestRestartWatcher implements AgentExtension {
       this.log?.warn({ previousBootId: snapshot.bootId, guests: snapshot.guests.length }, 'host rebooted since the last snapshot; following vTPM guests that were running');
       return;
     }
-    // Same boot (agent restart) or first run: keep the last finished watch for its outcome.
-    this.watch = existing;
+    // Same boot without a watch (first run, or the watch file was lost): nothing to follow. A
+    // watch of an older boot is not carried on: its "still down" series would never be re-checked.
+    this.watch = null;
   }
 
   private onEvent(e: LifecycleEvent): void {
