@@ -206,12 +206,18 @@ export class SwtpmInstance {
       ...(options.keyPassphrase ? ['--key', 'pwdfd=3,mode=aes-256-cbc'] : []),
     ];
     const principal = ws.options.principal;
-    const child = spawn(options.swtpmPath, args, {
-      cwd: ws.dir,
-      env: options.env,
-      stdio: ['ignore', 'ignore', 'pipe', ...(options.keyPassphrase ? (['pipe'] as const) : [])],
-      ...(principal ? { uid: principal.uid, gid: principal.gid } : {}),
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(options.swtpmPath, args, {
+        cwd: ws.dir,
+        env: options.env,
+        stdio: ['ignore', 'ignore', 'pipe', ...(options.keyPassphrase ? (['pipe'] as const) : [])],
+        ...(principal ? { uid: principal.uid, gid: principal.gid } : {}),
+      });
+    } catch (err) {
+      // Invalid arguments throw synchronously; everything else arrives as an 'error' event.
+      throw new AgentError('VTPM_ERR_SWTPM_START', `${options.swtpmPath} could not be started: ${(err as Error).message}`);
+    }
     if (child.pid !== undefined) liveChildren.add(child);
     const inst = new SwtpmInstance(ws, child, options);
     ws.children.add(inst);
