@@ -37,12 +37,14 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
     });
     new Gauge({
       name: 'vtpm_libvirt_container_path_reachable',
-      help: "1 when the agent can read the path as libvirtd sees it (on the host or through /proc/<libvirtd pid>/root), 0 when not.",
-      labelNames: ['path'],
+      help: "1 when the agent can read the path as libvirtd sees it (on the host or through /proc/<libvirtd pid>/root), 0 when not; reason says why not (empty when reachable).",
+      labelNames: ['path', 'reason'],
       registers: [registry],
       collect() {
         this.reset();
-        for (const p of results.get<NodeIdentity>('node-identity')?.data?.containerPaths ?? []) this.set({ path: p.path }, p.reachable ? 1 : 0);
+        for (const p of results.get<NodeIdentity>('node-identity')?.data?.containerPaths ?? []) {
+          this.set({ path: p.path, reason: p.reachable ? '' : (p.reason ?? '') }, p.reachable ? 1 : 0);
+        }
       },
     });
   },
