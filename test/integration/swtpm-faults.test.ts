@@ -131,3 +131,13 @@ t.test('workspaces left by a SIGKILLed agent are swept, with their orphaned swtp
   await t.rejects(stat(stale), { code: 'ENOENT' }, 'stale workspace removed');
   t.same(await leftovers(base), { processes: [], entries: [] });
 });
+
+t.test('a swtpm user that does not exist fails every check at the principal step', async (t) => {
+  const base = await tempBase(t);
+  const c = config({ tempDir: base });
+  c.swtpm.user = 'no-such-swtpm-user';
+  const data = await round(c);
+  t.equal(data.checks.length, 3);
+  for (const check of data.checks) t.match(check, { ok: false, failedStep: 'principal', message: /swtpm user 'no-such-swtpm-user' does not exist/ });
+  t.same(await leftovers(base), { processes: [], entries: [] });
+});
