@@ -168,11 +168,14 @@ export function parseDomainXml(xml: string): ParsedDomain {
   let tpm: ParsedTpm | null = null;
   let nova: NovaMetadata | null = null;
   try {
-    uuid = text(parseFragment(blocks(rest, 'uuid')[0] ?? '<uuid/>').uuid);
-    name = text(parseFragment(blocks(rest, 'name')[0] ?? '<name/>').name);
-    const tpms = blocks(rest, 'tpm').map((b) => parseFragment(b).tpm);
-    tpm = parseTpm({ tpm: tpms.flatMap((x) => asArray(x)) });
-    nova = metadata ? parseNova(parseFragment(metadata).metadata) : null;
+    // One parse of just the parts we read, gathered under a synthetic root.
+    const picked = [blocks(rest, 'uuid')[0] ?? '', blocks(rest, 'name')[0] ?? '', metadata ?? '', ...blocks(rest, 'tpm')].join('');
+    const root = parseFragment(`<picked>${picked}</picked>`).picked;
+    const node: Node = isNode(root) ? root : {};
+    uuid = text(node.uuid);
+    name = text(node.name);
+    tpm = parseTpm(node);
+    nova = parseNova(node.metadata);
   } catch (err) {
     throw new AgentError('VTPM_ERR_PARSE', `domain XML could not be parsed: ${(err as Error).message}`);
   }
