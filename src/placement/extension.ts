@@ -114,6 +114,7 @@ export class PlacementReconcilerExtension implements AgentExtension {
   async start(ctx: ExtensionContext): Promise<void> {
     this.ctx = ctx;
     this.abort = new AbortController();
+    ctx.signal.addEventListener('abort', () => this.abort.abort(), { once: true });
     const log = ctx.log.child({ extension: this.name });
     this.log = log;
     const opened = this.open(ctx, log);
