@@ -10,7 +10,7 @@ import type { ProbeResult } from '../probes/types.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { EmulationOutcome, TpmVersion } from '../verdict.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
-import { sweepStaleWorkspaces } from './instance.js';
+import { sweepStaleWorkspaces } from './workspace.js';
 import { resolvePrincipal, type Principal } from './principal.js';
 import type { CheckLevel, EmulationCheckResult, EmulationData } from './types.js';
 
