@@ -57,6 +57,7 @@ export const reasons = {
   VTPM_HEALTH_LOG_UNREADABLE: { check: 'logs', remedy: 'Let the agent read the swtpm and QEMU log directories (in containers, mount them from the host).' },
   VTPM_HEALTH_TPM_RESET: { check: 'tpm-reset', remedy: 'The guest now has a new, empty TPM (new EK; BitLocker asks for its recovery key). Restore the TPM state from backup if the old one is still needed, and find what removed it.' },
   VTPM_HEALTH_NOVA_VTPM_DISABLED_WITH_GUESTS: { check: 'nova-config', remedy: 'Set [libvirt] swtpm_enabled = True in nova.conf: nova-compute refuses to start with vTPM instances otherwise.' },
+  VTPM_HEALTH_NOVA_VTPM_UNSUPPORTED: { check: 'nova-config', remedy: 'Install swtpm and swtpm-tools where libvirt runs (see C1/C2) and restart libvirt and nova-compute, or set [libvirt] swtpm_enabled = False.' },
   VTPM_HEALTH_NOVA_VIRT_TYPE: { check: 'nova-config', remedy: "Set [libvirt] virt_type to 'kvm' or 'qemu': Nova supports vTPM only there." },
   VTPM_HEALTH_NOVA_USER_MODE_NO_AUTORESTART: { check: 'nova-config', remedy: "With only 'user' secret security, vTPM guests cannot be resumed on host boot; allow 'host' or 'deployment' in supported_tpm_secret_security (Nova 2026.1+)." },
   VTPM_HEALTH_NOVA_CONF_INVALID: { check: 'nova-config', remedy: 'Fix the value in nova.conf; oslo.config would reject it.' },

@@ -96,6 +96,8 @@ t.test('C11 Nova config', async (t) => {
   const off = evaluateNova(nova('[libvirt]\nswtpm_enabled = False\n'), view([guest({})]));
   t.same(reasonsOf(off), ['VTPM_HEALTH_NOVA_VTPM_DISABLED_WITH_GUESTS']);
   t.same(reasonsOf(evaluateNova(nova('[libvirt]\nswtpm_enabled = true\nvirt_type = lxc\n'), view([]))), ['VTPM_HEALTH_NOVA_VIRT_TYPE']);
+  t.same(reasonsOf(evaluateNova(nova('[libvirt]\nswtpm_enabled = true\n'), view([]), false)), ['VTPM_HEALTH_NOVA_VTPM_UNSUPPORTED']);
+  t.equal(evaluateNova(nova('[libvirt]\nswtpm_enabled = true\n'), view([]), true).status, 'pass');
   const resume = evaluateNova(nova('[DEFAULT]\nresume_guests_state_on_host_boot = true\n[libvirt]\nswtpm_enabled = true\n'), view([guest({})]));
   t.same(reasonsOf(resume), ['VTPM_HEALTH_NOVA_USER_MODE_NO_AUTORESTART']);
   t.equal(evaluateNova(nova('[DEFAULT]\nresume_guests_state_on_host_boot = true\n[libvirt]\nswtpm_enabled = true\nsupported_tpm_secret_security = user,host\n'), view([guest({})])).status, 'pass');

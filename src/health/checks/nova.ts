@@ -7,7 +7,11 @@ import type { GuestsView } from '../guests.js';
  * C11: nova.conf against itself and against the vTPM guests on the host — the configurations that
  * make nova-compute refuse to start (`_check_vtpm_support`) or leave guests down after a reboot.
  */
-export function evaluateNova(nova: NovaVtpmSettings | null, view: GuestsView | null): CheckResult {
+/**
+ * `libvirtEmulator`: whether libvirt's domain capabilities offer the TPM emulator backend (from
+ * the libvirt probe); null when unknown.
+ */
+export function evaluateNova(nova: NovaVtpmSettings | null, view: GuestsView | null, libvirtEmulator: boolean | null = null): CheckResult {
   if (!nova) return checkResult('nova-config', [], { nova: null }, 'not-applicable');
   const findings: Finding[] = [];
   for (const bad of nova.invalid) {
@@ -20,6 +24,9 @@ export function evaluateNova(nova: NovaVtpmSettings | null, view: GuestsView | n
         details: { guests: novaGuests.map((g) => g.name) },
       }),
     );
+  }
+  if (nova.swtpmEnabled && libvirtEmulator === false) {
+    findings.push(finding('VTPM_HEALTH_NOVA_VTPM_UNSUPPORTED', 'fail', "nova.conf enables vTPM, but libvirt's domain capabilities offer no TPM emulator: nova-compute refuses to start (\"vTPM support is configured but it's not supported by libvirt.\").", { subject: '[libvirt] swtpm_enabled' }));
   }
   if (nova.swtpmEnabled && !['kvm', 'qemu'].includes(nova.virtType)) {
     findings.push(finding('VTPM_HEALTH_NOVA_VIRT_TYPE', 'fail', `vTPM support requires '[libvirt] virt_type' of 'qemu' or 'kvm'; found '${nova.virtType}'.`, { subject: '[libvirt] virt_type' }));
