@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { LogLevel } from './classify.js';
 
 /**
- * Follows one systemd unit through `journalctl -o json -f`, resuming after a saved cursor.
+ * Follows one systemd unit through `journalctl -o json`, resuming after a saved cursor.
  * journalctl does the journal-file work (rotation, vacuuming, boots); this module only parses its
  * JSON lines into typed entries, at the edge.
  */
@@ -64,28 +65,89 @@ export interface JournalFollowOptions {
   startAt: 'end' | 'beginning';
   env?: NodeJS.ProcessEnv;
   onEntry: (entry: JournalEntry) => void;
+  /** The current boot id (32 hex digits); default: the kernel's. */
+  bootId?: () => string | null;
   /** journalctl ended (error text from its stderr); the caller restarts it after a delay. */
   onExit: (detail: { code: number | null; signal: string | null; stderr: string; badCursor: boolean }) => void;
 }
 
-export function journalctlArgs(o: Pick<JournalFollowOptions, 'unit' | 'directory' | 'cursor' | 'startAt'>): string[] {
-  const args = ['-o', 'json', '-f', '--no-pager', '-u', o.unit];
+/** Position of an entry in its journal's sequence: `s=` (sequence id) and `i=` (number, hex). */
+export function cursorSeq(cursor: string): { id: string; n: bigint } | null {
+  const m = /(?:^|;)s=([0-9a-f]+);i=([0-9a-f]+)(?:;|$)/.exec(cursor);
+  return m ? { id: m[1]!, n: BigInt(`0x${m[2]!}`) } : null;
+}
+
+/** The boot a cursor belongs to (its `b=` field), or null. */
+export function cursorBoot(cursor: string): string | null {
+  return /(?:^|;)b=([0-9a-f]{32})(?:;|$)/.exec(cursor)?.[1] ?? null;
+}
+
+/** The running kernel's boot id in journald's form (32 hex digits, no dashes). */
+export function currentBootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Arguments for one journalctl run. `follow: false` is the catch-up run: it reads across boots
+ * and exits. `-f` only ever shows the current boot (systemd 252), and shows nothing at all after
+ * a cursor of an earlier boot, hence the two phases.
+ */
+export function journalctlArgs(o: Pick<JournalFollowOptions, 'unit' | 'directory'> & { follow: boolean; cursor: string | null; lines?: 'all' | '0' }): string[] {
+  const args = ['-o', 'json', '--no-pager', '-u', o.unit];
+  if (o.follow) args.splice(2, 0, '-f');
   if (o.directory) args.push(`--directory=${o.directory}`);
   if (o.cursor) args.push(`--after-cursor=${o.cursor}`);
-  else args.push('-n', o.startAt === 'end' ? '0' : 'all');
+  else if (o.lines) args.push('-n', o.lines);
   return args;
 }
 
-/** A running `journalctl -f`; `stop()` ends it (SIGTERM, then SIGKILL after 1 s). */
+/**
+ * Follows the unit: first a catch-up run from the saved cursor (or the beginning) to the end of
+ * the journal, across boots; then `journalctl -f` after the last entry seen — or, when that entry
+ * is from an earlier boot, `-f -n all` for the journal's latest boot. That may repeat entries
+ * (when no later boot is in the journal yet), so entries at or before the last one seen in the
+ * same sequence are dropped. `stop()` ends the running child (SIGTERM, then SIGKILL after 1 s).
+ */
 export class JournalFollower {
   private child: ChildProcess | null = null;
   private carry = '';
+  private cursor: string | null;
+  private stopped = false;
 
-  constructor(private readonly options: JournalFollowOptions) {}
+  constructor(private readonly options: JournalFollowOptions) {
+    this.cursor = options.cursor;
+  }
 
   start(): void {
     const o = this.options;
-    const child = spawn(o.journalctl, journalctlArgs(o), { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+    if (this.cursor === null && o.startAt === 'end') {
+      this.follow(journalctlArgs({ ...o, follow: true, cursor: null, lines: '0' }));
+      return;
+    }
+    this.run(journalctlArgs({ ...o, follow: false, cursor: this.cursor, lines: 'all' }), (detail) => {
+      if (this.stopped) return;
+      if (detail.code !== 0) {
+        o.onExit(detail);
+        return;
+      }
+      const boot = (o.bootId ?? currentBootId)();
+      const sameBoot = this.cursor !== null && boot !== null && cursorBoot(this.cursor) === boot;
+      this.follow(journalctlArgs({ ...o, follow: true, cursor: sameBoot ? this.cursor : null, lines: 'all' }));
+    });
+  }
+
+  private follow(args: string[]): void {
+    this.run(args, (detail) => this.options.onExit(detail));
+  }
+
+  private run(args: string[], onClose: (detail: { code: number | null; signal: string | null; stderr: string; badCursor: boolean }) => void): void {
+    const o = this.options;
+    this.carry = '';
+    const child = spawn(o.journalctl, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
     this.child = child;
     let stderr = '';
     child.stdout!.setEncoding('utf8');
@@ -99,7 +161,7 @@ export class JournalFollower {
       if (reported) return;
       reported = true;
       if (this.child === child) this.child = null;
-      o.onExit({ code, signal, stderr: stderr.trim(), badCursor: /seek to cursor/i.test(stderr) });
+      onClose({ code, signal, stderr: stderr.trim(), badCursor: /seek to cursor/i.test(stderr) });
     };
     child.on('error', (err) => {
       stderr += String(err.message);
@@ -115,11 +177,17 @@ export class JournalFollower {
     for (const line of lines) {
       if (!line) continue;
       const entry = parseJournalLine(line);
-      if (entry) this.options.onEntry(entry);
+      if (!entry) continue;
+      const seq = cursorSeq(entry.cursor);
+      const last = this.cursor === null ? null : cursorSeq(this.cursor);
+      if (seq && last && seq.id === last.id && seq.n <= last.n) continue;
+      this.cursor = entry.cursor;
+      this.options.onEntry(entry);
     }
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const child = this.child;
     this.child = null;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;

@@ -22,18 +22,20 @@ t.test('journald: follows a unit, resumes after the saved cursor, never counts t
   execFileSync('mkdir', ['-p', journalDir]);
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
   let seq = 0;
-  const append = (text: string, unit = 'nova-compute.service') => {
+  const append = (text: string, unit = 'nova-compute.service', boot = bootId) => {
     let exp = '';
     for (const line of text.split('\n').filter(Boolean)) {
       seq += 1;
       const priority = / ERROR /.test(line) ? 3 : 6;
-      exp += `__REALTIME_TIMESTAMP=${Date.now() * 1000 + seq}\n__MONOTONIC_TIMESTAMP=${seq}\n_BOOT_ID=${bootId}\n_SYSTEMD_UNIT=${unit}\n_PID=4242\nPRIORITY=${priority}\nMESSAGE=${line}\n\n`;
+      exp += `__REALTIME_TIMESTAMP=${Date.now() * 1000 + seq}\n__MONOTONIC_TIMESTAMP=${seq}\n_BOOT_ID=${boot}\n_SYSTEMD_UNIT=${unit}\n_PID=4242\nPRIORITY=${priority}\nMESSAGE=${line}\n\n`;
     }
     execFileSync(JOURNAL_REMOTE, [`--output=${path.join(journalDir, 'remote.journal')}`, '-'], { input: exp, stdio: ['pipe', 'ignore', 'ignore'] });
   };
   const book = new LineBook();
   const other = new LineBook();
-  append(book.batch(3));
+  // The journal starts in an earlier boot: `journalctl -f` alone would never show these.
+  append(book.batch(2), 'nova-compute.service', '0123456789abcdef0123456789abcdef');
+  append(book.batch(1));
   append(other.batch(2), 'other.service');
   const state = path.join(dir, 'state.json');
   const config = followerConfig({ source: 'journald', unit: 'nova-compute.service', journalDirectory: journalDir });
@@ -91,4 +93,44 @@ t.test('journald: follows a unit, resumes after the saved cursor, never counts t
   }, 20_000, 300);
   t.equal(f.incidents.totals.forbidden, book.written, 'nothing counted twice after the fallback');
   await f.stop();
+});
+
+t.test('journald after a host reboot: the saved cursor is from the previous boot', async (t) => {
+  requireCommands('journalctl', JOURNAL_REMOTE);
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpm-logs-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const journalDir = path.join(dir, 'journal');
+  execFileSync('mkdir', ['-p', journalDir]);
+  const current = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
+  let seq = 0;
+  const append = (text: string, boot: string) => {
+    let exp = '';
+    for (const line of text.split('\n').filter(Boolean)) {
+      seq += 1;
+      exp += `__REALTIME_TIMESTAMP=${Date.now() * 1000 + seq}\n__MONOTONIC_TIMESTAMP=${seq}\n_BOOT_ID=${boot}\n_SYSTEMD_UNIT=nova-compute.service\n_PID=4242\nPRIORITY=3\nMESSAGE=${line}\n\n`;
+    }
+    execFileSync(JOURNAL_REMOTE, [`--output=${path.join(journalDir, 'remote.journal')}`, '-'], { input: exp, stdio: ['pipe', 'ignore', 'ignore'] });
+  };
+  const book = new LineBook();
+  const previousBoot = 'fedcba9876543210fedcba9876543210';
+  append(book.batch(2), previousBoot);
+  const state = path.join(dir, 'state.json');
+  const config = followerConfig({ source: 'journald', unit: 'nova-compute.service', journalDirectory: journalDir });
+  let f = makeFollower(config, state);
+  await f.start();
+  await waitFor('the previous boot read', () => f.incidents.totals.forbidden >= 2, 20_000, 100);
+  await f.stop();
+  const saved = JSON.parse(readFileSync(state, 'utf8')) as { journalCursor: string };
+  t.match(saved.journalCursor, new RegExp(`b=${previousBoot}`), 'the cursor is in the previous boot');
+  // The host rebooted; nova-compute logged its resume failures before the agent came up.
+  append(book.batch(2), previousBoot); // the last lines of the old boot, after the agent stopped
+  append(book.batch(3), current);
+  f = makeFollower(config, state);
+  await f.start();
+  await waitFor('both boots read', () => f.incidents.totals.forbidden >= book.written, 20_000, 100);
+  append(book.batch(1), current);
+  await waitFor('following in the new boot', () => f.incidents.totals.forbidden >= book.written, 20_000, 100);
+  await f.stop();
+  t.equal(f.incidents.totals.forbidden, book.written, 'every entry of both boots, once');
+  t.equal(book.written, 8);
 });

@@ -8,7 +8,7 @@ import { configSchema } from '../../src/config/schema.js';
 import type { ExtensionContext } from '../../src/extension.js';
 import { wildcardToRegExp } from '../../src/logs/cri.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';
-import { journalctlArgs, parseJournalLine } from '../../src/logs/journald.js';
+import { cursorBoot, cursorSeq, journalctlArgs, parseJournalLine } from '../../src/logs/journald.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
@@ -23,8 +23,11 @@ t.test('journalctl JSON lines become typed entries; junk is skipped', async (t) 
   t.equal(parseJournalLine('{"MESSAGE":"no cursor"}'), null);
   t.equal(parseJournalLine('not json'), null);
   t.equal(parseJournalLine('{"__CURSOR":"c","MESSAGE":null}')?.message, '', 'an oversized MESSAGE (null) is empty');
-  t.same(journalctlArgs({ unit: 'nova-compute.service', directory: null, cursor: null, startAt: 'end' }), ['-o', 'json', '-f', '--no-pager', '-u', 'nova-compute.service', '-n', '0']);
-  t.same(journalctlArgs({ unit: 'u', directory: '/host/var/log/journal', cursor: 's=1', startAt: 'end' }).slice(-2), ['--directory=/host/var/log/journal', '--after-cursor=s=1']);
+  t.same(journalctlArgs({ unit: 'nova-compute.service', directory: null, follow: true, cursor: null, lines: '0' }), ['-o', 'json', '-f', '--no-pager', '-u', 'nova-compute.service', '-n', '0']);
+  t.same(journalctlArgs({ unit: 'u', directory: '/host/var/log/journal', follow: false, cursor: 's=1', lines: 'all' }), ['-o', 'json', '--no-pager', '-u', 'u', '--directory=/host/var/log/journal', '--after-cursor=s=1']);
+  t.equal(cursorBoot('s=ab;i=2;b=95cf6c02fb82444789880fb4744ac211;m=7d0;t=644a;x=2d'), '95cf6c02fb82444789880fb4744ac211');
+  t.equal(cursorBoot('garbage'), null);
+  t.same(cursorSeq('s=30ffde37;i=1f;b=95cf;m=7;t=66;x=ac'), { id: '30ffde37', n: 31n });
 });
 
 t.test('CRI link patterns', async (t) => {
