@@ -213,7 +213,9 @@ export class FileTail {
     const st = await statOrNull(this.file);
     if (saved?.current) {
       const s = saved.current;
-      if (st !== null && st.dev === s.dev && st.ino === s.ino) {
+      // The inode and the first bytes identify the file; the device number is not compared
+      // because it can change across a host reboot (device enumeration) for the same file.
+      if (st !== null && st.ino === s.ino) {
         const savedHead = Buffer.from(s.head, 'hex');
         const f = await this.openAt(this.file, s.offset, 'beginning');
         if (f) {
@@ -249,7 +251,7 @@ export class FileTail {
     const head = Buffer.from(pos.head, 'hex');
     for (const name of names) {
       const st = await statOrNull(name);
-      if (!st || st.dev !== pos.dev || st.ino !== pos.ino || st.size < pos.offset) continue;
+      if (!st || st.ino !== pos.ino || st.size < pos.offset) continue;
       const f = await this.openAt(name, pos.offset, 'beginning');
       if (f && samePrefix(f.head, head)) return f;
       if (f) await f.handle.close().catch(() => {});
