@@ -192,3 +192,19 @@ export async function resolveLibvirtPath(libvirtPath: string, daemon: LibvirtdPr
   if (result.ok) return { ...base, reachable: true, resolved: candidate, via };
   return { ...base, reachable: false, resolved: null, via, reason: result.reason, detail: result.detail };
 }
+
+/** The daemon names Nova's libvirt driver can talk to (monolithic and modular libvirt). */
+export const LIBVIRT_DAEMON_NAMES: readonly string[] = ['libvirtd', 'virtqemud'];
+
+/**
+ * Where to read `libvirtPath` as libvirtd sees it, for callers that just want a path: through
+ * the libvirt container's root when libvirtd runs in a container and the path is reachable
+ * there, otherwise the host path (under the host root). E.g. the swtpm user in Atmosphere exists
+ * only in the libvirt container's /etc/passwd.
+ */
+export async function libvirtViewPath(libvirtPath: string, hostPath: HostPathResolver, daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): Promise<string> {
+  const daemon = await locateLibvirtd({ hostPath, daemonNames });
+  if (daemon?.placement !== 'container') return hostPath(libvirtPath);
+  const resolved = await resolveLibvirtPath(libvirtPath, daemon, hostPath);
+  return resolved.resolved ?? hostPath(libvirtPath);
+}

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { locateLibvirtd, resolveLibvirtPath } from '../../src/util/container-paths.js';
+import { libvirtViewPath, locateLibvirtd, resolveLibvirtPath } from '../../src/util/container-paths.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { requireCommands } from '../harness/components.js';
 
@@ -77,6 +77,24 @@ t.test('libvirtd on the host (systemd deployments): the same paths are plain hos
     resolved: path.join(host, 'etc/libvirt/secrets'),
     via: 'host',
   });
+});
+
+t.test('libvirtViewPath: the container\'s file when libvirtd runs in one, else the host\'s', async (t) => {
+  const cfs = containerFs('view', ['etc']);
+  writeFileSync(path.join(cfs, 'etc/passwd'), 'swtpm:x:998:998::/var/lib/swtpm:/usr/sbin/nologin\n');
+  const inContainer = hostTree('view-c', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 610, comm: 'libvirtd', root: cfs },
+  ]);
+  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(inContainer)), path.join(inContainer, 'proc/610/root/etc/passwd'));
+  t.equal(await libvirtViewPath('/etc/shadow-not-there', hostPathResolver(inContainer)), path.join(inContainer, 'etc/shadow-not-there'), 'missing in the container: the host path');
+  const onHost = hostTree('view-h', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 611, comm: 'virtqemud', root: 'host' },
+  ]);
+  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(onHost)), path.join(onHost, 'etc/passwd'));
+  const none = hostTree('view-n', [{ pid: 1, comm: 'systemd', root: 'host' }]);
+  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(none)), path.join(none, 'etc/passwd'));
 });
 
 t.test('two daemons: the oldest (lowest pid) owns the sockets', async (t) => {
