@@ -40,6 +40,8 @@ const trackedGuestSchema = snapshotGuestSchema.extend({
   timeToRestartSeconds: z.number().nullable(),
   /** A failed guest that is still down (its restart-failed series is exported while true). */
   down: z.boolean(),
+  /** libvirt tried to start it and failed at some point: remembered, since a libvirtd restart resets the state reason. */
+  attempted: z.boolean().default(false),
 });
 export type TrackedGuest = z.infer<typeof trackedGuestSchema>;
 
@@ -86,7 +88,7 @@ export function startWatch(snapshot: Snapshot, bootId: string, bootTime: number 
     since,
     deadlineAt: since + deadlineSeconds * 1000,
     snapshotTakenAt: snapshot.takenAt,
-    guests: snapshot.guests.map((g) => ({ ...g, status: 'pending', reason: null, detail: null, decidedAt: null, timeToRestartSeconds: null, down: false })),
+    guests: snapshot.guests.map((g) => ({ ...g, status: 'pending', reason: null, detail: null, decidedAt: null, timeToRestartSeconds: null, down: false, attempted: false })),
   };
 }
 
@@ -140,7 +142,7 @@ export function evaluateWatch(watch: Watch, inv: GuestInventory, now: number, cl
         const { reason, detail } = classify(t, current, { attempted });
         changed = true;
         transitions.push({ uuid: t.uuid, name: t.name, instanceUuid: t.instanceUuid, outcome: 'failed', reason, timeToRestartSeconds: null });
-        return { ...t, status: 'failed', reason, detail, decidedAt: now, down: true };
+        return { ...t, status: 'failed', reason, detail, decidedAt: now, down: true, attempted };
       }
       return t;
     }
@@ -150,9 +152,10 @@ export function evaluateWatch(watch: Watch, inv: GuestInventory, now: number, cl
         if (t.down) changed = true;
         return { ...t, down: false };
       }
-      const { reason, detail } = classify(t, current, { attempted: startFailed(current) });
-      if (reason !== t.reason || detail !== t.detail || !t.down) changed = true;
-      return { ...t, reason, detail, down: true };
+      const attempted = t.attempted || startFailed(current);
+      const { reason, detail } = classify(t, current, { attempted });
+      if (reason !== t.reason || detail !== t.detail || !t.down || attempted !== t.attempted) changed = true;
+      return { ...t, reason, detail, down: true, attempted };
     }
     return t;
   });

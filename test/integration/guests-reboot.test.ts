@@ -188,6 +188,20 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   const lint = spawnSync('promtool', ['check', 'metrics'], { input: ourMetrics + '\n', encoding: 'utf8', timeout: 30_000 });
   t.equal(lint.status, 0, `promtool check metrics: ${lint.stderr}`);
 
+  // libvirtd restarts under a running agent: the event stream dies and comes back by itself.
+  t.equal(sample(m3, 'vtpm_guest_event_stream_up', {}), 1, 'event stream up');
+  await restartLibvirtd();
+  await waitFor(
+    'event stream reconnected',
+    async () => {
+      const m = await metrics(third.url);
+      return (sample(m, 'vtpm_guest_event_stream_restarts_total', {}) ?? 0) >= 1 && sample(m, 'vtpm_guest_event_stream_up', {}) === 1;
+    },
+    60_000,
+    250,
+  );
+  t.pass('event stream restarted after libvirtd came back');
+
   // `check` (one-shot) reports the last reboot's outcome.
   const section = await new GuestRestartWatcher().checkOnce({
     config: configSchema.parse({ stateDir, guests: { bootIdPath: bootIdFile, novaConfPath: path.join(work, 'nova.conf') } }),

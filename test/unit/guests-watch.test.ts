@@ -74,9 +74,14 @@ t.test('restarted, failed with reason, gone; decisions are made once', async (t)
   // the same inventory again decides nothing new
   const again = evaluateWatch(w, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'failed' }), guest('c', { state: 'shutoff', stateReason: 'destroyed' })]), 13_000, classify);
   t.same(again.transitions, []);
+  const afterDaemonRestart = evaluateWatch(again.watch, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'unknown' }), guest('c', { state: 'shutoff', stateReason: 'unknown' })]), 14_000, classify);
+  t.equal(afterDaemonRestart.watch.guests.find((g) => g.uuid === 'b')?.reason, 'secret_missing', 'a failed start is remembered across a libvirtd restart');
   // past the deadline, a never-tried user-mode guest failed because of its secret mode
   const late = evaluateWatch(again.watch, inventory([guest('a'), guest('b', { state: 'running' }), guest('c', { state: 'shutoff', stateReason: 'destroyed' })]), 70_001, classify);
   t.same(late.transitions.map((x) => [x.uuid, x.outcome, x.reason]), [['c', 'failed', 'user_secret_mode']]);
+  // libvirtd restarts: b's state reason becomes `unknown`, but its failed start is remembered
+  const reset = evaluateWatch(late.watch, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'unknown' }), guest('c', { state: 'shutoff', stateReason: 'unknown' })]), 80_000, classify);
+  t.equal(reset.watch.guests.find((g) => g.uuid === 'c')?.reason, 'user_secret_mode');
   const b = late.watch.guests.find((g) => g.uuid === 'b')!;
   t.equal(b.status, 'failed', 'a failed guest that came back later keeps its outcome');
   t.equal(b.down, false, 'but its still-down series ends');
