@@ -7,7 +7,7 @@
  * 2. Fleet: one process reconciling FLEET providers (default 500) against the one Placement, 10 %
  *    of them with a failing emulation check: total requests, time to converge, latency p50/p99.
  *
- * Run: npx tsx bench/placement-reconcile.ts [FLEET]
+ * Run: npx tsx bench/placement-reconcile.ts [FLEET] [IN_FLIGHT]
  */
 import os from 'node:os';
 import pino from 'pino';
@@ -21,7 +21,11 @@ import { startKeystone } from '../test/harness/keystone.js';
 import { hostVerdict, startPlacement } from '../test/harness/placement.js';
 
 const FLEET = Number(process.argv[2] ?? 500);
-const CONCURRENCY = 16;
+/**
+ * Reconciles in flight. Placement here is wsgiref (single-threaded, listen backlog 5): more than
+ * ~4 concurrent connections overflow the backlog and SYN retransmits (1 s, 3 s, …) dominate.
+ */
+const CONCURRENCY = Number(process.argv[3] ?? 4);
 const log = pino({ level: 'silent' });
 const AGENT = { name: 'vtpm-agent', password: 'agent-pw', project: 'service', roles: ['admin'] };
 
@@ -150,6 +154,7 @@ try {
     const lat = mine.map((r) => r.durationMs);
     const gets = mine.filter((r) => r.method === 'GET').map((r) => r.durationMs);
     const puts = mine.filter((r) => r.method === 'PUT').map((r) => r.durationMs);
+    for (const r of results.filter((x) => x.error)) console.log(`  ${label}: ${r.provider?.name ?? '?'} failed: ${r.error!.message}`);
     return {
       label,
       concurrency,

@@ -18,6 +18,7 @@ import { renderSection } from '../../src/placement/report.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import type { Verdict } from '../../src/verdict.js';
+import { runCli } from '../harness/agent.js';
 import { requireCommands } from '../harness/components.js';
 import { startKeystone } from '../harness/keystone.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
@@ -284,4 +285,21 @@ t.test('not configured: the extension idles and says so', async (t) => {
   t.match(await registry.metrics(), /vtpm_placement_reconcile_state\{state="not_configured"\} 1/);
   t.same(ext.readiness(), { ready: true, detail: 'placement: not-configured' });
   await ext.stop();
+});
+
+t.test('vtpm-agent check shows the Placement view when OS_* credentials are set', async (t) => {
+  requireCommands('virsh', 'swtpm');
+  // The provider named like libvirt's hostname (made in the discovery test) advertises 1.2 only.
+  const libvirtName = execFileSync('virsh', ['-r', '-q', '-c', 'qemu:///system', 'hostname'], { encoding: 'utf8' }).trim();
+  const [provider] = (await pl.api<{ resource_providers: Array<{ uuid: string }> }>('GET', `/resource_providers?name=${libvirtName}`)).body.resource_providers;
+  await pl.setTraits(provider!.uuid, ['COMPUTE_SECURITY_TPM_1_2']);
+  const result = await runCli(['check', '--json'], { env: { ...process.env, VTPM_AGENT_CONFIG: '/dev/null', ...ks.osEnv(AGENT) }, timeoutMs: 240_000 });
+  const report = JSON.parse(result.stdout) as { sections: Array<{ name: string; ok: boolean | null; summary: string; data: { state: string; provider: { uuid: string } } }> };
+  const section = report.sections.find((s) => s.name === 'placement');
+  t.ok(section, `a placement section (stderr: ${result.stderr.slice(0, 300)})`);
+  t.equal(section!.data.provider.uuid, provider!.uuid);
+  t.equal(section!.data.state, 'drift');
+  t.equal(section!.ok, false);
+  t.match(section!.summary, /COMPUTE_SECURITY_TPM_2_0 usable but not advertised/);
+  t.same((await pl.getTraits(provider!.uuid)).traits, ['COMPUTE_SECURITY_TPM_1_2'], 'check never writes');
 });
