@@ -5,7 +5,8 @@
 #
 #   npm test                    everything
 #   NODE_VERSIONS=20 npm test   only the machine's Node.js
-#   npm test -- test/unit/x.test.ts   only these tap files (on every Node version)
+#   npm test -- test/unit/x.test.ts   only these tap files (on every Node version; no image step)
+#   SKIP_IMAGE=1 npm test       everything but the container image
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export VTPM_AGENT_CONFIG=/dev/null   # tests never read the host's /etc/vtpm-agent/config.yaml
@@ -55,6 +56,19 @@ for rules_test in deploy/prometheus/tests/*.test.yml; do
   [ -e "$rules_test" ] || continue
   check "promtool test rules $(basename "$rules_test")" promtool test rules "$rules_test"
 done
+
+check "PrometheusRule current" npx tsx scripts/gen-prometheusrule.ts --check
+if [ "$#" = 0 ] && [ "${SKIP_IMAGE:-}" != 1 ]; then
+  # The container image: built with buildah and smoke-tested with podman against the real libvirt.
+  echo "=== container image build and smoke test"
+  bash scripts/ci-image.sh 2>&1 | tee .cache/test-logs/ci-image.log | grep -E '^(ok|not ok|FAIL|PASS)|passed, [0-9]+ failed' || true
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' .cache/test-logs/ci-image.log | tail -n 1)
+  if [ -n "$summary" ]; then
+    record "container image (scripts/ci-image.sh)" "$(cut -d' ' -f1 <<<"$summary")" "$(cut -d' ' -f3 <<<"$summary")"
+  else
+    record "container image (scripts/ci-image.sh)" 0 1; tail -n 30 .cache/test-logs/ci-image.log
+  fi
+fi
 
 node20=$(command -v node)
 node_bins=("20:$node20")

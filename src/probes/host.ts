@@ -1,7 +1,10 @@
 import { stat } from 'node:fs/promises';
+import { release as kernelRelease } from 'node:os';
 import si from 'systeminformation';
 import { Gauge, type Registry } from 'prom-client';
 import { readAccounts } from '../host/accounts.js';
+import { readOsRelease } from '../host/os-release.js';
+import { libvirtViewPath } from '../util/container-paths.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, type HostFacts, type Reason } from '../verdict.js';
 import type { LibvirtFacts } from './libvirt.js';
 import type { Probe } from './types.js';
@@ -24,7 +27,10 @@ export const hostProbe: Probe<HostPrerequisites> = {
   after: ['libvirt'],
   async run(ctx, results) {
     const { user, group, stateDir } = ctx.config.swtpm;
-    const [passwd, groups] = await Promise.all([readAccounts(ctx.hostPath('/etc/passwd')), readAccounts(ctx.hostPath('/etc/group'))]);
+    // libvirt starts swtpm as this principal, so look it up where libvirtd lives: in Atmosphere the
+    // swtpm user exists only in the libvirt container's /etc/passwd.
+    const [passwdPath, groupPath] = await Promise.all([libvirtViewPath('/etc/passwd', ctx.hostPath), libvirtViewPath('/etc/group', ctx.hostPath)]);
+    const [passwd, groups] = await Promise.all([readAccounts(passwdPath), readAccounts(groupPath)]);
     const uid = passwd.find((e) => e.name === user)?.id ?? null;
     const gid = groups.find((e) => e.name === group)?.id ?? null;
     const problems: string[] = [];
@@ -60,8 +66,10 @@ export const hostProbe: Probe<HostPrerequisites> = {
     }
     for (const problem of problems) warnings.push({ code: 'SWTPM_STATE_DIR_PERMISSIONS', severity: 'warning', message: problem });
     if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
-    // Host facts are informative: a failure there must not fail the probe.
-    const [time, os, cpu] = await Promise.all([si.time(), si.osInfo().catch(() => null), si.cpu().catch(() => null)]);
+    // Host facts are informative: a failure there must not fail the probe. The OS comes from the
+    // host's os-release (under the host root), not systeminformation's view of the agent's own
+    // filesystem, which in a pod is the image's; uptime and CPU flags are kernel-wide.
+    const [time, os, cpu] = await Promise.all([si.time(), readOsRelease(ctx.hostPath), si.cpu().catch(() => null)]);
     return {
       swtpmUser: { name: user, exists: uid !== null, uid },
       swtpmGroup: { name: group, exists: gid !== null, gid },
@@ -71,8 +79,8 @@ export const hostProbe: Probe<HostPrerequisites> = {
       qemuVersion: libvirt?.qemuVersion ?? null,
       warnings,
       bootTime: typeof time.uptime === 'number' ? Math.round(Date.now() / 1000 - time.uptime) : null,
-      os: os ? `${os.distro} ${os.release}`.trim() : null,
-      kernel: os?.kernel ?? null,
+      os,
+      kernel: kernelRelease(),
       hardwareVirtualization: cpu ? Boolean(cpu.virtualization) : null,
     };
   },

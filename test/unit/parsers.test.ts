@@ -37,3 +37,10 @@ t.test('host paths resolve under the host root and cannot escape it', async (t) 
   t.equal(inPod('/../../etc/passwd'), '/host/etc/passwd');
   t.equal(inPod('relative/x'), '/host/relative/x');
 });
+
+t.test('os-release', async (t) => {
+  const { parseOsRelease } = await import('../../src/host/os-release.js');
+  t.equal(parseOsRelease('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'), 'Debian GNU/Linux 12 (bookworm)');
+  t.equal(parseOsRelease("NAME='Ubuntu'\nVERSION='24.04 LTS'\n"), 'Ubuntu 24.04 LTS');
+  t.equal(parseOsRelease('garbage\n\u0000'), null);
+});
