@@ -20,6 +20,7 @@ export class NovaLogExtension implements AgentExtension {
   private config: AgentConfig | null = null;
   private unregister: (() => void) | null = null;
   private log: Logger | null = null;
+  private starting: Promise<void> = Promise.resolve();
 
   enabled(config: AgentConfig): boolean {
     return config.novaLog.source !== 'none';
@@ -37,7 +38,16 @@ export class NovaLogExtension implements AgentExtension {
         return { reason: 'barbican_access', detail: `nova-compute logged a Barbican failure for this instance: ${f.reason}` };
       },
     });
-    await follower.start();
+    // The first read may be a long catch-up (a big backlog after downtime): the agent's start
+    // does not wait for it.
+    this.starting = follower.start().catch((err: unknown) => {
+      this.log?.error({ err: err instanceof Error ? err.message : String(err) }, 'nova-compute log follower failed to start');
+    });
+  }
+
+  /** Resolves once the first read after `start` is done (tests, and `stop`). */
+  async started(): Promise<void> {
+    await this.starting;
   }
 
   private create(ctx: ExtensionContext, log: Logger, readOnly = false): NovaLogFollower {
@@ -54,7 +64,9 @@ export class NovaLogExtension implements AgentExtension {
   async stop(): Promise<void> {
     this.unregister?.();
     this.unregister = null;
+    // The follower interrupts a first read still in progress; its saved position stays exact.
     await this.follower?.stop();
+    await this.starting;
   }
 
   registerMetrics(registry: Registry): void {

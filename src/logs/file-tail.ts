@@ -126,6 +126,7 @@ export class FileTail {
   private retiring: OpenFile | null = null;
   private started = false;
   private closed = false;
+  private interrupted = false;
 
   constructor(options: FileTailOptions) {
     this.file = options.file;
@@ -191,8 +192,14 @@ export class FileTail {
     return bytes + (await this.read(cur));
   }
 
+  /** Makes a read in progress return after its current chunk (agent stopping). */
+  interrupt(): void {
+    this.interrupted = true;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.interrupted = true;
     for (const f of [this.current, this.retiring]) if (f) await f.handle.close().catch(() => {});
   }
 
@@ -371,6 +378,8 @@ export class FileTail {
       carry = f.pending.length;
     }
     for (;;) {
+      // Between chunks, everything read so far is committed: stopping here loses nothing.
+      if (this.interrupted) break;
       let n: number;
       try {
         ({ bytesRead: n } = await f.handle.read(buf, carry, this.chunkBytes, f.readPos));

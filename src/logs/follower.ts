@@ -102,6 +102,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   private dirty = false;
   private saving: Promise<void> = Promise.resolve();
   private stopped = false;
+  private starting: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: FollowerOptions) {
     super();
@@ -125,8 +126,14 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   }
 
   /** Loads the saved state and starts following; never throws for a missing log. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
     const saved = await this.load();
+    if (this.stopped) return;
     const target = this.target();
     const sameTarget = saved !== null && saved.source === this.config.source && saved.target === target;
     this.tracker = new IncidentTracker(saved?.incidents ?? emptyIncidentState(), { windowMs: this.config.incidentWindowSeconds * 1000 });
@@ -155,6 +162,10 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // A long first read (catch-up after downtime) ends after its current chunk.
+    this.fileTail?.interrupt();
+    for (const t of this.cri.values()) t.tail.interrupt();
+    await this.starting.catch(() => undefined);
     if (this.timer) clearTimeout(this.timer);
     if (this.journalRestart) clearTimeout(this.journalRestart);
     this.timer = null;
@@ -185,6 +196,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   }
 
   private async doPoll(): Promise<void> {
+    if (this.stopped) return;
     try {
       let bytes = 0;
       if (this.fileTail) {

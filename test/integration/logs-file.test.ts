@@ -135,3 +135,28 @@ t.test('a log that does not exist yet is followed once it appears', async (t) =>
   t.equal(f.incidents.totals.forbidden, 2, 'a file created after the start is read from its beginning');
   await f.stop();
 });
+
+t.test('stopping during a long first read loses and repeats nothing', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpm-logs-file-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = path.join(dir, 'nova-compute.log');
+  const state = path.join(dir, 'state.json');
+  const book = new LineBook();
+  // About 40 MiB: many chunks, so the stop lands in the middle of the read.
+  for (let i = 0; i < 20; i += 1) appendFileSync(log, book.batch(200, 40));
+  const config = followerConfig({ source: 'file', path: log });
+  let f = makeFollower(config, state);
+  // Stop as soon as the first failure is counted, i.e. in the middle of the first read.
+  let stopping: Promise<void> | null = null;
+  f.once('incident', () => {
+    stopping = f.stop();
+  });
+  await f.start();
+  await stopping;
+  const partial = f.incidents.totals.forbidden;
+  t.ok(partial > 0 && partial < book.written, `interrupted after ${partial} of ${book.written} failures`);
+  f = makeFollower(config, state);
+  await f.start();
+  await f.stop();
+  t.equal(f.incidents.totals.forbidden, book.written, 'resumed exactly where the interrupted read stopped');
+});

@@ -57,6 +57,7 @@ t.test('extension: status, metrics lint, check does not move the saved position'
   const registry = new Registry();
   ext.registerMetrics(registry);
   await ext.start(ctx);
+  await ext.started();
   t.teardown(() => ext.stop());
   t.match(ext.status().summary, /following file .*: 3 Barbican failure/);
   const text = await registry.metrics();
