@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AgentError } from '../errors.js';
+import { abortError } from './channel.js';
 import type { TpmVersion } from '../verdict.js';
 import { SwtpmInstance } from './instance.js';
 import { Workspace } from './workspace.js';
@@ -118,6 +119,12 @@ export async function runCheck(version: TpmVersion, level: CheckLevel, env: Chec
     const failure = err instanceof StepFailure ? err : new StepFailure('internal', err);
     result.failedStep = failure.step;
     Object.assign(result, describe(failure.error));
+    // After an abort (shutdown, hard timeout) the step usually fails as a side effect of the kill;
+    // the abort is the reason to report.
+    if (signal.aborted && result.errorCode !== 'VTPM_ERR_EXEC_ABORTED') {
+      const abort = abortError(signal, failure.step);
+      Object.assign(result, { message: `${abort.message} (${result.message})`, errorCode: abort.code, rc: null, rcName: null });
+    }
   } finally {
     clearTimeout(timer);
     env.signal.removeEventListener('abort', onOuterAbort);

@@ -181,8 +181,9 @@ export class SwtpmInstance {
   private async waitForSockets(signal: AbortSignal): Promise<void> {
     const want = [this.serverPath, this.ctrlPath];
     for (;;) {
-      if (this.hasExited) throw await this.startError(this.spawnError ? this.describeExit() : `${this.describeExit()} before opening its sockets`);
+      // Abort first: an abort kills swtpm, and the kill is not the story.
       if (signal.aborted) throw abortError(signal, 'waiting for swtpm sockets');
+      if (this.hasExited) throw await this.startError(this.spawnError ? this.describeExit() : `${this.describeExit()} before opening its sockets`);
       const present = await Promise.all(want.map((p) => stat(p).then((s) => s.isSocket(), () => false)));
       if (present.every(Boolean)) break;
       if (performance.now() >= this.options.deadline) {
