@@ -8,6 +8,8 @@ import { registerNovaLogMetrics } from './metrics.js';
 
 /** A log attribution older than this does not explain a failed restart any more. */
 const REASON_MAX_AGE_MS = 6 * 3600 * 1000;
+/** A failure this recent makes the `check` section red. */
+const RECENT_MS = 24 * 3600 * 1000;
 
 /**
  * The nova-compute log follower as an agent extension: follows the configured source, counts
@@ -90,16 +92,19 @@ export class NovaLogExtension implements AgentExtension {
     const failures = Object.values(totals).reduce((a, b) => a + b, 0);
     const where = cfg.source === 'file' ? cfg.path : cfg.source === 'journald' ? `unit ${cfg.unit}` : cfg.glob;
     const instances = [...f.incidents.instances()].sort((a, b) => b.at - a.at);
+    // Counts are kept forever; only a failure of the last day makes the check red.
+    const last = f.incidents.lastCountedAt;
+    const recent = last !== null && Date.now() - last < RECENT_MS;
     return {
       name: this.name,
-      ok: f.stats.following ? failures === 0 : false,
+      ok: f.stats.following ? !recent : false,
       summary: f.stats.following
-        ? `following ${cfg.source} ${where}: ${failures} Barbican failure(s) seen${instances.length ? `, ${instances.length} guest(s) affected` : ''}`
+        ? `following ${cfg.source} ${where}: ${failures} Barbican failure(s) seen${last !== null ? `, the latest at ${new Date(last).toISOString()}` : ''}${instances.length ? `, ${instances.length} guest(s) affected` : ''}`
         : `not following ${cfg.source} ${where}${f.stats.lastError ? `: ${f.stats.lastError.message}` : ' (not there yet)'}`,
       table: instances.length
         ? [['instance', 'reason', 'failures', 'restart failed', 'last seen'], ...instances.slice(0, 20).map((i) => [i.instanceUuid, i.reason, String(i.count), i.restartFailed ? 'yes' : 'no', new Date(i.at).toISOString()])]
         : undefined,
-      data: { source: cfg.source, target: where, stats: f.stats, totals, instances },
+      data: { source: cfg.source, target: where, stats: f.stats, totals, lastFailureAt: last, instances },
     };
   }
 

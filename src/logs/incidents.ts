@@ -48,6 +48,8 @@ export interface IncidentState {
   instances: InstanceFailure[];
   /** Latest log time seen, so lines without a timestamp still age incidents. */
   clock: number;
+  /** Log time of the latest counted failure (null: none yet). */
+  lastCountedAt: number | null;
 }
 
 export interface Observation {
@@ -67,7 +69,7 @@ export interface IncidentOptions {
 }
 
 export function emptyIncidentState(): IncidentState {
-  return { version: 1, nextId: 1, totals: emptyReasonCounts(), open: [], instances: [], clock: 0 };
+  return { version: 1, nextId: 1, totals: emptyReasonCounts(), open: [], instances: [], clock: 0, lastCountedAt: null };
 }
 
 /** Validates a persisted state (it may be from an older agent or damaged); null when unusable. */
@@ -87,7 +89,8 @@ export function parseIncidentState(raw: unknown): IncidentState | null {
   const instances = r.instances.filter(
     (i): i is InstanceFailure => typeof i === 'object' && i !== null && typeof i.instanceUuid === 'string' && isBarbicanReason(i.reason),
   );
-  return { version: 1, nextId: r.nextId, totals, open, instances, clock: r.clock };
+  const lastCountedAt = typeof r.lastCountedAt === 'number' ? r.lastCountedAt : null;
+  return { version: 1, nextId: r.nextId, totals, open, instances, clock: r.clock, lastCountedAt };
 }
 
 export class IncidentTracker {
@@ -111,6 +114,10 @@ export class IncidentTracker {
 
   get totals(): Readonly<Record<BarbicanReason, number>> {
     return this.state.totals;
+  }
+
+  get lastCountedAt(): number | null {
+    return this.state.lastCountedAt;
   }
 
   instances(): readonly InstanceFailure[] {
@@ -138,6 +145,7 @@ export class IncidentTracker {
         this.state.open.push(incident);
         if (this.state.open.length > this.maxOpen) this.state.open.splice(0, this.state.open.length - this.maxOpen);
         this.state.totals[c.reason] += 1;
+        this.state.lastCountedAt = ts;
         result.counted = incident;
       } else {
         incident.lastTs = Math.max(incident.lastTs, ts);

@@ -42,6 +42,9 @@ t.test('extension: status, metrics lint, check does not move the saved position'
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const log = path.join(dir, 'nova-compute.log');
   appendFileSync(log, new LineBook().batch(3));
+  // One failure stamped now: the check is red for failures of the last day.
+  const now = new Date().toISOString();
+  appendFileSync(log, `${now.slice(0, 10)} ${now.slice(11, 23)} 4242 ERROR castellan.key_manager.barbican_key_manager [None req-00000000-1111-4222-8333-444444444444 - - - - - -] Error retrieving object: Forbidden: Secret payload retrieval attempt not allowed\n`);
   const config = configSchema.parse({ stateDir: path.join(dir, 'state'), novaLog: { source: 'file', path: log, startAt: 'beginning', pollIntervalSeconds: 60 } });
   const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, state: new HostState(), signal: new AbortController().signal };
 
@@ -49,8 +52,8 @@ t.test('extension: status, metrics lint, check does not move the saved position'
   t.equal(check.enabled(config), true);
   t.equal(new NovaLogExtension().enabled(configSchema.parse({})), false, 'off by default (source none)');
   const section = await check.checkOnce(ctx);
-  t.equal((section.data as { totals: { forbidden: number } }).totals.forbidden, 3);
-  t.equal(section.ok, false, 'failures seen: not ok');
+  t.equal((section.data as { totals: { forbidden: number } }).totals.forbidden, 4);
+  t.equal(section.ok, false, 'a failure of the last day: not ok');
   t.notOk(existsSync(path.join(dir, 'state', 'nova-log.json')), 'check wrote no state');
 
   const ext = new NovaLogExtension();
@@ -59,9 +62,9 @@ t.test('extension: status, metrics lint, check does not move the saved position'
   await ext.start(ctx);
   await ext.started();
   t.teardown(() => ext.stop());
-  t.match(ext.status().summary, /following file .*: 3 Barbican failure/);
+  t.match(ext.status().summary, /following file .*: 4 Barbican failure/);
   const text = await registry.metrics();
-  t.match(text, /vtpm_barbican_failures_total\{source="log",reason="forbidden"\} 3/, 'the daemon counts what check only looked at');
+  t.match(text, /vtpm_barbican_failures_total\{source="log",reason="forbidden"\} 4/, 'the daemon counts what check only looked at');
   t.match(text, /vtpm_nova_log_up\{source="file"\} 1/);
   const lint = promtoolCheckMetrics(text);
   t.equal(lint.code, 0, lint.output);
