@@ -124,7 +124,8 @@ t.test('workspaces left by a SIGKILLed agent are swept, with their orphaned swtp
     if (orphan.exitCode === null && orphan.signalCode === null) orphan.kill('SIGKILL');
   });
   for (let i = 0; i < 2000 && !(await leftovers(base)).processes.length; i++) await new Promise((r) => setTimeout(r, 5));
-  t.equal((await leftovers(base)).processes.length, 1, 'the orphan runs');
+  // >= 1: the wrapper's $(...) subshell briefly shows the same command line.
+  t.ok((await leftovers(base)).processes.length >= 1, 'the orphan runs');
   const data = await round(config({ tempDir: base, runAs: 'self', versions: ['2.0'], levels: ['basic'] }));
   t.equal(data.checks[0]?.ok, true);
   await orphanGone;
