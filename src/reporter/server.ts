@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ExpositionCache } from './exposition-cache.js';
 
@@ -13,7 +13,7 @@ export interface ServerSources {
 
 /** /metrics, /healthz, /readyz, /status — every handler reads memory only. */
 export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: true });
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   app.get('/metrics', async (_req, reply) => {
     const body = await sources.metrics.get();
     return reply.header('content-type', sources.metrics.contentType).send(body);
