@@ -4,16 +4,8 @@
  */
 import { primaryDomainCapabilities, type LibvirtFacts } from './probes/libvirt.js';
 import type { ProbeResults } from './probes/types.js';
-import { computeVerdict, type EmulationOutcome, type HostFacts, type SwtpmFacts, type Verdict } from './verdict.js';
-
-/** Maps the emulation probe's data to outcomes; set by the emulation module when it is wired. */
-export type EmulationReader = (results: ProbeResults) => EmulationOutcome[] | null;
-
-let emulationReader: EmulationReader = () => null;
-
-export function setEmulationReader(reader: EmulationReader): void {
-  emulationReader = reader;
-}
+import { emulationOutcomesFromResult, type EmulationData } from './swtpm/index.js';
+import { computeVerdict, type HostFacts, type SwtpmFacts, type Verdict } from './verdict.js';
 
 /** null until the libvirt, swtpm and host probes have each run once. */
 export function verdictFromResults(results: ProbeResults): Verdict | null {
@@ -30,6 +22,7 @@ export function verdictFromResults(results: ProbeResults): Verdict | null {
     domcapsError,
     swtpm: swtpm.data ?? null,
     host: host.data ?? null,
-    emulation: emulationReader(results),
+    // null while the emulation check is off or has not run: it then neither helps nor hurts.
+    emulation: emulationOutcomesFromResult(results.get<EmulationData>('emulation')),
   });
 }

@@ -82,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const { config } = loaded;
+  for (const warning of loaded.warnings) process.stderr.write(`vtpm-agent: warning: ${warning}\n`);
 
   if (command === 'reconcile') {
     const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);

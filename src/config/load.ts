@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AgentError } from '../errors.js';
+import { permissionWarning } from '../openstack/credentials.js';
 import { configSchema, type AgentConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vtpm-agent/config.yaml';
@@ -19,6 +20,8 @@ export interface LoadOptions {
 export interface LoadedConfig {
   config: AgentConfig;
   source: string | null;
+  /** Problems worth a log line that do not stop the agent (e.g. a file with secrets readable by others). */
+  warnings: string[];
 }
 
 export class ConfigError extends AgentError {
@@ -108,7 +111,13 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   if (!result.success) {
     throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}`, formatIssues(result.error));
   }
-  return { config: result.data, source };
+  const warnings: string[] = [];
+  const auth = (raw.openstack as { auth?: Record<string, unknown> } | undefined)?.auth;
+  if (source && auth && (auth.password || auth.applicationCredentialSecret)) {
+    const warning = permissionWarning(source, (await stat(source)).mode);
+    if (warning) warnings.push(warning);
+  }
+  return { config: result.data, source, warnings };
 }
 
 /** The defaults, for tests and for `check` when no file exists. */

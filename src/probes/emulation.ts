@@ -4,11 +4,10 @@
  * the probe itself fails only when it could not run at all (timeout, abort).
  */
 import { Gauge, type Registry } from 'prom-client';
-import { setEmulationReader } from '../capabilities.js';
 import type { CheckSection } from '../extension.js';
 import { METRIC_PREFIX } from '../reporter/contributor.js';
 import { rcHex } from '../swtpm/rc.js';
-import { emulationOutcomesFromResult, runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
+import { runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
 import type { Probe, ProbeResult, ProbeResults } from './types.js';
 
 export const EMULATION_PROBE = 'emulation';
@@ -148,5 +147,3 @@ export const emulationProbe: Probe<EmulationData> = {
   report: emulationReport,
 };
 
-// The capability verdict reads emulation outcomes through this hook (src/capabilities.ts).
-setEmulationReader((results) => emulationOutcomesFromResult(results.get<EmulationData>(EMULATION_PROBE)));

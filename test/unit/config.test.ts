@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -68,4 +68,14 @@ t.test('config.example.yaml is current, valid and documents the defaults', async
   const { config } = await loadConfig({ path: example, env: noEnv });
   const defaults = (await loadConfig({ path: file('e2.yaml', ''), env: noEnv })).config;
   t.same(config, defaults, 'the example sets every option to its default');
+});
+
+t.test('a config file holding OpenStack secrets that others can read gives a warning', async (t) => {
+  const p = file('secret.yaml', 'openstack:\n  auth:\n    authUrl: http://127.0.0.1:5000/v3\n    password: s3cret\n');
+  chmodSync(p, 0o644);
+  const open = await loadConfig({ path: p, env: noEnv });
+  t.match(open.warnings, [/secret\.yaml holds OpenStack secrets and is readable by others \(mode 0644\)/]);
+  t.notOk(open.warnings.join('').includes('s3cret'), 'the warning does not quote the secret');
+  chmodSync(p, 0o600);
+  t.same((await loadConfig({ path: p, env: noEnv })).warnings, []);
 });
