@@ -303,3 +303,32 @@ t.test('vtpm-agent check shows the Placement view when OS_* credentials are set'
   t.match(section!.summary, /COMPUTE_SECURITY_TPM_2_0 usable but not advertised/);
   t.same((await pl.getTraits(provider!.uuid)).traits, ['COMPUTE_SECURITY_TPM_1_2'], 'check never writes');
 });
+
+t.test('vtpm-agent reconcile --once: dry run writes nothing; enforce fences a host whose swtpm fails and unfences it', async (t) => {
+  requireCommands('virsh', 'swtpm');
+  const libvirtName = execFileSync('virsh', ['-r', '-q', '-c', 'qemu:///system', 'hostname'], { encoding: 'utf8' }).trim();
+  const [provider] = (await pl.api<{ resource_providers: Array<{ uuid: string }> }>('GET', `/resource_providers?name=${libvirtName}`)).body.resource_providers;
+  await pl.setTraits(provider!.uuid, ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'CUSTOM_NOVA_OWNED']);
+  // A swtpm that exits 1 ahead of the real one on PATH: the emulation check fails, nothing else does.
+  const brokenBin = path.join(tmp, 'broken-swtpm-bin');
+  execFileSync('mkdir', ['-p', brokenBin]);
+  writeFileSync(path.join(brokenBin, 'swtpm'), '#!/bin/sh\necho "swtpm: simulated breakage" >&2\nexit 1\n', { mode: 0o755 });
+  const env = { ...process.env, VTPM_AGENT_CONFIG: '/dev/null', ...ks.osEnv(AGENT) };
+  const broken = { ...env, PATH: `${brokenBin}:${process.env.PATH}` };
+
+  const dry = await runCli(['reconcile', '--once', '--dry-run', '--json', '--set', 'placement.mode=enforce'], { env: broken, timeoutMs: 240_000 });
+  t.equal(dry.code, 1, `drift (stderr: ${dry.stderr.slice(0, 300)})`);
+  t.match(JSON.parse(dry.stdout), { name: 'placement', ok: false });
+  t.same((await pl.getTraits(provider!.uuid)).traits.sort(), ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'CUSTOM_NOVA_OWNED'], 'a dry run writes nothing');
+
+  const fence = await runCli(['reconcile', '--once', '--set', 'placement.mode=enforce'], { env: broken, timeoutMs: 240_000 });
+  t.match(fence.stdout, /placement/);
+  t.same((await pl.getTraits(provider!.uuid)).traits.sort(), ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'CUSTOM_NOVA_OWNED', 'CUSTOM_VTPM_DEGRADED'], 'fenced; the traits of others kept');
+
+  const unfence = await runCli(['reconcile', '--once', '--set', 'placement.mode=enforce'], { env, timeoutMs: 240_000 });
+  t.equal(unfence.code, 0, `consistent again (stdout: ${unfence.stdout.slice(0, 300)})`);
+  t.same((await pl.getTraits(provider!.uuid)).traits.sort(), ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'CUSTOM_NOVA_OWNED'], 'unfenced');
+
+  const usage = await runCli(['reconcile'], { env });
+  t.equal(usage.code, 64, 'reconcile without --once is a usage error');
+});
