@@ -7,6 +7,7 @@
 #   NODE_VERSIONS=20 npm test   only the machine's Node.js
 #   npm test -- test/unit/x.test.ts   only these tap files (on every Node version; no image step)
 #   SKIP_IMAGE=1 npm test       everything but the container image
+#   SKIP_BENCH=1 npm test       everything but the benchmarks (CI sizes otherwise)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export VTPM_AGENT_CONFIG=/dev/null   # tests never read the host's /etc/vtpm-agent/config.yaml
@@ -85,6 +86,14 @@ for entry in "${node_bins[@]}"; do
     tap_run "node$v integration" "$bin" --jobs=1 'test/integration/*.test.ts'
   fi
 done
+
+if [ "$#" = 0 ] && [ "${SKIP_BENCH:-}" != 1 ]; then
+  # The benchmarks print their tables here (CI sizes); a benchmark that crashes counts as a failure.
+  echo "=== benchmarks (BENCH_SIZE=ci)"
+  BENCH_SIZE=ci bash scripts/bench-all.sh 2>&1 | tee .cache/test-logs/bench.log
+  crashed=${PIPESTATUS[0]}
+  if [ "$crashed" = 0 ]; then record "benchmarks ran (scripts/bench-all.sh)" 1 0; else record "benchmarks ran (scripts/bench-all.sh)" 0 "$crashed"; fi
+fi
 
 echo
 printf '%s\n' "${report[@]}"

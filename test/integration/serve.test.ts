@@ -48,7 +48,8 @@ t.test('serves /healthz at once, /readyz after the first cycle, /metrics that pr
 });
 
 t.test('the full agent (every probe and extension) exposes metrics that promtool accepts', async (t) => {
-  const running = await startAgent(['stateDir=' + path.join(tmp, 'state-full'), 'emulation.enabled=false'], {
+  // Every capability on, so the golden list below covers every metric family.
+  const running = await startAgent(['stateDir=' + path.join(tmp, 'state-full'), 'novaLog.source=file', `novaLog.path=${path.join(tmp, 'nova-compute.log')}`], {
     probes: allProbes,
     extensions: extensionFactories.map((f) => f()),
   });

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every benchmark, each printing its table (figures, never assertions). BENCH_SIZE=ci runs
+# smaller sizes that finish in a few minutes; the default is the full sizes the issues name.
+#   npm run bench                  full sizes
+#   BENCH_SIZE=ci npm run bench    CI sizes
+# Exit status: non-zero when a benchmark could not run (crashed), never because of a figure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "${BENCH_SIZE:-full}" = ci ]; then
+  benches=(
+    "bench/metrics-http.ts --duration 5"
+    "bench/swtpm-emulation.ts --runs 20"
+    "bench/guests-inventory.ts --sizes 50,200 --baseline-max 50"
+    "bench/logs-follower.ts --size-mb 256 --seconds 10"
+    "bench/placement-reconcile.ts 100 4"
+  )
+else
+  benches=(
+    "bench/metrics-http.ts"
+    "bench/swtpm-emulation.ts"
+    "bench/guests-inventory.ts"
+    "bench/logs-follower.ts"
+    "bench/placement-reconcile.ts"
+  )
+fi
+failed=0
+for b in "${benches[@]}"; do
+  echo "=== npx tsx $b"
+  # shellcheck disable=SC2086
+  if ! timeout 900 npx tsx $b; then echo "benchmark failed: $b"; failed=$((failed + 1)); fi
+done
+exit "$failed"
