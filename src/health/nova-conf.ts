@@ -1,5 +1,5 @@
 import { readText } from './fsinfo.js';
-import { iniGet, parseIni, parseOsloBool, parseOsloList, type IniData } from './parse/ini.js';
+import { iniGet, parseIni, parseOsloBool, parseOsloList, type IniData } from '../util/ini.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { HealthConfig } from './config.js';
 

@@ -1,3 +1,4 @@
+import { iniGet, parseIni } from '../util/ini.js';
 import { AgentError } from '../errors.js';
 
 /** Parsers for the raw inputs of the node identity; each returns a typed value or throws VTPM_ERR_PARSE. */
@@ -29,19 +30,5 @@ export function parseHostname(output: string, what: string): string {
  * null when it is not set, so the caller falls back to what Nova would compute.
  */
 export function parseNovaConfHost(text: string): string | null {
-  let section = '';
-  let host: string | null = null;
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const header = /^\[([^\]]+)\]$/.exec(line);
-    if (header) {
-      section = header[1]!.trim();
-      continue;
-    }
-    if (section !== 'DEFAULT') continue;
-    const kv = /^([A-Za-z0-9_.-]+)\s*[=:]\s*(.*)$/.exec(line);
-    if (kv && kv[1] === 'host') host = kv[2]!.trim() || null;
-  }
-  return host;
+  return iniGet(parseIni(text), 'DEFAULT', 'host') || null;
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { AgentError } from '../errors.js';
 // One atomic-write implementation for the agent's state files (it lives with the guest watcher).
-import { writeFileAtomic } from '../guests/atomic-file.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /**
  * The follower's state as a JSON document written atomically (temp file, fsync, rename, fsync of

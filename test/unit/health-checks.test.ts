@@ -4,7 +4,7 @@ import { resolvePrincipal } from '../../src/health/principal.js';
 import { parseLibvirtConf } from '../../src/health/parse/libvirt-conf.js';
 import { parseGroup, parsePasswd, type Accounts } from '../../src/health/parse/accounts.js';
 import { novaSettings } from '../../src/health/nova-conf.js';
-import { parseIni } from '../../src/health/parse/ini.js';
+import { parseIni } from '../../src/util/ini.js';
 import { evaluateAppArmor, evaluateSelinux } from '../../src/health/checks/mac.js';
 import { evaluateCrypto } from '../../src/health/checks/crypto.js';
 import { evaluateNova } from '../../src/health/checks/nova.js';

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { canAccess, type Want } from '../access.js';
 import { octal, parentsOf, pathInfo, readText } from '../fsinfo.js';
-import { iniGet, parseIni } from '../parse/ini.js';
+import { iniGet, parseIni } from '../../util/ini.js';
 import { groupName, userName, type Accounts } from '../parse/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
