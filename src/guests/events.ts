@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { childEnv } from '../util/child-env.js';
 
 export interface LifecycleEvent {
   /** Unix ms from virsh's `--timestamp` prefix; null when absent. */
@@ -75,7 +76,7 @@ export class EventStream {
     let child: ChildProcess;
     try {
       child = spawn(virshPath, ['-r', '-q', '-c', uri, 'event', '--all', '--loop', '--timestamp'], {
-        env: { ...process.env, ...env },
+        env: childEnv({ ...process.env, ...env }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } catch (err) {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { LogLevel } from './classify.js';
+import { childEnv } from '../util/child-env.js';
 
 /**
  * Follows one systemd unit through `journalctl -o json`, resuming after a saved cursor.
@@ -147,7 +148,7 @@ export class JournalFollower {
   private run(args: string[], onClose: (detail: { code: number | null; signal: string | null; stderr: string; badCursor: boolean }) => void): void {
     const o = this.options;
     this.carry = '';
-    const child = spawn(o.journalctl, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+    const child = spawn(o.journalctl, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(o.env ?? process.env) });
     this.child = child;
     let stderr = '';
     child.stdout!.setEncoding('utf8');

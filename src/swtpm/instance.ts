@@ -12,6 +12,7 @@ import { abortError, sleep, SocketChannel } from './channel.js';
 import { cmdInit, cmdShutdown, CONTROL_RESULT_SIZE, parseControlResult } from './control.js';
 import { TpmResponseError } from './rc.js';
 import { liveChildren, type Workspace } from './workspace.js';
+import { childEnv } from '../util/child-env.js';
 
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -102,7 +103,7 @@ export class SwtpmInstance {
     try {
       child = spawn(options.swtpmPath, args, {
         cwd: ws.dir,
-        env: options.env,
+        env: childEnv(options.env),
         stdio: ['ignore', 'ignore', 'pipe', ...(options.keyPassphrase ? (['pipe'] as const) : [])],
         ...(principal ? { uid: principal.uid, gid: principal.gid } : {}),
       });

@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { AgentError } from '../errors.js';
+import { childEnv } from './child-env.js';
 
 export interface ExecOptions {
   /** Hard limit; the child gets SIGTERM, then SIGKILL 1 s later. */
@@ -31,8 +32,9 @@ export async function runCommand(file: string, args: readonly string[], options:
     timeout: options.timeoutMs,
     forceKillAfterDelay: 1000,
     cancelSignal: options.signal,
-    env: options.env,
-    extendEnv: true,
+    // Never the agent's credentials: see child-env.ts.
+    env: childEnv(options.env ?? process.env),
+    extendEnv: false,
     input: options.input,
     cwd: options.cwd,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
