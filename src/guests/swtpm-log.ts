@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -27,14 +28,19 @@ export async function swtpmFailureSince(dir: string, domainName: string, sinceMs
   if (domainName.includes('/')) return null;
   const file = path.join(dir, `${domainName}-swtpm.log`);
   try {
-    const st = await stat(file);
-    if (st.mtimeMs < sinceMs) return null;
-    const fh = await open(file, 'r');
+    // Only a regular file is read: a FIFO (or device) at the log path would block the open or the
+    // read on a libuv thread for good and freeze the watcher. The cheap stat skips those without
+    // opening them; O_NONBLOCK plus fstat covers a file swapped in between.
+    const pre = await stat(file);
+    if (!pre.isFile() || pre.mtimeMs < sinceMs) return null;
+    const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
+      const st = await fh.stat();
+      if (!st.isFile() || st.mtimeMs < sinceMs) return null;
       const length = Math.min(st.size, TAIL_BYTES);
       const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, st.size - length);
-      const lines = buf.toString('utf8').split('\n').reverse();
+      const { bytesRead } = await fh.read(buf, 0, length, st.size - length);
+      const lines = buf.subarray(0, bytesRead).toString('utf8').split('\n').reverse();
       for (const pattern of FAILURE_PATTERNS) {
         const line = lines.find((l) => pattern.test(l));
         if (line) return line.trim().slice(0, 300);

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -148,4 +149,27 @@ t.test('swtpm log: only lines written since the watch began count', async (t) =>
   t.equal(await swtpmFailureSince(dir, 'nosuch', 0), null);
   writeFileSync(path.join(dir, 'vm2-swtpm.log'), 'Data client disconnected\n');
   t.equal(await swtpmFailureSince(dir, 'vm2', 0), null);
+});
+
+t.test('swtpm log: a FIFO, a symlink to one or a directory at the log path is skipped, never blocks', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpmtest-guests-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'vm1-swtpm.log');
+  const made = spawnSync('mkfifo', [fifo]);
+  t.equal(made.status, 0, `mkfifo: ${made.stderr?.toString() ?? made.error?.message}`);
+  symlinkSync(fifo, path.join(dir, 'vm2-swtpm.log'));
+  mkdirSync(path.join(dir, 'vm3-swtpm.log'));
+  for (const name of ['vm1', 'vm2', 'vm3']) {
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      swtpmFailureSince(dir, name, 0),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('blocked'), 3000))),
+    ]);
+    clearTimeout(timer);
+    if (result === 'blocked') {
+      // Unblock the stuck reader so the test process can exit.
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    }
+    t.equal(result, null, `${name}: not a regular file, skipped at once`);
+  }
 });
