@@ -1,9 +1,11 @@
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { z } from 'zod';
 import { scanLogs, LOG_STORE_FILE, type LogScanInput } from '../../src/health/checks/logs.js';
 import { readNewLines } from '../../src/health/follow.js';
+import { loadJson, saveJson } from '../../src/health/store.js';
 import type { HealthGuest } from '../../src/health/guests.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 
@@ -148,7 +150,40 @@ t.test('rotation, partial lines, corrupt cursor store', async (t) => {
   const fresh = await scanLogs(s.input());
   t.match(fresh.storeProblem, /not JSON/);
   t.ok(fresh.logs.findings.some((f) => f.reason === 'VTPM_HEALTH_LOG_UNREADABLE'));
-  t.ok(readFileSync(path.join(s.dirs.agent, `${LOG_STORE_FILE}.corrupt`), 'utf8').startsWith('{not'));
+  const aside = readdirSync(path.join(s.dirs.agent, 'health')).filter((f) => /^logs\.json\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/.test(f));
+  t.equal(aside.length, 1, 'set aside as <file>.corrupt-<time>');
+  t.ok(readFileSync(path.join(s.dirs.agent, 'health', aside[0]!), 'utf8').startsWith('{not'));
+  t.match(fresh.storeProblem, aside[0]!);
+});
+
+t.test('a store that exists but cannot be read is reported and not overwritten', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  writeFileSync(s.qemuLog, 'x\n');
+  const storeFile = path.join(s.dirs.agent, LOG_STORE_FILE);
+  mkdirSync(path.dirname(storeFile), { recursive: true });
+  writeFileSync(storeFile, JSON.stringify({ version: 1, files: {}, guests: {} }));
+  const loaded = await loadJson(storeFile, z.object({ version: z.literal(1) }).passthrough(), () => ({ version: 1 as const }));
+  t.same([loaded.problem, loaded.canSave], [null, true]);
+  // A read error other than ENOENT (here EISDIR; EACCES/EIO alike): no fresh state saved over it.
+  rmSync(storeFile);
+  mkdirSync(storeFile);
+  const bad = await loadJson(storeFile, z.object({ version: z.literal(1) }), () => ({ version: 1 as const }));
+  t.equal(bad.canSave, false);
+  t.match(bad.problem, /cannot read .*EISDIR.*not updated/);
+  const out = await scanLogs(s.input());
+  t.match(out.storeProblem, /cannot read .*EISDIR/, 'the read error is reported, not replaced by a write error');
+  t.ok(out.logs.findings.some((f) => f.reason === 'VTPM_HEALTH_LOG_UNREADABLE'));
+  t.same(readdirSync(path.join(s.dirs.agent, 'health')).filter((f) => f !== 'logs.json'), [], 'no temp file or copy left behind');
+});
+
+t.test('saveJson writes atomically with a unique temp name and leaves no temp file', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'sub', 'x.json');
+  await Promise.all([saveJson(f, { a: 1 }), saveJson(f, { a: 2 })]);
+  t.ok([1, 2].includes(JSON.parse(readFileSync(f, 'utf8')).a));
+  t.same(readdirSync(path.dirname(f)), ['x.json']);
 });
 
 t.test('readNewLines: budget, overlong line, truncation', async (t) => {

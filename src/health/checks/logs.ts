@@ -98,7 +98,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const now = input.now ?? Date.now();
   const { hostPath } = input;
   const storeFile = path.join(input.agentStateDir, LOG_STORE_FILE);
-  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }));
+  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }), now);
   const store = loaded.value;
   const logFindings: Finding[] = [];
   const keptFiles: Store['files'] = {};
@@ -223,10 +223,13 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
 
   const next: Store = { version: 1, files: keptFiles, guests: keptGuests };
   let storeProblem = loaded.problem;
-  try {
-    await saveJson(storeFile, next);
-  } catch (err) {
-    storeProblem = `cannot write ${storeFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+  // An existing store that could not be read is not overwritten with this run's fresh one.
+  if (loaded.canSave) {
+    try {
+      await saveJson(storeFile, next);
+    } catch (err) {
+      storeProblem = `cannot write ${storeFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
   }
 
   const resetFindings: Finding[] = [];

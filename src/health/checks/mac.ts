@@ -63,7 +63,7 @@ export interface MacOutput {
 /** Follows the kernel/audit logs for swtpm denials, counting them (totals survive restarts). */
 async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
   const file = path.join(input.agentStateDir, MAC_STORE_FILE);
-  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }));
+  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }), now);
   const store = loaded.value;
   for (const log of input.logFiles) {
     let cursor = store.files[log];
@@ -94,10 +94,13 @@ async function scanDenials(input: MacInput, now: number): Promise<{ store: Store
   }
   store.recent = store.recent.filter((r) => r.at >= now - input.windowSeconds * 1000).slice(-50);
   let problem = loaded.problem;
-  try {
-    await saveJson(file, store);
-  } catch (err) {
-    problem = `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+  // An existing store that could not be read is not overwritten with this run's fresh one.
+  if (loaded.canSave) {
+    try {
+      await saveJson(file, store);
+    } catch (err) {
+      problem = `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
   }
   return { store, problem };
 }
