@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -94,7 +95,9 @@ async function siblingsOf(file: string): Promise<string[]> {
   const withTimes = await Promise.all(
     candidates.map(async (p) => {
       try {
-        return { p, t: (await stat(p)).mtimeMs };
+        const st = await stat(p);
+        // A FIFO, socket or device named like a rotated copy is never a copy (and opening a FIFO blocks).
+        return st.isFile() ? { p, t: st.mtimeMs } : null;
       } catch {
         return null;
       }
@@ -267,14 +270,10 @@ export class FileTail {
   }
 
   private async openAt(name: string, offset: number, startAt: 'end' | 'beginning'): Promise<OpenFile | null> {
-    let handle: FileHandle;
+    const opened = await openRegular(name);
+    if (!opened) return null;
+    const { handle, st } = opened;
     try {
-      handle = await open(name, 'r');
-    } catch {
-      return null;
-    }
-    try {
-      const st = await handle.stat();
       const head = await readHead(handle);
       let readPos = offset;
       let discarding = false;
@@ -318,15 +317,11 @@ export class FileTail {
    */
   private async recoverFromCopy(f: OpenFile, from: number): Promise<number> {
     for (const name of await this.candidates(this.file)) {
-      let handle: FileHandle;
-      try {
-        handle = await open(name, 'r');
-      } catch {
-        continue;
-      }
+      const opened = await openRegular(name);
+      if (!opened) continue;
+      const { handle, st } = opened;
       let keep = false;
       try {
-        const st = await handle.stat();
         const head = await readHead(handle);
         if (st.size >= from && f.head.length > 0 && samePrefix(head, f.head)) {
           const copy: OpenFile = { name, handle, dev: st.dev, ino: st.ino, head, readPos: from, carry: 0, committed: from, discarding: f.discarding, idlePolls: 0 };
@@ -428,6 +423,28 @@ export class FileTail {
     f.pending = carry ? Buffer.from(buf.subarray(0, carry)) : undefined;
     return total;
   }
+}
+
+/**
+ * Opens `name` for reading only if it is a regular file. O_NONBLOCK keeps the open of a FIFO (or
+ * a device) from blocking until a writer appears; on a regular file it changes nothing. The type
+ * is checked on the handle, so a name swapped between a stat and the open is caught too.
+ */
+async function openRegular(name: string): Promise<{ handle: FileHandle; st: Awaited<ReturnType<FileHandle['stat']>> } | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(name, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isFile()) return { handle, st };
+  } catch {
+    // fall through: unusable
+  }
+  await handle.close().catch(() => {});
+  return null;
 }
 
 async function readHead(handle: FileHandle): Promise<Buffer> {
