@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
-import { runProbe } from './probes/runner.js';
+import { startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
 import type { HostPathResolver } from './util/hostpath.js';
@@ -58,21 +58,31 @@ export class ProbeScheduler {
   }
 
   private runOne(probe: Probe): Promise<void> {
-    const inFlight = this.running.get(probe.name);
-    if (inFlight) {
+    if (this.running.has(probe.name)) {
       this.skipped.set(probe.name, (this.skipped.get(probe.name) ?? 0) + 1);
       this.options.log.warn({ probe: probe.name }, 'probe still running from an earlier tick; this tick is skipped');
-      return inFlight;
+      return Promise.resolve();
     }
     if (this.options.signal.aborted) return Promise.resolve();
+    // The concurrency slot and the "running" mark are held until the probe's work has really
+    // ended, not just until its timeout: a straggler must not overlap its own next run. Callers
+    // (the cycle, dependants) only wait for the result to be published.
+    let markPublished!: () => void;
+    const published = new Promise<void>((resolve) => (markPublished = resolve));
     const run = this.semaphore
-      .run(() => runProbe(probe, { ...this.options, results: this.options.state }))
-      .then((result) => {
+      .run(async () => {
+        const started = startProbe(probe, { ...this.options, results: this.options.state });
+        const result = await started.result;
         if (!this.options.signal.aborted) this.options.state.set(result);
+        markPublished();
+        await started.settled;
       })
-      .finally(() => this.running.delete(probe.name));
+      .finally(() => {
+        markPublished();
+        this.running.delete(probe.name);
+      });
     this.running.set(probe.name, run);
-    return run;
+    return published;
   }
 
   /** Schedules every enabled probe; the first full cycle starts at once. */

@@ -22,7 +22,35 @@ export function probeTimeoutMs(probe: Probe, config: AgentConfig): number {
  * Runs one probe with a timeout and error isolation (node_exporter's `execute`): whatever the
  * probe does, the caller gets a result, and never waits past the timeout.
  */
-export async function runProbe<T>(probe: Probe<T>, options: RunProbeOptions): Promise<ProbeResult<T>> {
+export function runProbe<T>(probe: Probe<T>, options: RunProbeOptions): Promise<ProbeResult<T>> {
+  return startProbe(probe, options).result;
+}
+
+export interface StartedProbe<T> {
+  /** Settles at the probe's end or at its timeout, whichever comes first. */
+  result: Promise<ProbeResult<T>>;
+  /**
+   * Settles when the probe's own work has really ended. After a timeout the probe is told to
+   * stop (its signal aborts) but may take a moment: the scheduler keeps it "running" until then,
+   * so a next run never overlaps a straggler.
+   */
+  settled: Promise<void>;
+}
+
+export function startProbe<T>(probe: Probe<T>, options: RunProbeOptions): StartedProbe<T> {
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => (settle = resolve));
+  let tracked = false;
+  const result = execute(probe, options, (work) => {
+    tracked = true;
+    work.then(settle, settle);
+  });
+  // If the probe was never even started, there is nothing to wait for.
+  void result.finally(() => tracked || settle()).catch(() => undefined);
+  return { result, settled };
+}
+
+async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (work: Promise<unknown>) => void): Promise<ProbeResult<T>> {
   const timeoutMs = probeTimeoutMs(probe as Probe, options.config);
   const controller = new AbortController();
   const onShutdown = () => controller.abort(new Error('agent is shutting down'));
@@ -40,20 +68,26 @@ export async function runProbe<T>(probe: Probe<T>, options: RunProbeOptions): Pr
     }, timeoutMs);
   });
   try {
-    const data = await Promise.race([
-      probe.run(
-        {
-          signal: controller.signal,
-          log,
-          config: options.config,
-          hostPath: options.hostPath,
-          env: options.env,
-          remainingMs: () => Math.max(0, deadline - performance.now()),
-        },
-        options.results,
-      ),
-      timeout,
-    ]);
+    let work: Promise<T>;
+    try {
+      work = Promise.resolve(
+        probe.run(
+          {
+            signal: controller.signal,
+            log,
+            config: options.config,
+            hostPath: options.hostPath,
+            env: options.env,
+            remainingMs: () => Math.max(0, deadline - performance.now()),
+          },
+          options.results,
+        ),
+      );
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    track(work);
+    const data = await Promise.race([work, timeout]);
     const durationSeconds = (performance.now() - t0) / 1000;
     log.debug({ durationSeconds }, 'probe succeeded');
     return { probe: probe.name, ok: true, data, startedAt, durationSeconds, lastSuccessAt: null };

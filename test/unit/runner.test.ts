@@ -102,3 +102,33 @@ t.test('scheduler: a dependency cycle is reported, not a hang', async (t) => {
   });
   await t.rejects(scheduler.runCycle(), { message: /dependency cycle/ });
 });
+
+t.test('scheduler: a probe that ignores its timeout keeps its slot until it really ends, so runs never overlap', async (t) => {
+  const state = new HostState();
+  let active = 0;
+  let overlapped = false;
+  let release!: () => void;
+  const stuck = new Promise<void>((r) => (release = r));
+  const straggler: Probe = {
+    name: 'straggler',
+    description: '',
+    timeoutMs: () => 50,
+    run: async () => {
+      active += 1;
+      if (active > 1) overlapped = true;
+      await stuck; // ignores its abort signal
+      active -= 1;
+      return 1;
+    },
+  };
+  const scheduler = new ProbeScheduler({ probes: [straggler], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal });
+  await scheduler.runCycle();
+  t.equal(state.get('straggler')!.error?.code, 'VTPM_ERR_PROBE_TIMEOUT', 'the timeout is published at once');
+  await scheduler.runCycle();
+  t.equal(scheduler.skipped.get('straggler'), 1, 'the next tick is skipped while the straggler still runs');
+  release();
+  await new Promise((r) => setTimeout(r, 20));
+  await scheduler.runCycle();
+  t.equal(state.get('straggler')!.ok, true, 'it runs again once the straggler has ended');
+  t.equal(overlapped, false);
+});
