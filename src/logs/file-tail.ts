@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -430,7 +430,7 @@ export class FileTail {
  * a device) from blocking until a writer appears; on a regular file it changes nothing. The type
  * is checked on the handle, so a name swapped between a stat and the open is caught too.
  */
-async function openRegular(name: string): Promise<{ handle: FileHandle; st: Awaited<ReturnType<FileHandle['stat']>> } | null> {
+async function openRegular(name: string): Promise<{ handle: FileHandle; st: Stats } | null> {
   let handle: FileHandle;
   try {
     handle = await open(name, constants.O_RDONLY | constants.O_NONBLOCK);
