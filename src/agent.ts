@@ -107,17 +107,24 @@ export class Agent {
       log,
     );
     const address = await this.server.listen({ host: config.listen.host, port: config.listen.port });
+    if (this.stopping) return { address };
     log.info({ address, probes: this.probes.map((p) => p.name), extensions: this.extensions.map((e) => e.name) }, 'vtpm-agent serving');
     for (const extension of this.extensions) {
+      if (this.stopping) break;
       try {
         await extension.start(this.extensionContext());
-        this.startedExtensions.push(extension);
       } catch (err) {
         // An extension that cannot start must not take the agent down; it shows in /status.
         log.error({ extension: extension.name, err }, 'extension failed to start');
-        this.startedExtensions.push(extension);
       }
+      if (this.stopping) {
+        // stop() ran while this one was starting and did not know about it: stop it here.
+        await extension.stop().catch((err: unknown) => log.warn({ extension: extension.name, err }, 'extension failed to stop cleanly'));
+        break;
+      }
+      this.startedExtensions.push(extension);
     }
+    if (this.stopping) return { address };
     this.scheduler.start().then(
       () => log.info({ cycles: this.state.completedCycles }, 'first probe cycle complete'),
       (err: unknown) => log.error({ err }, 'first probe cycle failed'),

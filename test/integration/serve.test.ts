@@ -185,3 +185,28 @@ t.test('serve stops within 5 s of SIGTERM and exits 0', async (t) => {
   const firstLine = JSON.parse(logs.split('\n')[0]!);
   t.match(firstLine, { level: 'info', service: 'vtpm-agent', msg: 'starting vtpm-agent' });
 });
+
+t.test('stop during start: an extension still starting is stopped too, and nothing is scheduled', async (t) => {
+  const events: string[] = [];
+  let releaseStart!: () => void;
+  const slow = {
+    name: 'slow-start',
+    enabled: () => true,
+    start: () => new Promise<void>((resolve) => { events.push('start'); releaseStart = resolve; }),
+    stop: async () => { events.push('stop'); },
+    status: () => ({ name: 'slow-start', ok: true, summary: '', data: null }),
+  };
+  const port = await freePort();
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { Agent } = await import('../../src/agent.js');
+  const { pino } = await import('pino');
+  const { config } = await loadConfig({ path: '/dev/null', env: {}, overrides: ['listen.host=127.0.0.1', `listen.port=${port}`, `stateDir=${path.join(tmp, 'state6')}`] });
+  const agent = new Agent({ config, log: pino({ level: 'silent' }), probes: core, extensions: [slow] });
+  const starting = agent.start();
+  await waitFor('the extension to be starting', () => events.includes('start'), 10_000, 10);
+  const stopping = agent.stop();
+  releaseStart();
+  await Promise.all([starting, stopping]);
+  t.same(events, ['start', 'stop'], 'the extension that was starting got stopped');
+  t.equal(agent.state.completedCycles, 0, 'no probe cycle was started after stop');
+});
