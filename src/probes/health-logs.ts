@@ -33,6 +33,7 @@ export const healthLogsProbe = healthProbe<LogsProbeData>({
       maxBytesPerFile: h.logMaxBytesPerRun,
       windowSeconds: h.logFailureWindowSeconds,
       shrinkRatio: h.stateShrinkRatio,
+      signal: ctx.signal,
     });
     const checks: CheckResult[] = [];
     if (h.checks.logs) checks.push(out.logs);

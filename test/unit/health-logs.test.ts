@@ -186,6 +186,33 @@ t.test('saveJson writes atomically with a unique temp name and leaves no temp fi
   t.same(readdirSync(path.dirname(f)), ['x.json']);
 });
 
+t.test('an aborted scan (probe timeout) throws between files and saves no partial state', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  writeFileSync(s.swtpmLog, block());
+  writeFileSync(s.qemuLog, 'qemu-system-x86_64: tpm-emulator: could not send INIT: Broken pipe\n');
+  const storeFile = path.join(s.dirs.agent, LOG_STORE_FILE);
+  const ac = new AbortController();
+  ac.abort(new Error('probe timed out'));
+  await t.rejects(scanLogs(s.input({ signal: ac.signal })), /probe timed out/);
+  t.throws(() => readFileSync(storeFile), { code: 'ENOENT' }, 'nothing saved');
+  await scanLogs(s.input());
+  const saved = readFileSync(storeFile, 'utf8');
+  appendFileSync(s.swtpmLog, block());
+  appendFileSync(s.qemuLog, 'qemu-system-x86_64: tpm-emulator: could not send INIT: Broken pipe\n');
+  // Aborted once the swtpm log was read, before the QEMU log.
+  const mid = new AbortController();
+  const hostPath = (p: string) => {
+    if (p === s.qemuLog) mid.abort(new Error('probe timed out'));
+    return p;
+  };
+  await t.rejects(scanLogs(s.input({ signal: mid.signal, hostPath })), /probe timed out/);
+  t.equal(readFileSync(storeFile, 'utf8'), saved, 'store untouched: the swtpm log will be read again, not skipped');
+  const next = await scanLogs(s.input());
+  t.equal(next.guests[0]!.resets, 1, 'the appended manufacture is counted once');
+  t.equal(next.guests[0]!.events.qemu_init_send_failed, 2);
+});
+
 t.test('readNewLines: budget, overlong line, truncation', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-follow-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -54,6 +54,8 @@ export interface LogScanInput {
    */
   forgetAfterSeconds?: number;
   now?: number;
+  /** The probe's abort signal: after a timeout the scan stops between files and saves nothing. */
+  signal?: AbortSignal;
 }
 
 export interface GuestLogFact {
@@ -157,6 +159,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
       [input.swtpmLogDir, `${g.name}-swtpm.log`, true],
       [input.qemuLogDir, `${g.name}.log`, false],
     ] as const) {
+      input.signal?.throwIfAborted();
       const full = path.join(dir, file);
       let cursor: Cursor | undefined = store.files[full];
       let block: Block | null = null;
@@ -165,6 +168,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
       try {
         res = await readNewLines(hostPath(full), cursor, input.maxBytesPerFile);
       } catch (err) {
+        input.signal?.throwIfAborted();
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'ENOENT') unreadable ??= `${full}: ${code ?? String(err)}`;
         res = null;
@@ -197,6 +201,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
 
   // State file baseline: vanished, or shrunk to a fresh (unmanufactured) one.
   for (const g of input.guests) {
+    input.signal?.throwIfAborted();
     const rec = keptGuests[g.uuid]!;
     const isNew = store.guests[g.uuid] === undefined;
     const info = await pathInfo(hostPath(guestStatePaths(input.swtpmStateDir, g).permall));
@@ -221,6 +226,8 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
     rec.permallPresent = present;
   }
 
+  // Aborted (probe timeout): no partial state is saved; the next run starts from the old cursors.
+  input.signal?.throwIfAborted();
   const next: Store = { version: 1, files: keptFiles, guests: keptGuests };
   let storeProblem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.

@@ -60,14 +60,19 @@ export interface MacOutput {
   active: { apparmor: boolean; selinux: boolean };
 }
 
-/** Follows the kernel/audit logs for swtpm denials, counting them (totals survive restarts). */
-async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
+/**
+ * Follows the kernel/audit logs for swtpm denials, counting them (totals survive restarts).
+ * Stops with the signal's reason between files and reads, saving nothing, once the probe is aborted.
+ */
+export async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
   const file = path.join(input.agentStateDir, MAC_STORE_FILE);
   const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }), now);
   const store = loaded.value;
   for (const log of input.logFiles) {
+    input.signal?.throwIfAborted();
     let cursor = store.files[log];
     for (let round = 0; round < 64; round++) {
+      input.signal?.throwIfAborted();
       let res;
       try {
         res = await readNewLines(input.hostPath(log), cursor, input.maxBytesPerFile);
@@ -92,6 +97,8 @@ async function scanDenials(input: MacInput, now: number): Promise<{ store: Store
     }
     if (cursor) store.files[log] = cursor;
   }
+  // Aborted (probe timeout): no partial state is saved; the next run starts from the old cursors.
+  input.signal?.throwIfAborted();
   store.recent = store.recent.filter((r) => r.at >= now - input.windowSeconds * 1000).slice(-50);
   let problem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.

@@ -1,0 +1,62 @@
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { MAC_STORE_FILE, scanDenials, type MacInput } from '../../src/health/checks/mac.js';
+
+const fixtures = path.join(import.meta.dirname, '../fixtures/health');
+
+function setup(t: { teardown(fn: () => void): void }) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'vtpm-health-mac-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const kern = path.join(root, 'kern.log');
+  const audit = path.join(root, 'audit.log');
+  const agent = path.join(root, 'agent');
+  mkdirSync(agent);
+  const input = (over: Partial<MacInput> = {}): MacInput => ({
+    hostPath: (p) => p,
+    logFiles: [kern, audit],
+    agentStateDir: agent,
+    windowSeconds: 3600,
+    maxBytesPerFile: 1 << 20,
+    apparmor: true,
+    selinux: true,
+    timeoutMs: 1000,
+    swtpmPaths: [],
+    ...over,
+  });
+  return { kern, audit, agent, store: path.join(agent, MAC_STORE_FILE), input };
+}
+
+t.test('scanDenials stops on abort between files and saves no partial state', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'apparmor-kern.log'), s.kern);
+  copyFileSync(path.join(fixtures, 'selinux-audit.log'), s.audit);
+  const ac = new AbortController();
+  ac.abort(new Error('probe timed out'));
+  await t.rejects(scanDenials(s.input({ signal: ac.signal }), 1_764_324_500_000), /probe timed out/);
+  t.notOk(existsSync(s.store), 'nothing saved when aborted before the first file');
+
+  // Aborted after the first file was read: the cursor of that file is not saved either.
+  const first = await scanDenials(s.input(), 1_764_324_500_000);
+  const saved = readFileSync(s.store, 'utf8');
+  appendFileSync(s.kern, readFileSync(path.join(fixtures, 'apparmor-kern.log')));
+  const mid = new AbortController();
+  let reads = 0;
+  const hostPath = (p: string) => {
+    if (++reads === 2) mid.abort(new Error('probe timed out'));
+    return p;
+  };
+  await t.rejects(scanDenials(s.input({ signal: mid.signal, hostPath }), 1_764_324_500_000), /probe timed out/);
+  t.equal(readFileSync(s.store, 'utf8'), saved, 'store untouched by the aborted run');
+  const next = await scanDenials(s.input(), 1_764_324_500_000);
+  t.equal(next.store.totals.apparmor, first.store.totals.apparmor * 2, 'the appended lines are counted once, by the next complete run');
+});
+
+t.test('scanDenials: missing log files are skipped', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.audit, '');
+  const out = await scanDenials(s.input(), 1_764_324_500_000);
+  t.same(out.store.totals, { apparmor: 0, selinux: 0 });
+  t.equal(out.problem, null);
+});
