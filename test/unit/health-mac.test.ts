@@ -60,3 +60,13 @@ t.test('scanDenials: missing log files are skipped', async (t) => {
   t.same(out.store.totals, { apparmor: 0, selinux: 0 });
   t.equal(out.problem, null);
 });
+
+t.test('scanDenials reads at most maxBytesPerFile per file and run; the rest on later runs', async (t) => {
+  const s = setup(t);
+  const line = readFileSync(path.join(fixtures, 'apparmor-kern.log'), 'utf8').split('\n')[1]! + '\n';
+  writeFileSync(s.kern, line.repeat(10));
+  const budget = line.length * 3 + 5;
+  const seen: number[] = [];
+  for (let run = 0; run < 4; run++) seen.push((await scanDenials(s.input({ maxBytesPerFile: budget }), 1_764_324_500_000)).store.totals.apparmor);
+  t.same(seen, [3, 6, 9, 10], 'one bounded read per run, not a loop over the whole backlog');
+});

@@ -70,32 +70,28 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
   const store = loaded.value;
   for (const log of input.logFiles) {
     input.signal?.throwIfAborted();
-    let cursor = store.files[log];
-    for (let round = 0; round < 64; round++) {
-      input.signal?.throwIfAborted();
-      let res;
-      try {
-        res = await readNewLines(input.hostPath(log), cursor, input.maxBytesPerFile);
-      } catch {
-        break; // missing log file: that MAC (or that log) is not in use here
-      }
-      cursor = res.cursor;
-      for (const line of res.lines) {
-        const aa = parseAppArmorDenial(line);
-        if (aa && isSwtpmAppArmorDenial(aa)) {
-          store.totals.apparmor++;
-          store.recent.push({ mac: 'apparmor', at: now, line: line.slice(0, 400) });
-          continue;
-        }
-        const avc = parseSelinuxAvc(line);
-        if ((avc && isSwtpmAvc(avc)) || isSwtpmSetroubleshoot(line)) {
-          store.totals.selinux++;
-          store.recent.push({ mac: 'selinux', at: now, line: line.slice(0, 400) });
-        }
-      }
-      if (!res.more) break;
+    // One bounded read per file and run (maxBytesPerFile is the upper bound of a run): a backlog
+    // larger than that is read over several runs, not parsed all at once on the event loop.
+    let res;
+    try {
+      res = await readNewLines(input.hostPath(log), store.files[log], input.maxBytesPerFile);
+    } catch {
+      continue; // missing log file: that MAC (or that log) is not in use here
     }
-    if (cursor) store.files[log] = cursor;
+    store.files[log] = res.cursor;
+    for (const line of res.lines) {
+      const aa = parseAppArmorDenial(line);
+      if (aa && isSwtpmAppArmorDenial(aa)) {
+        store.totals.apparmor++;
+        store.recent.push({ mac: 'apparmor', at: now, line: line.slice(0, 400) });
+        continue;
+      }
+      const avc = parseSelinuxAvc(line);
+      if ((avc && isSwtpmAvc(avc)) || isSwtpmSetroubleshoot(line)) {
+        store.totals.selinux++;
+        store.recent.push({ mac: 'selinux', at: now, line: line.slice(0, 400) });
+      }
+    }
   }
   // Aborted (probe timeout): no partial state is saved; the next run starts from the old cursors.
   input.signal?.throwIfAborted();
