@@ -60,28 +60,21 @@ function fromError(err: unknown): SecretCheck {
   return failed('unavailable', 'other', err instanceof Error ? err.message : String(err));
 }
 
+/** A vTPM secret is a short passphrase; anything far larger is not what Nova stored. */
+const PAYLOAD_MAX_BYTES = 64 * 1024;
+
 /**
- * The payload request bypasses the session's JSON handling on purpose: that path quotes the
- * start of an unparsable body in its error message, and a payload must never reach a message.
+ * The payload goes through the session (its CA bundle and verify setting, retries, re-auth) but
+ * not its JSON handling, which quotes the start of an unparsable body in its error message: here
+ * the body is read up to a cap, zeroed chunk by chunk and dropped; only the status is kept.
  */
 async function checkPayload(session: OpenStackSession, secretUuid: string, options: { signal?: AbortSignal; timeoutMs: number }): Promise<SecretCheck> {
-  const info = await session.token(options.signal);
-  const base = await session.endpoint(SERVICE, options.signal);
-  const signals = [AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])];
-  let res: Response;
-  try {
-    res = await fetch(`${base}/v1/secrets/${secretUuid}/payload`, {
-      headers: { 'x-auth-token': info.token, accept: 'application/octet-stream', 'user-agent': 'vtpm-agent' },
-      signal: AbortSignal.any(signals),
-    });
-  } catch (err) {
-    if (options.signal?.aborted) throw err;
-    return { result: 'unavailable', reason: 'unavailable', detail: `GET secret payload: ${(err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed'}`, payloadChecked: false };
-  }
-  // Read and wipe whatever came back (a payload or an error body), without looking at it.
-  const bytes = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
-  bytes.fill(0);
-  const status = res.status;
+  void options.timeoutMs; // the session's deadline (openstack.timeoutSeconds) covers connect, headers and body
+  const { status } = await session.requestDiscardingBody(SERVICE, `/v1/secrets/${secretUuid}/payload`, {
+    headers: { accept: 'application/octet-stream' },
+    maxBytes: PAYLOAD_MAX_BYTES,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   if (status >= 200 && status < 300) return { result: 'ok', reason: null, detail: 'metadata and payload readable', payloadChecked: true };
   if (status === 403) return { result: 'forbidden', reason: 'forbidden', detail: 'GET secret payload: HTTP 403 (policy secret:decrypt refuses this identity)', payloadChecked: true };
   if (status === 404) return { result: 'not_found', reason: 'not_found', detail: 'GET secret payload: HTTP 404', payloadChecked: true };

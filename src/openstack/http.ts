@@ -42,6 +42,8 @@ export interface RawRequest {
   timeoutMs: number;
   maxBytes: number;
   signal?: AbortSignal;
+  /** Zero each body chunk as it arrives and keep none of it (`text` is ''): secret payloads. */
+  discardBody?: boolean;
 }
 
 export interface RawResponse {
@@ -121,6 +123,7 @@ export async function sendRaw(dispatcher: Dispatcher, req: RawRequest): Promise<
   try {
     for await (const chunk of res.body) {
       size += (chunk as Buffer).length;
+      if (req.discardBody) (chunk as Buffer).fill(0);
       if (size > req.maxBytes) {
         res.body.destroy();
         throw new OpenStackError(
@@ -128,7 +131,7 @@ export async function sendRaw(dispatcher: Dispatcher, req: RawRequest): Promise<
           `${req.service}: ${req.method} ${path} answered more than the ${req.maxBytes} bytes allowed`,
         );
       }
-      chunks.push(chunk as Buffer);
+      if (!req.discardBody) chunks.push(chunk as Buffer);
     }
   } catch (err) {
     if (err instanceof OpenStackError) throw err;

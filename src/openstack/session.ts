@@ -207,6 +207,33 @@ export class OpenStackSession {
     }
   }
 
+  /**
+   * One GET whose body is read up to `maxBytes`, zeroed as it arrives and dropped, never decoded
+   * or quoted (a secret payload, where only the status matters). Same token, endpoint, CA bundle
+   * and verify setting, retries and one re-authentication on 401 as `request`; every status is
+   * returned, not thrown. A body over `maxBytes` is a `bad-response` error naming only its size.
+   */
+  async requestDiscardingBody(
+    serviceType: string,
+    path: string,
+    options: { headers?: Record<string, string>; signal?: AbortSignal; maxBytes?: number } = {},
+  ): Promise<{ status: number; headers: Record<string, string> }> {
+    const limits = { maxBytes: options.maxBytes ?? this.options.config.maxResponseBytes, discardBody: true };
+    let reauthed = false;
+    for (;;) {
+      const info = await this.token(options.signal);
+      const base = findEndpoint(info.catalog, serviceType, this.options.cloud.interface, this.options.cloud.region);
+      const res = await this.exchange(serviceType, 'GET', `${base}${path}`, { ...options.headers, 'x-auth-token': info.token }, undefined, options.signal, true, limits);
+      if (res.status === 401 && !reauthed) {
+        reauthed = true;
+        this.stats.reauthentications += 1;
+        if (this.tokenInfo === info) this.invalidateToken();
+        continue;
+      }
+      return { status: res.status, headers: res.headers };
+    }
+  }
+
   /** Sends with retries for transient failures; a non-2xx answer is returned, not thrown. */
   private async exchange(
     service: string,
@@ -216,6 +243,7 @@ export class OpenStackSession {
     body: string | undefined,
     signal: AbortSignal | undefined,
     retry: boolean,
+    limits: { maxBytes?: number; discardBody?: boolean } = {},
   ): Promise<RawResponse> {
     const cfg = this.options.config;
     const maxAttempts = retry ? cfg.maxAttempts : 1;
@@ -233,8 +261,9 @@ export class OpenStackSession {
           headers: { 'user-agent': this.options.userAgent ?? 'vtpm-agent', ...headers },
           body,
           timeoutMs: cfg.timeoutSeconds * 1000,
-          maxBytes: cfg.maxResponseBytes,
+          maxBytes: limits.maxBytes ?? cfg.maxResponseBytes,
           signal,
+          ...(limits.discardBody ? { discardBody: true } : {}),
         });
       } catch (err) {
         if (!(err instanceof OpenStackError)) throw err;
