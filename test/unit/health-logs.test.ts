@@ -11,6 +11,8 @@ import { hostPathResolver } from '../../src/util/hostpath.js';
 
 const fixtures = path.join(import.meta.dirname, '../fixtures/health');
 const UUID = 'ac79bf0a-de07-4b0f-84d6-540c7cd5db58';
+/** The time of the captured logs' last lines (and of block()'s manufactures) plus a little. */
+const T0 = Date.parse('2026-11-28T18:00:00Z');
 
 function setup(t: { teardown(fn: () => void): void }) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'vtpm-health-logs-'));
@@ -22,7 +24,7 @@ function setup(t: { teardown(fn: () => void): void }) {
   mkdirSync(path.dirname(permall), { recursive: true });
   const swtpmLog = path.join(dirs.slog, `${guest.name}-swtpm.log`);
   const qemuLog = path.join(dirs.qlog, `${guest.name}.log`);
-  let now = 1_000_000;
+  let now = T0;
   const input = (over: Partial<LogScanInput> = {}): LogScanInput => ({
     guests: [guest],
     swtpmStateDir: dirs.state,
@@ -58,18 +60,46 @@ t.test('captured log: second manufacture is a reset; lock and CMD_INIT failures 
   t.equal(out.guests[0]!.lastResetCause, 'remanufactured');
   t.equal(out.reset.status, 'fail');
   t.match(out.reset.findings[0]!.message, /vtpmtest-health-probe0/);
-  const kinds = out.logs.findings.map((f) => f.details?.kind).sort();
-  t.same(kinds, ['libtpms_init_failed', 'lock_held', 'qemu_cmd_init_failed']);
+  // First read: the backlog is the baseline. Counted, but only lines with their own time (QEMU's
+  // timestamp, the manufacture's "@ date") can be recent; swtpm's untimed lock lines are not "now".
+  t.same(out.logs.findings.map((f) => f.details?.kind), ['qemu_cmd_init_failed']);
+  t.equal(out.logs.findings[0]!.details?.lastAt, Date.parse('2026-11-28T17:37:22.923Z'), 'dated by the line, not the read');
+  t.equal(out.reset.findings[0]!.details?.at, Date.parse('2026-11-28T17:37:19Z'), 'the reset is dated by its manufacture');
+  t.same(out.guests[0]!.events, { lock_held: 1, libtpms_init_failed: 2, qemu_cmd_init_failed: 1 });
   t.equal(out.logs.status, 'fail');
+  // The same failures appended after the baseline are new: recent, and attributed.
+  appendFileSync(s.swtpmLog, 'SWTPM_NVRAM_Lock_Dir: Could not lock access to lockfile: Resource temporarily unavailable\nError: Could not initialize libtpms.\n');
+  const fresh = await scanLogs(s.input());
+  t.same(fresh.logs.findings.map((f) => f.details?.kind).sort(), ['libtpms_init_failed', 'lock_held', 'qemu_cmd_init_failed']);
   // Nothing new: same counts, nothing re-read.
   const again = await scanLogs(s.input());
   t.equal(again.guests[0]!.resets, 1);
-  t.same(again.guests[0]!.events, out.guests[0]!.events);
+  t.same(again.guests[0]!.events, fresh.guests[0]!.events);
   // Outside the window the check is green again; the counter stays.
-  const later = await scanLogs(s.input({ now: 1_000_000 + 7200_000 }));
+  const later = await scanLogs(s.input({ now: T0 + 7200_000 }));
   t.equal(later.reset.status, 'pass');
   t.equal(later.logs.status, 'pass');
   t.equal(later.guests[0]!.resets, 1);
+});
+
+t.test('lost cursor store: the old backlog is re-read as baseline, not as recent failures', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'captured-swtpm0.7.1-reset-and-lock.log'), s.swtpmLog);
+  copyFileSync(path.join(fixtures, 'captured-qemu7.2-cmd-init-lock-held.log'), s.qemuLog);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  await scanLogs(s.input());
+  rmSync(path.join(s.dirs.agent, LOG_STORE_FILE));
+  const later = await scanLogs(s.input({ now: T0 + 7200_000 }));
+  t.equal(later.logs.status, 'pass', 'hours-old failures are not reported as recent');
+  t.equal(later.reset.status, 'pass', 'an hours-old re-manufacture is not a recent reset');
+  t.equal(later.guests[0]!.resets, 1, 'the baseline still counts it');
+  t.same(later.guests[0]!.events, { lock_held: 1, libtpms_init_failed: 2, qemu_cmd_init_failed: 1 });
+  // Untimed backlog (a manufacture date without a zone): the reset is counted but has no time.
+  const s2 = setup(t);
+  writeFileSync(s2.swtpmLog, (block() + block()).replace(/ UTC$/gm, ''));
+  writeFileSync(s2.permall, Buffer.alloc(6155));
+  const untimed = await scanLogs(s2.input());
+  t.same([untimed.guests[0]!.resets, untimed.guests[0]!.lastResetAt, untimed.reset.status], [1, null, 'pass']);
 });
 
 t.test('first manufacture is not a reset; a new one appended later is', async (t) => {
@@ -251,7 +281,7 @@ t.test('undefined and redefined with the same UUID (Nova hard reboot before bug 
   t.same(back.guests.map((g) => [g.resets, g.lastResetCause]), [[1, 'remanufactured']]);
   // A guest away for longer than forgetAfterSeconds is forgotten: when it returns it is read like
   // a guest seen for the first time (its log history: 2 manufactures = 1 reset).
-  await scanLogs(s.input({ guests: [], now: 1_000_000 + 10 * 86_400_000 }));
-  const fresh = await scanLogs(s.input({ now: 1_000_000 + 10 * 86_400_000 + 1000 }));
+  await scanLogs(s.input({ guests: [], now: T0 + 10 * 86_400_000 }));
+  const fresh = await scanLogs(s.input({ now: T0 + 10 * 86_400_000 + 1000 }));
   t.equal(fresh.guests[0]!.resets, 1, JSON.stringify(fresh.guests));
 });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { MAC_STORE_FILE, scanDenials, type MacInput } from '../../src/health/checks/mac.js';
+import { lineTime, manufactureTime } from '../../src/health/parse/timestamp.js';
 
 const fixtures = path.join(import.meta.dirname, '../fixtures/health');
 
@@ -69,4 +70,33 @@ t.test('scanDenials reads at most maxBytesPerFile per file and run; the rest on 
   const seen: number[] = [];
   for (let run = 0; run < 4; run++) seen.push((await scanDenials(s.input({ maxBytesPerFile: budget }), 1_764_324_500_000)).store.totals.apparmor);
   t.same(seen, [3, 6, 9, 10], 'one bounded read per run, not a loop over the whole backlog');
+});
+
+t.test('lineTime / manufactureTime: the time a line carries', async (t) => {
+  t.equal(lineTime('type=AVC msg=audit(1764324400.123:801): avc:  denied'), 1_764_324_400_123);
+  t.equal(lineTime('Nov 28 10:05:11 compute-1 kernel: [ 1061.5] audit: type=1400 audit(1764324311.5:219): apparmor="DENIED"'), 1_764_324_311_500);
+  t.equal(lineTime('2026-11-28T17:37:22.923284Z qemu-system-x86_64: tpm-emulator: x'), Date.parse('2026-11-28T17:37:22.923Z'));
+  t.equal(lineTime('2026-11-28 17:37:03.429+0000: starting up libvirt'), Date.parse('2026-11-28T17:37:03.429Z'));
+  t.equal(lineTime('2026-11-28T18:37:22+01:00 host kernel: x'), Date.parse('2026-11-28T17:37:22Z'));
+  t.equal(lineTime('Nov 28 10:07:00 compute-1 setroubleshoot[1500]: SELinux is preventing'), null, 'no year, no zone: not trusted');
+  t.equal(lineTime('SWTPM_NVRAM_Lock_Dir: Could not lock access to lockfile'), null);
+  t.equal(manufactureTime('Starting vTPM manufacturing as tss:tss @ Sat 28 Nov 2026 05:37:02 PM UTC'), Date.parse('2026-11-28T17:37:02Z'));
+  t.equal(manufactureTime('Ending vTPM manufacturing @ Sat 28 Nov 2026 05:37:02 PM'), null, 'no zone');
+});
+
+t.test('scanDenials first read: old denials are the baseline (counted), not recent; later ones are', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'apparmor-kern.log'), s.kern);
+  copyFileSync(path.join(fixtures, 'selinux-audit.log'), s.audit);
+  const now = Date.parse('2026-11-28T18:00:00Z'); // a year after the fixtures' audit(…) stamps
+  const first = await scanDenials(s.input(), now);
+  t.ok(first.store.totals.apparmor > 0 && first.store.totals.selinux > 0, JSON.stringify(first.store.totals));
+  t.same(first.store.recent, [], 'nothing from the backlog is recent: stamped lines are old, unstamped ones undated');
+  // Appended after the baseline: an unstamped setroubleshoot line is new (read now), a stamped one keeps its time.
+  const stamp = Math.floor((now - 60_000) / 1000);
+  appendFileSync(s.audit, `Nov 28 17:59:00 compute-1 setroubleshoot[1500]: SELinux is preventing rpc-virtqemud from entrypoint access on the file /usr/bin/swtpm.\n`);
+  appendFileSync(s.kern, `Nov 28 17:59:00 compute-1 kernel: audit: type=1400 audit(${stamp}.000:900): apparmor="DENIED" operation="open" profile="swtpm" name="/etc/x" comm="swtpm"\n`);
+  const next = await scanDenials(s.input(), now);
+  t.same(next.store.recent.map((r) => [r.mac, r.at]), [['apparmor', stamp * 1000], ['selinux', now]]);
+  t.equal(next.store.totals.selinux, first.store.totals.selinux + 1);
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { readNewLines, type Cursor } from '../follow.js';
 import { pathInfo } from '../fsinfo.js';
 import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
+import { lineTime, manufactureTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
 import { loadJson, saveJson } from '../store.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
@@ -78,16 +79,19 @@ function newRecord(name: string): GuestRecord {
   return { name, hadTpm: false, manufactures: 0, resets: 0, lastResetAt: null, lastResetCause: null, permallPresent: false, maxPermallBytes: 0, pendingReset: false, lastSeenAt: 0, events: {} };
 }
 
-function countReset(rec: GuestRecord, cause: string, now: number): void {
+/** `at` null: a reset found in a backlog read for the first time, whose time is unknown (counted, never "recent"). */
+function countReset(rec: GuestRecord, cause: string, at: number | null): void {
   rec.resets++;
-  rec.lastResetAt = now;
   rec.lastResetCause = cause;
+  if (at !== null) rec.lastResetAt = Math.max(rec.lastResetAt ?? 0, at);
 }
 
 /** A manufacture block in a swtpm log: from "Starting vTPM manufacturing" to its end. */
 interface Block {
   uuid: string | null;
   ok: boolean;
+  /** When it happened: the time on its start line, else the read time (or null in a first read). */
+  at: number | null;
 }
 
 /**
@@ -125,10 +129,11 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
     keptGuests[g.uuid] = rec;
   }
 
-  const recordEvent = (rec: GuestRecord, kind: LogKind, line: string) => {
+  // `at` null: an old line of unknown time (first read of a file): counted, never shown as recent.
+  const recordEvent = (rec: GuestRecord, kind: LogKind, line: string, at: number | null) => {
     const e = rec.events[kind] ?? { count: 0, lastAt: 0, lastLine: '' };
     e.count++;
-    e.lastAt = now;
+    if (at !== null) e.lastAt = Math.max(e.lastAt, at);
     e.lastLine = line.length > 300 ? `${line.slice(0, 300)}…` : line;
     rec.events[kind] = e;
   };
@@ -140,7 +145,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
     if (rec.hadTpm) {
       if (rec.pendingReset) rec.pendingReset = false;
       else {
-        countReset(rec, 'remanufactured', now);
+        countReset(rec, 'remanufactured', block.at);
         resetThisRun.add(guest.uuid);
       }
       // Until a manufacture succeeds there is no TPM: retries belong to the same reset.
@@ -162,6 +167,10 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
       input.signal?.throwIfAborted();
       const full = path.join(dir, file);
       let cursor: Cursor | undefined = store.files[full];
+      // No cursor (first start, lost store, a guest new to the agent): the file's backlog is old.
+      // Its lines count (the baseline) but only those that carry their own time can be recent.
+      const firstRead = cursor === undefined;
+      const untimed = firstRead ? null : now;
       let block: Block | null = null;
       // One bounded read per file and run; a backlog larger than the budget is read over several runs.
       let res;
@@ -182,7 +191,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
             if (vmid && block) block.uuid = vmid.uuid;
             if (c?.kind === 'manufacture_start') {
               if (block) finishBlock(g, block);
-              block = { uuid: null, ok: false };
+              block = { uuid: null, ok: false, at: manufactureTime(line) ?? untimed };
               continue;
             }
             if (c?.kind === 'manufacture_ok' && block) block.ok = true;
@@ -191,7 +200,8 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
               block = null;
             }
           }
-          if (c && c.severity !== 'info') recordEvent(rec, c.kind, line);
+          // swtpm_setup's own lines carry no time: inside a manufacture block they have the block's.
+          if (c && c.severity !== 'info') recordEvent(rec, c.kind, line, lineTime(line) ?? (block ? block.at : untimed));
         }
       }
       if (block) finishBlock(g, block);

@@ -17,6 +17,7 @@ import {
   type Relabel,
   swtpmProfile,
 } from '../parse/mac.js';
+import { lineTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
 import { loadJson, saveJson } from '../store.js';
 import { checkResult, worst, type CheckResult, type Finding } from '../types.js';
@@ -72,6 +73,9 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
     input.signal?.throwIfAborted();
     // One bounded read per file and run (maxBytesPerFile is the upper bound of a run): a backlog
     // larger than that is read over several runs, not parsed all at once on the event loop.
+    // No cursor (first start, lost store): the backlog is old. Denials count (the baseline), but
+    // only those with their own time (audit(…) stamp) can be recent; others are not "now".
+    const untimed = store.files[log] === undefined ? null : now;
     let res;
     try {
       res = await readNewLines(input.hostPath(log), store.files[log], input.maxBytesPerFile);
@@ -83,19 +87,24 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
       const aa = parseAppArmorDenial(line);
       if (aa && isSwtpmAppArmorDenial(aa)) {
         store.totals.apparmor++;
-        store.recent.push({ mac: 'apparmor', at: now, line: line.slice(0, 400) });
+        const at = lineTime(line) ?? untimed;
+        if (at !== null) store.recent.push({ mac: 'apparmor', at, line: line.slice(0, 400) });
         continue;
       }
       const avc = parseSelinuxAvc(line);
       if ((avc && isSwtpmAvc(avc)) || isSwtpmSetroubleshoot(line)) {
         store.totals.selinux++;
-        store.recent.push({ mac: 'selinux', at: now, line: line.slice(0, 400) });
+        const at = lineTime(line) ?? untimed;
+        if (at !== null) store.recent.push({ mac: 'selinux', at, line: line.slice(0, 400) });
       }
     }
   }
   // Aborted (probe timeout): no partial state is saved; the next run starts from the old cursors.
   input.signal?.throwIfAborted();
-  store.recent = store.recent.filter((r) => r.at >= now - input.windowSeconds * 1000).slice(-50);
+  store.recent = store.recent
+    .filter((r) => r.at >= now - input.windowSeconds * 1000)
+    .sort((a, b) => a.at - b.at)
+    .slice(-50);
   let problem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.
   if (loaded.canSave) {
