@@ -95,12 +95,15 @@ export class NovaLogExtension implements AgentExtension {
     // Counts are kept forever; only a failure of the last day makes the check red.
     const last = f.incidents.lastCountedAt;
     const recent = last !== null && Date.now() - last < RECENT_MS;
+    // An unreadable state file is left alone (never saved over): counts are not persisted meanwhile.
+    const stateProblem = f.stats.stateProblem ? `; ${f.stats.stateProblem}` : '';
     return {
       name: this.name,
-      ok: f.stats.following ? !recent : false,
-      summary: f.stats.following
-        ? `following ${cfg.source} ${where}: ${failures} Barbican failure(s) seen${last !== null ? `, the latest at ${new Date(last).toISOString()}` : ''}${instances.length ? `, ${instances.length} guest(s) affected` : ''}`
-        : `not following ${cfg.source} ${where}${f.stats.lastError ? `: ${f.stats.lastError.message}` : ' (not there yet)'}`,
+      ok: f.stats.following && !f.stats.stateProblem ? !recent : false,
+      summary:
+        (f.stats.following
+          ? `following ${cfg.source} ${where}: ${failures} Barbican failure(s) seen${last !== null ? `, the latest at ${new Date(last).toISOString()}` : ''}${instances.length ? `, ${instances.length} guest(s) affected` : ''}`
+          : `not following ${cfg.source} ${where}${f.stats.lastError ? `: ${f.stats.lastError.message}` : ' (not there yet)'}`) + stateProblem,
       table: instances.length
         ? [['instance', 'reason', 'failures', 'restart failed', 'last seen'], ...instances.slice(0, 20).map((i) => [i.instanceUuid, i.reason, String(i.count), i.restartFailed ? 'yes' : 'no', new Date(i.at).toISOString()])]
         : undefined,

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { BarbicanReason } from '../barbican/reasons.js';
 import { toAgentError } from '../errors.js';
 import type { HostPathResolver } from '../util/hostpath.js';
@@ -11,7 +13,7 @@ import { FileTail, type TailEvent, type TailPosition } from './file-tail.js';
 import { emptyIncidentState, IncidentTracker, parseIncidentState, type Incident, type IncidentState, type InstanceFailure } from './incidents.js';
 import { JournalFollower } from './journald.js';
 import { isCandidateLine, scanCandidateLines } from './scan.js';
-import { readJson, writeJsonAtomic } from './statefile.js';
+import { writeJsonAtomic } from './statefile.js';
 
 /**
  * Follows nova-compute's log from one source (file, journald, CRI), classifies its lines and
@@ -40,6 +42,26 @@ export interface FollowerStats {
   lastSavedAt: number | null;
   lastError: { code: string; message: string } | null;
   files: string[];
+  /**
+   * The state file could not be read (other than absent): it is left alone and never saved over,
+   * so counts and positions are not persisted until it is fixed. Also set while a corrupt file
+   * could not be moved aside.
+   */
+  stateProblem: string | null;
+}
+
+const filePositionSchema = z.object({
+  dev: z.number().int().nonnegative(),
+  ino: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  head: z.string().regex(/^(?:[0-9a-f]{2}){0,64}$/),
+});
+const tailPositionSchema = z.object({ current: filePositionSchema.nullable(), previous: filePositionSchema.nullable() });
+
+/** A saved position, or null when it is not one (then the source starts at `startAt`). */
+function parsePosition(value: unknown): TailPosition | null {
+  const r = tailPositionSchema.safeParse(value);
+  return r.success ? r.data : null;
 }
 
 export interface FollowerEvents {
@@ -85,6 +107,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
     lastSavedAt: null,
     lastError: null,
     files: [],
+    stateProblem: null,
   };
   private tracker = new IncidentTracker(emptyIncidentState(), { windowMs: 1 });
   private readonly config: NovaLogConfig;
@@ -93,6 +116,8 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   private readonly cri = new Map<string, CriTrack>();
   private criSaved: Record<string, TailPosition> = {};
   private criFirstStart = false;
+  /** CRI logs whose saved position was invalid: they start at `startAt`, not from 0. */
+  private readonly criInvalid = new Set<string>();
   private journal: JournalFollower | null = null;
   private journalCursor: string | null = null;
   private journalRestart: NodeJS.Timeout | null = null;
@@ -258,7 +283,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
       const saved = this.criSaved[f.target] ?? null;
       // Only the very first start may skip history; a container log that appears later (a
       // restart) is new, and every line of it counts.
-      const startAt = saved === null && this.criFirstStart ? this.config.startAt : 'beginning';
+      const startAt = saved === null && (this.criFirstStart || this.criInvalid.has(f.target)) ? this.config.startAt : 'beginning';
       const tail = this.makeTail(this.options.hostPath(f.target), saved, startAt, (lines, end) =>
         joiner.consume(
           lines,
@@ -379,28 +404,80 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
     }
   }
 
+  /**
+   * The saved state, or null when there is none to use. An unreadable file (permissions, I/O
+   * error) is left in place and never saved over; a corrupt one is moved aside
+   * (`<file>.corrupt-<time>`) so its counts can still be recovered by hand. Invalid positions are
+   * dropped one by one: their source starts at `startAt`, never again from 0 (double counts).
+   */
   private async load(): Promise<PersistedLogState | null> {
+    const file = this.options.stateFile;
+    let text: string;
     try {
-      const raw = await readJson(this.options.stateFile);
-      if (raw === undefined) return null;
-      const r = raw as Partial<PersistedLogState>;
-      const incidents = parseIncidentState(r.incidents);
-      if (r.version !== 1 || incidents === null) throw new Error('unexpected shape');
-      return {
-        version: 1,
-        source: r.source ?? 'none',
-        target: typeof r.target === 'string' ? r.target : '',
-        file: r.file ?? null,
-        cri: typeof r.cri === 'object' && r.cri !== null ? r.cri : {},
-        journalCursor: typeof r.journalCursor === 'string' ? r.journalCursor : null,
-        incidents,
-      };
+      text = await readFile(file, 'utf8');
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       const e = toAgentError(err, 'VTPM_ERR_STATE_CORRUPT');
-      this.stats.lastError = { code: e.code, message: e.message };
-      this.log.warn({ err: e.toJSON(), file: this.options.stateFile }, 'nova-compute log state unusable; starting afresh');
+      this.stats.stateProblem = `cannot read the state file ${file} (${(err as NodeJS.ErrnoException).code ?? e.message}); counts are not saved until it is readable`;
+      this.stats.lastError = { code: 'VTPM_ERR_STATE_CORRUPT', message: this.stats.stateProblem };
+      this.log.warn({ err: e.toJSON(), file }, 'nova-compute log state unreadable; leaving it alone and not saving over it');
       return null;
     }
+    let problem: string;
+    try {
+      const r = JSON.parse(text) as Partial<Record<keyof PersistedLogState, unknown>> | null;
+      const incidents = parseIncidentState(r?.incidents);
+      if (r === null || typeof r !== 'object' || r.version !== 1 || incidents === null) {
+        problem = r?.version !== 1 ? 'not version 1' : 'the incident counts are malformed';
+      } else {
+        const dropped: string[] = [];
+        let filePos: TailPosition | null = null;
+        if (r.file !== undefined && r.file !== null) {
+          filePos = parsePosition(r.file);
+          if (filePos === null) dropped.push('file');
+        }
+        const cri: Record<string, TailPosition> = {};
+        if (typeof r.cri === 'object' && r.cri !== null) {
+          for (const [target, value] of Object.entries(r.cri)) {
+            const pos = parsePosition(value);
+            if (pos) cri[target] = pos;
+            else {
+              dropped.push(`cri:${target}`);
+              this.criInvalid.add(target);
+            }
+          }
+        }
+        if (dropped.length) {
+          this.log.warn({ file, dropped, startAt: this.config.startAt }, 'invalid saved nova-compute log positions dropped; those logs start at startAt');
+        }
+        return {
+          version: 1,
+          source: typeof r.source === 'string' ? (r.source as NovaLogConfig['source']) : 'none',
+          target: typeof r.target === 'string' ? r.target : '',
+          file: filePos,
+          cri,
+          journalCursor: typeof r.journalCursor === 'string' ? r.journalCursor : null,
+          incidents,
+        };
+      }
+    } catch (err) {
+      problem = `not JSON: ${(err as Error).message}`;
+    }
+    this.stats.lastError = { code: 'VTPM_ERR_STATE_CORRUPT', message: `state file ${file} is corrupt (${problem})` };
+    if (this.options.readOnly) {
+      this.log.warn({ file, problem, code: 'VTPM_ERR_STATE_CORRUPT' }, 'nova-compute log state is corrupt; ignoring it');
+      return null;
+    }
+    const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      await rename(file, aside);
+    } catch (err) {
+      this.stats.stateProblem = `state file ${file} is corrupt and could not be moved aside (${(err as Error).message}); counts are not saved`;
+      this.log.warn({ file, problem, err: toAgentError(err, 'VTPM_ERR_STATE_WRITE').toJSON() }, 'nova-compute log state is corrupt and could not be moved aside; not saving over it');
+      return null;
+    }
+    this.log.warn({ file, movedTo: aside, problem, code: 'VTPM_ERR_STATE_CORRUPT' }, 'nova-compute log state is corrupt; moved aside, counting starts afresh');
+    return null;
   }
 
   snapshot(): PersistedLogState {
@@ -419,7 +496,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
 
   private lastSave = 0;
   private async save(force: boolean): Promise<void> {
-    if (this.config.source === 'none' || this.options.readOnly) return;
+    if (this.config.source === 'none' || this.options.readOnly || this.stats.stateProblem !== null) return;
     if (!this.dirty && !force) return;
     const interval = this.options.saveIntervalMs ?? 1000;
     if (!force && Date.now() - this.lastSave < interval) return;

@@ -1,0 +1,86 @@
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { configSchema } from '../../src/config/schema.js';
+import { NovaLogFollower } from '../../src/logs/follower.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+
+function failureLine(n = 0): string {
+  const now = new Date().toISOString();
+  return `${now.slice(0, 10)} ${now.slice(11, 23)} 4242 ERROR castellan.key_manager.barbican_key_manager [None req-0000000${n}-1111-4222-8333-444444444444 - - - - - -] Error retrieving object: Forbidden: Secret payload retrieval attempt not allowed\n`;
+}
+
+function setup(t: { teardown(fn: () => unknown): void }) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpm-follower-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logFile = path.join(dir, 'nova-compute.log');
+  const stateFile = path.join(dir, 'state', 'nova-log.json');
+  mkdirSync(path.dirname(stateFile));
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (s: string) => void warnings.push(JSON.parse(s).msg as string) });
+  const follower = (startAt: 'end' | 'beginning' = 'beginning') =>
+    new NovaLogFollower({
+      config: configSchema.parse({ novaLog: { source: 'file', path: logFile, startAt, pollIntervalSeconds: 60 } }).novaLog,
+      stateFile,
+      hostPath: hostPathResolver('/'),
+      log,
+      saveIntervalMs: 0,
+    });
+  return { dir, logFile, stateFile, warnings, follower };
+}
+
+t.test('a corrupt state file is moved aside with a warning, then a fresh one is saved', async (t) => {
+  const { logFile, stateFile, warnings, follower } = setup(t);
+  appendFileSync(logFile, failureLine());
+  writeFileSync(stateFile, '{"version":1,"incidents":');
+  const f = follower();
+  await f.start();
+  await f.stop();
+  const aside = readdirSync(path.dirname(stateFile)).filter((n) => n.startsWith('nova-log.json.corrupt-'));
+  t.equal(aside.length, 1, 'moved aside');
+  t.equal(readFileSync(path.join(path.dirname(stateFile), aside[0]!), 'utf8'), '{"version":1,"incidents":', 'the corrupt content is kept for recovery');
+  t.ok(warnings.some((w) => /corrupt; moved aside/.test(w)));
+  t.ok(existsSync(stateFile), 'a new state file was saved');
+  t.equal(f.stats.stateProblem, null);
+});
+
+t.test('an unreadable state file is left alone, never saved over, and reported', async (t) => {
+  const { logFile, stateFile, warnings, follower } = setup(t);
+  appendFileSync(logFile, failureLine());
+  // A symlink loop: reading fails with ELOOP, while an atomic rename would replace the link.
+  symlinkSync(path.basename(stateFile), stateFile);
+  const f = follower();
+  await f.start();
+  t.equal(f.incidents.totals.forbidden, 1, 'still counting');
+  await f.stop();
+  t.ok(lstatSync(stateFile).isSymbolicLink(), 'the state file was not saved over');
+  t.match(f.stats.stateProblem, /cannot read the state file .*ELOOP/);
+  t.ok(warnings.some((w) => /unreadable; leaving it alone/.test(w)));
+  t.equal(readdirSync(path.dirname(stateFile)).filter((n) => n.includes('corrupt')).length, 0, 'not moved aside either');
+});
+
+t.test('invalid saved positions are dropped to startAt: the counts stay, nothing is counted twice', async (t) => {
+  const { logFile, stateFile, warnings, follower } = setup(t);
+  appendFileSync(logFile, failureLine());
+  const firstRun = follower('beginning');
+  await firstRun.start();
+  await firstRun.stop();
+  t.equal(firstRun.incidents.totals.forbidden, 1);
+  const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+  for (const bad of [{ current: 'garbage', previous: null }, { current: { dev: 1, ino: -4, offset: 'x', head: 'zz' }, previous: null }]) {
+    writeFileSync(stateFile, JSON.stringify({ ...saved, file: bad }));
+    const again = follower('end');
+    await again.start();
+    await again.stop();
+    t.equal(again.incidents.totals.forbidden, 1, `the saved count is kept and the log is not re-read from 0 (${JSON.stringify(bad)})`);
+  }
+  t.ok(warnings.some((w) => /invalid saved nova-compute log positions dropped/.test(w)));
+  // A valid position still resumes where it was: a new line counts once.
+  appendFileSync(logFile, failureLine(1));
+  const resumed = follower('end');
+  await resumed.start();
+  await resumed.stop();
+  t.equal(resumed.incidents.totals.forbidden, 2);
+});
