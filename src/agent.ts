@@ -129,6 +129,9 @@ export class Agent {
       () => log.info({ cycles: this.state.completedCycles }, 'first probe cycle complete'),
       (err: unknown) => log.error({ err }, 'first probe cycle failed'),
     );
+    if (this.env.NOTIFY_SOCKET && !this.notifier.active) {
+      log.warn('NOTIFY_SOCKET is set but the unix-dgram addon could not be loaded (built for another Node.js?): run `npm rebuild unix-dgram`, or use Type=simple');
+    }
     await this.notifier.notify('READY=1');
     this.notifier.startWatchdog(this.env, () => this.live().ok);
     return { address };
