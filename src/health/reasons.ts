@@ -15,6 +15,7 @@ export const reasons = {
   VTPM_HEALTH_BINARY_OUTSIDE_USR: { check: 'binaries', remedy: 'Use the distribution packages under /usr/bin: MAC profiles (AppArmor, SELinux labels) only cover those paths.' },
   VTPM_HEALTH_LIBVIRT_PATH_UNKNOWN: { check: 'binaries', remedy: 'Run the agent where it can read /proc of the libvirt daemon (hostPID in a pod), or set health.pathSource=agent deliberately.' },
   VTPM_HEALTH_CAPS_UNREADABLE: { check: 'capabilities', remedy: 'Run `swtpm socket --print-capabilities` and `swtpm_setup --print-capabilities` by hand; reinstall swtpm if they fail.' },
+  VTPM_HEALTH_CAPS_NOT_READ: { check: 'capabilities', remedy: 'libvirt runs in another container, whose binaries the agent does not execute: run `swtpm socket --print-capabilities` and `swtpm_setup --print-capabilities` inside the libvirt container (cmdarg-pwd-fd, cmdarg-pwdfile-fd and tpm-2.0 must be listed).' },
   VTPM_HEALTH_CAPS_NO_TPM2: { check: 'capabilities', remedy: 'Install an swtpm/libtpms build with TPM 2.0 support.' },
   VTPM_HEALTH_CAPS_NO_PWD_FD: { check: 'capabilities', remedy: 'Upgrade swtpm: Nova always encrypts vTPM state and libvirt passes the key with --key pwdfd (capability cmdarg-pwd-fd).' },
   VTPM_HEALTH_CAPS_NO_PWDFILE_FD: { check: 'capabilities', remedy: 'Upgrade swtpm-tools: encrypted vTPMs need swtpm_setup --pwdfile-fd (capability cmdarg-pwdfile-fd).' },

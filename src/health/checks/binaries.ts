@@ -1,6 +1,7 @@
-import { realpath } from 'node:fs/promises';
+import { lstat, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { parseSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
+import { childEnv } from '../../util/child-env.js';
 import { runCommand } from '../../util/exec.js';
 import { which } from '../../util/which.js';
 import { toAgentError } from '../../errors.js';
@@ -37,10 +38,36 @@ export interface BinariesOutput {
 }
 
 async function capabilities(file: string, args: string[], what: string, input: BinariesInput): Promise<{ features: string[]; version: string | null }> {
-  const r = await runCommand(file, [...args, '--print-capabilities'], { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
+  const r = await runCommand(file, [...args, '--print-capabilities'], { timeoutMs: input.timeoutMs, signal: input.signal, env: childEnv(input.env) });
   if (r.exitCode !== 0) throw new Error(`${what} --print-capabilities exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
   const caps = parseSwtpmCapabilities(r.stdout, what);
   return { features: caps.features, version: caps.version ?? null };
+}
+
+/**
+ * Whether `p` (a path inside the root `root`, e.g. /proc/<pid>/root) is an executable regular
+ * file, by stat and mode only: nothing there is ever run. Symbolic links are followed by hand,
+ * absolute targets against `root` (the kernel would resolve them against the agent's root).
+ */
+export async function executableInRoot(root: string, p: string): Promise<'ok' | 'missing' | 'not-executable'> {
+  let rel = p;
+  for (let hops = 0; hops < 16; hops++) {
+    let st;
+    try {
+      st = await lstat(path.join(root, rel));
+    } catch {
+      return 'missing';
+    }
+    if (st.isSymbolicLink()) {
+      const target = await readlink(path.join(root, rel)).catch(() => null);
+      if (target === null) return 'missing';
+      rel = path.isAbsolute(target) ? target : path.join(path.dirname(rel), target);
+      continue;
+    }
+    if (!st.isFile()) return 'missing';
+    return (st.mode & 0o111) !== 0 ? 'ok' : 'not-executable';
+  }
+  return 'missing';
 }
 
 /**
@@ -55,6 +82,8 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
   let pathFrom = 'agent';
   // In another mount namespace (containerised libvirt) its binaries are under /proc/<pid>/root.
   let root = input.hostPath('/');
+  /** libvirt's binaries are in another container's root: they are looked at, never executed. */
+  let inDaemonRoot = false;
   if (input.pathSource === 'libvirt-daemon') {
     const environ = input.daemon ? await readProcText(input.hostPath, input.daemon.pid, 'environ') : null;
     const daemonPath = environ !== null ? parseEnvironPath(environ) : null;
@@ -63,7 +92,10 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
       pathFrom = `${input.daemon.comm} (pid ${input.daemon.pid})`;
       // Same mount namespace as the agent: plain paths; otherwise through the daemon's root.
       const [nsDaemon, nsSelf] = await Promise.all([mountNamespace(input.hostPath, input.daemon.pid), mountNamespace(input.hostPath, 'self')]);
-      if (nsDaemon !== null && nsDaemon !== nsSelf) root = input.hostPath(`/proc/${input.daemon.pid}/root`);
+      if (nsDaemon !== null && nsDaemon !== nsSelf) {
+        root = input.hostPath(`/proc/${input.daemon.pid}/root`);
+        inDaemonRoot = true;
+      }
     } else {
       findings.push(
         finding('VTPM_HEALTH_LIBVIRT_PATH_UNKNOWN', 'warn', input.daemon ? `The environment of ${input.daemon.comm} (pid ${input.daemon.pid}) cannot be read; the agent's PATH is used instead.` : 'No libvirtd or virtqemud process is visible; the agent\'s PATH is used instead.', {
@@ -81,15 +113,30 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
   const lookupPath = rooted(searchPath);
   const unroot = (p: string) => (root === '/' ? p : '/' + path.relative(root, p));
   const resolved: Record<string, string | null> = {};
+  /** Found on libvirt's PATH but without any execute bit (libvirt cannot run it either). */
+  const notExecutable: Record<string, string> = {};
   for (const name of [...REQUIRED_BINARIES, ...CERT_BINARIES, 'certtool', 'openssl']) {
-    const found = await which(name, lookupPath);
-    resolved[name] = found;
+    if (!inDaemonRoot) {
+      resolved[name] = await which(name, lookupPath);
+      continue;
+    }
+    resolved[name] = null;
+    for (const dir of (searchPath ?? '').split(':').filter(Boolean)) {
+      const candidate = path.join(dir, name);
+      const state = await executableInRoot(root, candidate);
+      if (state === 'ok') {
+        resolved[name] = path.join(root, candidate);
+        break;
+      }
+      if (state === 'not-executable') notExecutable[name] ??= candidate;
+    }
   }
   const display = (name: string) => (resolved[name] ? unroot(resolved[name]!) : null);
   if (input.checkBinaries) {
     for (const name of REQUIRED_BINARIES) {
       if (!resolved[name]) {
-        findings.push(finding('VTPM_HEALTH_BINARY_MISSING', 'fail', `${name} is not on libvirt's PATH (from ${pathFrom}): libvirt ${name === 'swtpm_ioctl' ? 'cannot stop swtpm cleanly (swtpm processes outlive their guests)' : 'reports no TPM emulator support and vTPM guests fail'}.`, { subject: name }));
+        const nx = notExecutable[name] ? ` (${notExecutable[name]} exists but is not executable)` : '';
+        findings.push(finding('VTPM_HEALTH_BINARY_MISSING', 'fail', `${name} is not on libvirt's PATH (from ${pathFrom})${nx}: libvirt ${name === 'swtpm_ioctl' ? 'cannot stop swtpm cleanly (swtpm processes outlive their guests)' : 'reports no TPM emulator support and vTPM guests fail'}.`, { subject: name }));
         continue;
       }
       // realpath inside another root would resolve absolute links against ours: only follow links here.
@@ -106,7 +153,16 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
   let setupFeatures: string[] | null = null;
   let swtpmVersion: string | null = null;
   const capFindings: Finding[] = [];
-  if (input.checkCapabilities) {
+  if (input.checkCapabilities && inDaemonRoot && (resolved.swtpm || resolved.swtpm_setup)) {
+    // Running the libvirt container's own binaries (as root, from the agent) would execute code
+    // from another container's root: only binaries on the agent's own PATH are ever run.
+    capFindings.push(
+      finding('VTPM_HEALTH_CAPS_NOT_READ', 'warn', `swtpm capabilities not read (binary in the libvirt container: ${display('swtpm') ?? display('swtpm_setup')}); the agent runs only binaries on its own PATH.`, {
+        subject: 'swtpm',
+        details: { root, swtpm: display('swtpm'), swtpmSetup: display('swtpm_setup') },
+      }),
+    );
+  } else if (input.checkCapabilities) {
     if (resolved.swtpm) {
       try {
         const c = await capabilities(resolved.swtpm, ['socket'], 'swtpm socket', input);
@@ -154,6 +210,7 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
         socketFeatures,
         setupFeatures,
         cmdargMigration: socketFeatures ? socketFeatures.includes('cmdarg-migration') : null,
+        ...(inDaemonRoot ? { read: false, why: 'binary in the libvirt container' } : {}),
       }, resolved.swtpm || resolved.swtpm_setup ? 'pass' : 'not-applicable'),
     );
   }
