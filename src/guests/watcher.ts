@@ -47,6 +47,11 @@ export class GuestRestartWatcher implements AgentExtension {
   private resyncTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private initialized = false;
+  /**
+   * initialize() completed: this boot's watch (if any) is on disk, so the previous boot's snapshot
+   * may be overwritten. Until then no snapshot is written and initialize is retried each refresh.
+   */
+  private watchReady = false;
   private stopping = false;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
   private running: Promise<void> | null = null;
@@ -67,15 +72,10 @@ export class GuestRestartWatcher implements AgentExtension {
   async start(ctx: ExtensionContext): Promise<void> {
     this.ctx = ctx;
     this.stopping = false;
+    this.watchReady = false;
     this.log = ctx.log.child({ extension: this.name });
     const cfg = ctx.config.guests;
-    try {
-      await this.initialize(ctx);
-    } catch (err) {
-      // Without a boot id nothing can be compared; report it and keep snapshotting what we can.
-      this.initError = toAgentError(err).message;
-      this.log.error({ err: toAgentError(err).toJSON() }, 'restart watcher could not initialise');
-    }
+    await this.tryInitialize(ctx);
     this.initialized = true;
     if (cfg.eventWatcher) {
       this.events = new EventStream({
@@ -98,6 +98,25 @@ export class GuestRestartWatcher implements AgentExtension {
     void this.refreshSoon();
   }
 
+  /**
+   * Runs initialize; on failure reports it (it stays in status until a retry succeeds) and leaves
+   * watchReady false, so no snapshot overwrites the previous boot's before its watch is saved.
+   */
+  private async tryInitialize(ctx: ExtensionContext): Promise<boolean> {
+    try {
+      await this.initialize(ctx);
+      if (this.initError) this.log?.info('restart watcher initialised after an earlier failure');
+      this.initError = null;
+      return true;
+    } catch (err) {
+      // Without a boot id or a saved watch nothing is compared and nothing snapshotted; retried at each refresh.
+      const e = toAgentError(err);
+      if (e.message !== this.initError) this.log?.error({ err: e.toJSON() }, 'restart watcher could not initialise; retrying at each refresh');
+      this.initError = e.message;
+      return false;
+    }
+  }
+
   /** Boot id, snapshot and open watch; decides whether this is a new boot. Never overwrites the old snapshot before the watch exists. */
   private async initialize(ctx: ExtensionContext): Promise<void> {
     const cfg = ctx.config.guests;
@@ -105,22 +124,31 @@ export class GuestRestartWatcher implements AgentExtension {
     this.bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
     this.bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
     await removeStaleTemps(path.dirname(files.snapshot));
+    if (this.watch && this.watch.bootId === this.bootId) {
+      // An earlier attempt built this boot's watch but could not save it: save that one (same start and deadline).
+      await saveVersioned(files.watch, this.watch);
+      this.watchReady = true;
+      return;
+    }
     const existing = (await loadVersioned(files.watch, watchSchema, this.log)).value;
-    const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, this.log)).value;
     if (existing && existing.bootId === this.bootId) {
       this.watch = existing;
+      this.watchReady = true;
       this.log?.info({ pending: existing.guests.filter((g) => g.status === 'pending').length }, 'continuing the restart watch of this boot');
       return;
     }
+    const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, this.log)).value;
     if (snapshot && snapshot.bootId !== this.bootId) {
       this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds);
-      await saveVersioned(files.watch, this.watch);
       this.log?.warn({ previousBootId: snapshot.bootId, guests: snapshot.guests.length }, 'host rebooted since the last snapshot; following vTPM guests that were running');
+      await saveVersioned(files.watch, this.watch);
+      this.watchReady = true;
       return;
     }
     // Same boot without a watch (first run, or the watch file was lost): nothing to follow. A
     // watch of an older boot is not carried on: its "still down" series would never be re-checked.
     this.watch = null;
+    this.watchReady = true;
   }
 
   private onEvent(e: LifecycleEvent): void {
@@ -159,6 +187,10 @@ export class GuestRestartWatcher implements AgentExtension {
   private async refresh(timeoutMs = INVENTORY_TIMEOUT_MS): Promise<void> {
     const ctx = this.ctx;
     if (!ctx || this.stopping) return;
+    if (!this.watchReady) {
+      if (await this.tryInitialize(ctx)) this.armDeadline();
+      if (this.stopping) return;
+    }
     let inv: GuestInventory;
     try {
       inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, timeoutMs, ctx.signal));
@@ -170,7 +202,7 @@ export class GuestRestartWatcher implements AgentExtension {
     this.lastInventory = inv;
     this.lastError = null;
     const now = Date.now();
-    if (this.watch && this.bootId && this.watch.bootId === this.bootId) {
+    if (this.watchReady && this.watch && this.bootId && this.watch.bootId === this.bootId) {
       const evidence = await this.gatherEvidence(this.watch, inv);
       const result = evaluateWatch(this.watch, inv, now, (t, c, fctx) => this.classify(t, c, fctx, evidence));
       if (result.changed) {
@@ -218,9 +250,9 @@ export class GuestRestartWatcher implements AgentExtension {
     }
   }
 
-  /** Only once this boot's watch exists (initialize ran): the previous boot's snapshot is consumed by then. */
+  /** Only once this boot's watch exists (initialize completed): the previous boot's snapshot is consumed by then. */
   private async writeSnapshot(inv: GuestInventory, now: number): Promise<void> {
-    if (!this.ctx || !this.bootId) return;
+    if (!this.ctx || !this.bootId || !this.watchReady) return;
     const snap: Snapshot = snapshotFromInventory(inv, this.bootId, this.bootTime, now);
     try {
       await saveVersioned(this.files(this.ctx.config).snapshot, snap);
@@ -238,7 +270,7 @@ export class GuestRestartWatcher implements AgentExtension {
     const eventsStopped = this.events?.stop();
     // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
     await this.running?.catch(() => undefined);
-    if (this.ctx && this.bootId) {
+    if (this.ctx && this.bootId && this.watchReady) {
       const ctx = this.ctx;
       try {
         const inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, FINAL_SNAPSHOT_TIMEOUT_MS));

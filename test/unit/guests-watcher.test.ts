@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -104,5 +104,84 @@ t.test('watcher: an unreadable boot id is an error in status, not a crash', asyn
   const check = await watcher.checkOnce({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), signal: new AbortController().signal });
   t.equal(check.ok, false);
   t.match(check.summary, /error/);
+  await watcher.stop();
+});
+
+const OLD_BOOT = 'aaaaaaaa-0000-4000-8000-000000000001';
+const NEW_BOOT = 'bbbbbbbb-0000-4000-8000-000000000002';
+const FIXTURE_UUID = '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
+
+/**
+ * A fake virsh that answers a batch script: echoes the markers and, when `withDomain`, lists the
+ * fixture vTPM domain (nova-1.1-host.xml) as shut off (destroyed), i.e. still pending after a reboot.
+ */
+function batchVirsh(dir: string, opts: { delaySeconds: number; withDomain: boolean }): string {
+  const file = path.join(dir, 'virsh-batch');
+  const xml = new URL('../fixtures/guests/nova-1.1-host.xml', import.meta.url).pathname;
+  const domain = opts.withDomain
+    ? `    "list --all --uuid") echo ${FIXTURE_UUID} ;;
+    "domstats --state") printf "Domain: 'instance-0000002a'\\n  state.state=5\\n  state.reason=2\\n\\n" ;;
+    "dumpxml "*) cat '${xml}' ;;
+`
+    : '';
+  writeFileSync(
+    file,
+    `#!/bin/sh
+sleep ${opts.delaySeconds}
+for a; do last=$a; done
+printf '%s\\n' "$last" | sed 's/; /\\n/g' | while IFS= read -r cmd; do
+  case "$cmd" in
+    "echo "*) printf '%s' "\${cmd#echo }" ;;
+${domain}  esac
+done
+`,
+  );
+  chmodSync(file, 0o755);
+  return file;
+}
+
+/** The previous boot's snapshot: the fixture guest and one that will be gone. */
+function writeOldSnapshot(stateDir: string): string {
+  const file = path.join(stateDir, 'guests', 'snapshot.json');
+  mkdirSync(path.dirname(file), { recursive: true });
+  const guest = (uuid: string, name: string) => ({ uuid, name, instanceUuid: uuid, secretMode: 'host', encryptionSecret: null });
+  writeFileSync(file, JSON.stringify({ version: 1, bootId: OLD_BOOT, bootTime: null, takenAt: Date.now() - 60_000, guests: [guest(FIXTURE_UUID, 'instance-0000002a'), guest('00000000-0000-4000-8000-0000000000ee', 'instance-000000ee')] }));
+  return file;
+}
+
+function watcherConfig(dir: string, stateDir: string, virshPath: string) {
+  writeFileSync(path.join(dir, 'boot_id'), `${NEW_BOOT}\n`);
+  return configSchema.parse({
+    stateDir,
+    libvirt: { virshPath },
+    guests: { bootIdPath: path.join(dir, 'boot_id'), eventWatcher: false, novaConfPath: '', restartDeadlineSeconds: 600, swtpmLogDir: path.join(dir, 'swtpm-logs') },
+  });
+}
+
+t.test('watcher: the previous boot snapshot is never overwritten before the watch is saved; initialise is retried', async (t) => {
+  const dir = tempDir(t);
+  const stateDir = path.join(dir, 'state');
+  const snapshotFile = writeOldSnapshot(stateDir);
+  // A watch file that cannot be read (EISDIR: not ENOENT, so not "absent") fails initialise after the boot id is known.
+  const watchFile = path.join(stateDir, 'guests', 'watch.json');
+  mkdirSync(watchFile);
+  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: false }));
+  const watcher = new GuestRestartWatcher();
+  const ctx = { config, log, hostPath: (p: string) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), signal: new AbortController().signal };
+  await watcher.start(ctx);
+  await watcher.refreshSoon();
+  await watcher.refreshSoon();
+  t.match(watcher.status().summary, /error/, 'the initialise failure is reported');
+  t.equal(JSON.parse(readFileSync(snapshotFile, 'utf8')).bootId, OLD_BOOT, 'refreshes leave the previous boot snapshot alone');
+
+  // The state dir is repaired: the next refresh initialises, saves the watch, then snapshots this boot.
+  rmSync(watchFile, { recursive: true });
+  await watcher.refreshSoon();
+  const watch = JSON.parse(readFileSync(watchFile, 'utf8'));
+  t.equal(watch.bootId, NEW_BOOT);
+  t.equal(watch.previousBootId, OLD_BOOT, 'the reboot watch is built from the previous boot snapshot');
+  t.same(watch.guests.map((g: { status: string }) => g.status), ['gone', 'gone'], 'and evaluated against libvirt');
+  t.equal(JSON.parse(readFileSync(snapshotFile, 'utf8')).bootId, NEW_BOOT, 'only now is this boot snapshotted');
+  t.notMatch(watcher.status().summary, /error/, 'the initialise error clears once it succeeds');
   await watcher.stop();
 });
