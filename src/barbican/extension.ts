@@ -6,6 +6,7 @@ import type { AgentExtension, CheckSection, ExtensionContext } from '../extensio
 import { registerRestartReasonSource } from '../guests/reasons.js';
 import type { GuestInventory } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';
+import type { ProbeResult } from '../probes/types.js';
 import { checkSecret } from './client.js';
 import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
@@ -31,6 +32,9 @@ export class BarbicanPreflightExtension implements AgentExtension {
   private unregister: (() => void) | null = null;
   private log: Logger | null = null;
   private inventoryAt: number | null = null;
+  /** Removes the one-shot listener waiting for the first guest inventory. */
+  private stopWaiting: (() => void) | null = null;
+  private stopped = false;
 
   enabled(config: AgentConfig): boolean {
     return config.barbican.enabled;
@@ -63,6 +67,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
 
   async start(ctx: ExtensionContext): Promise<void> {
     this.abort = new AbortController();
+    this.stopped = false;
     this.setup(ctx);
     const preflight = this.preflight;
     if (!preflight) return;
@@ -78,11 +83,32 @@ export class BarbicanPreflightExtension implements AgentExtension {
         this.running = null;
       });
     };
+    // Usually the agent starts before the first guest inventory: the first round then runs as
+    // soon as it appears, not a whole interval later.
+    if (!ctx.state.get<GuestInventory>(INVENTORY_PROBE)?.data) this.waitForInventory(ctx, tick);
     tick();
     this.timer = setInterval(() => {
       if (!this.running) tick();
     }, ctx.config.barbican.intervalSeconds * 1000);
     this.timer.unref();
+  }
+
+  private waitForInventory(ctx: ExtensionContext, tick: () => void): void {
+    const onResult = (r: ProbeResult): void => {
+      if (r.probe !== INVENTORY_PROBE || !r.data) return;
+      this.stopWaiting?.();
+      const go = (): void => {
+        if (!this.stopped && !this.running) tick();
+      };
+      // A round still finishing (it found no inventory) is let end first.
+      if (this.running) void this.running.then(go);
+      else go();
+    };
+    ctx.state.on('result', onResult);
+    this.stopWaiting = () => {
+      ctx.state.off('result', onResult);
+      this.stopWaiting = null;
+    };
   }
 
   private async round(ctx: ExtensionContext, cfg: BarbicanConfig): Promise<void> {
@@ -110,6 +136,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopWaiting?.();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.abort.abort();

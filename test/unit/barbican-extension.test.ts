@@ -1,0 +1,76 @@
+import { pino } from 'pino';
+import t from 'tap';
+import { BarbicanPreflightExtension } from '../../src/barbican/extension.js';
+import { configSchema } from '../../src/config/schema.js';
+import type { ExtensionContext } from '../../src/extension.js';
+import type { GuestInventory } from '../../src/guests/types.js';
+import { HostState } from '../../src/state.js';
+import { hostPathResolver } from '../../src/util/hostpath.js';
+
+const inventory: GuestInventory = {
+  collectedAt: 1,
+  guests: [
+    {
+      uuid: '00000001-0000-4000-8000-000000000001',
+      name: 'instance-00000001',
+      instanceUuid: '00000001-0000-4000-8000-000000000001',
+      tpmVersion: '2.0',
+      tpmModel: 'tpm-crb',
+      encryptionSecret: 'aaaaaaaa-0000-4000-8000-000000000001',
+      state: 'running',
+      stateReason: 'booted',
+      nova: null,
+      secretMode: 'user',
+      secretModeSource: 'inferred',
+      secretPresent: false,
+    },
+  ],
+} as GuestInventory;
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+t.test('the first round runs as soon as the guest inventory appears, not an interval later', async (t) => {
+  const config = configSchema.parse({
+    // Keystone on a closed port: the check answers "unavailable" at once, which is still a round.
+    openstack: { timeoutSeconds: 1, maxAttempts: 1, auth: { authUrl: 'http://127.0.0.1:9/v3', username: 'nova', password: 'pw', userDomainId: 'default', projectId: 'p1' } },
+    barbican: { intervalSeconds: 600, spread: false },
+  });
+  const state = new HostState();
+  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, signal: new AbortController().signal };
+  const ext = new BarbicanPreflightExtension();
+  await ext.start(ctx);
+  t.teardown(() => ext.stop());
+  const lastRunAt = () => (ext.status().data as { lastRunAt: number | null }).lastRunAt;
+  await until(() => ext.status().summary === 'no guest inventory yet', 1000);
+  t.equal(lastRunAt(), null, 'no inventory: no round yet');
+  t.equal(state.listenerCount('result'), 1, 'waiting for the inventory');
+  state.set({ probe: 'other-probe', ok: true, data: {}, startedAt: Date.now(), durationSeconds: 0, lastSuccessAt: null });
+  state.set({ probe: 'guest-inventory', ok: false, startedAt: Date.now(), durationSeconds: 0, lastSuccessAt: null });
+  t.equal(state.listenerCount('result'), 1, 'other probes and a failed inventory do not end the wait');
+  state.set({ probe: 'guest-inventory', ok: true, data: inventory, startedAt: Date.now(), durationSeconds: 0, lastSuccessAt: null });
+  t.equal(state.listenerCount('result'), 0, 'subscribed once');
+  t.ok(await until(() => lastRunAt() !== null, 5000), 'a round ran right after the inventory appeared');
+  const guests = (ext.status().data as { guests: { result: string }[] }).guests;
+  t.same(guests.map((g) => g.result), ['unavailable']);
+  await ext.stop();
+});
+
+t.test('stop removes the inventory listener', async (t) => {
+  const config = configSchema.parse({
+    openstack: { auth: { authUrl: 'http://127.0.0.1:9/v3', username: 'nova', password: 'pw', userDomainId: 'default', projectId: 'p1' } },
+    barbican: { intervalSeconds: 600 },
+  });
+  const state = new HostState();
+  const ext = new BarbicanPreflightExtension();
+  await ext.start({ config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, signal: new AbortController().signal });
+  t.equal(state.listenerCount('result'), 1);
+  await ext.stop();
+  t.equal(state.listenerCount('result'), 0);
+});
