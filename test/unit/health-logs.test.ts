@@ -102,6 +102,19 @@ t.test('lost cursor store: the old backlog is re-read as baseline, not as recent
   t.same([untimed.guests[0]!.resets, untimed.guests[0]!.lastResetAt, untimed.reset.status], [1, null, 'pass']);
 });
 
+t.test('a first-read backlog over the byte budget stays baseline over the runs that read it', async (t) => {
+  const s = setup(t);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  const line = 'qemu-system-x86_64: tpm-emulator: could not send INIT: Broken pipe\n';
+  writeFileSync(s.qemuLog, line.repeat(10));
+  const budget = line.length * 4 + 1;
+  for (let run = 0; run < 3; run++) t.equal((await scanLogs(s.input({ maxBytesPerFile: budget }))).logs.status, 'pass', `run ${run}`);
+  appendFileSync(s.qemuLog, line);
+  const out = await scanLogs(s.input({ maxBytesPerFile: budget }));
+  t.equal(out.guests[0]!.events.qemu_init_send_failed, 11);
+  t.same(out.logs.findings.map((f) => f.details?.kind), ['qemu_init_send_failed'], 'new after the baseline: recent');
+});
+
 t.test('first manufacture is not a reset; a new one appended later is', async (t) => {
   const s = setup(t);
   writeFileSync(s.swtpmLog, block());

@@ -100,3 +100,19 @@ t.test('scanDenials first read: old denials are the baseline (counted), not rece
   t.same(next.store.recent.map((r) => [r.mac, r.at]), [['apparmor', stamp * 1000], ['selinux', now]]);
   t.equal(next.store.totals.selinux, first.store.totals.selinux + 1);
 });
+
+t.test('scanDenials: a first-read backlog over the budget stays baseline until it has caught up', async (t) => {
+  const s = setup(t);
+  const line = 'Nov 28 10:07:00 compute-1 setroubleshoot[1500]: SELinux is preventing rpc-virtqemud from entrypoint access on the file /usr/bin/swtpm.\n';
+  writeFileSync(s.kern, line.repeat(10));
+  const now = Date.parse('2026-11-28T18:00:00Z');
+  const budget = line.length * 4 + 1;
+  for (let run = 0; run < 3; run++) {
+    const out = await scanDenials(s.input({ maxBytesPerFile: budget }), now);
+    t.same(out.store.recent, [], `run ${run}: old undated denials are not recent`);
+  }
+  appendFileSync(s.kern, line);
+  const out = await scanDenials(s.input({ maxBytesPerFile: budget }), now);
+  t.equal(out.store.totals.selinux, 11);
+  t.same(out.store.recent.map((r) => r.at), [now], 'after the baseline, a new undated denial is dated by its read');
+});

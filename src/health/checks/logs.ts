@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { readNewLines, type Cursor } from '../follow.js';
+import { readNewLines } from '../follow.js';
 import { pathInfo } from '../fsinfo.js';
 import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
 import { lineTime, manufactureTime } from '../parse/timestamp.js';
@@ -10,7 +10,8 @@ import { checkResult, type CheckResult, type Finding } from '../types.js';
 import { guestStatePaths, type HealthGuest } from '../guests.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
-const cursorSchema = z.object({ ino: z.number(), offset: z.number() });
+/** `baseline`: the first read of this file's backlog is not finished (larger than one run's budget). */
+const cursorSchema = z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() });
 const eventSchema = z.object({ count: z.number(), lastAt: z.number(), lastLine: z.string() });
 const guestSchema = z.object({
   name: z.string(),
@@ -166,10 +167,11 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
     ] as const) {
       input.signal?.throwIfAborted();
       const full = path.join(dir, file);
-      let cursor: Cursor | undefined = store.files[full];
+      let cursor: Store['files'][string] | undefined = store.files[full];
       // No cursor (first start, lost store, a guest new to the agent): the file's backlog is old.
       // Its lines count (the baseline) but only those that carry their own time can be recent.
-      const firstRead = cursor === undefined;
+      // A backlog over the byte budget stays baseline until its first read has caught up.
+      const firstRead = cursor === undefined || cursor.baseline === true;
       const untimed = firstRead ? null : now;
       let block: Block | null = null;
       // One bounded read per file and run; a backlog larger than the budget is read over several runs.
@@ -183,7 +185,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
         res = null;
       }
       if (res) {
-        cursor = res.cursor;
+        cursor = firstRead && res.more ? { ...res.cursor, baseline: true } : res.cursor;
         for (const line of res.lines) {
           const c = classifyLogLine(line);
           if (isSwtpm) {

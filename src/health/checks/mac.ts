@@ -26,7 +26,8 @@ import type { HostPathResolver } from '../../util/hostpath.js';
 
 const storeSchema = z.object({
   version: z.literal(1),
-  files: z.record(z.string(), z.object({ ino: z.number(), offset: z.number() })),
+  /** `baseline`: the first read of this log's backlog is not finished (larger than one run's budget). */
+  files: z.record(z.string(), z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() })),
   totals: z.object({ apparmor: z.number(), selinux: z.number() }),
   recent: z.array(z.object({ mac: z.enum(['apparmor', 'selinux']), at: z.number(), line: z.string() })),
 });
@@ -75,14 +76,15 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
     // larger than that is read over several runs, not parsed all at once on the event loop.
     // No cursor (first start, lost store): the backlog is old. Denials count (the baseline), but
     // only those with their own time (audit(…) stamp) can be recent; others are not "now".
-    const untimed = store.files[log] === undefined ? null : now;
+    const firstRead = store.files[log] === undefined || store.files[log]!.baseline === true;
+    const untimed = firstRead ? null : now;
     let res;
     try {
       res = await readNewLines(input.hostPath(log), store.files[log], input.maxBytesPerFile);
     } catch {
       continue; // missing log file: that MAC (or that log) is not in use here
     }
-    store.files[log] = res.cursor;
+    store.files[log] = firstRead && res.more ? { ...res.cursor, baseline: true } : res.cursor;
     for (const line of res.lines) {
       const aa = parseAppArmorDenial(line);
       if (aa && isSwtpmAppArmorDenial(aa)) {
