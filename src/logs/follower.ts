@@ -84,7 +84,20 @@ export interface FollowerOptions {
    * position, or the daemon would never count the lines the check read.
    */
   readOnly?: boolean;
+  /** Restart delays of a journalctl that keeps ending (tests shorten them). */
+  journalBackoff?: Partial<JournalBackoff>;
 }
+
+export interface JournalBackoff {
+  /** First delay; doubles per failed restart up to `maxMs`. */
+  minMs: number;
+  maxMs: number;
+  /** A child that lived this long was healthy: the next failure starts from `minMs` again. */
+  resetAfterMs: number;
+  random: () => number;
+}
+
+const JOURNAL_BACKOFF: JournalBackoff = { minMs: 5000, maxMs: 300_000, resetAfterMs: 60_000, random: Math.random };
 
 interface CriTrack {
   tail: FileTail;
@@ -122,6 +135,12 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   private journalCursor: string | null = null;
   private journalRestart: NodeJS.Timeout | null = null;
   private journalFromEnd = false;
+  private readonly journalBackoff: JournalBackoff;
+  /** The next restart delay before jitter (the backoff step). */
+  private journalStep: number;
+  /** The step a restart was last logged at (one warning per step, not per restart). */
+  private journalLoggedStep: number | null = null;
+  private journalStartedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private dirty = false;
@@ -133,6 +152,8 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
     super();
     this.config = options.config;
     this.log = options.log;
+    this.journalBackoff = { ...JOURNAL_BACKOFF, ...options.journalBackoff };
+    this.journalStep = this.journalBackoff.minMs;
   }
 
   get incidents(): IncidentTracker {
@@ -334,6 +355,7 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
         : this.options.hostPath('/') === '/'
           ? null
           : this.options.hostPath('/var/log/journal');
+    this.journalStartedAt = Date.now();
     this.journal = new JournalFollower({
       journalctl: this.config.journalctlPath,
       unit: this.config.unit,
@@ -364,8 +386,27 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
           this.journalFromEnd = true;
         }
         this.stats.lastError = { code: 'VTPM_ERR_LOG_READ', message: `journalctl exited (code ${code}, signal ${signal}): ${stderr.slice(0, 500)}` };
-        this.log.warn({ code, signal, stderr: stderr.slice(0, 500) }, 'journalctl ended; restarting it');
-        this.journalRestart = setTimeout(() => this.startJournal(), badCursor ? 0 : 5000);
+        // A missing or broken journalctl ends at once, every time: back off exponentially (with
+        // jitter, up to maxMs), from the start again once a child has lived a while.
+        const b = this.journalBackoff;
+        if (Date.now() - this.journalStartedAt >= b.resetAfterMs) {
+          this.journalStep = b.minMs;
+          this.journalLoggedStep = null;
+        }
+        let delay = 0;
+        if (!badCursor) {
+          const step = this.journalStep;
+          this.journalStep = Math.min(b.maxMs, step * 2);
+          delay = Math.round(step / 2 + (b.random() * step) / 2);
+          const detail = { code, signal, stderr: stderr.slice(0, 500), retryInMs: delay };
+          if (this.journalLoggedStep !== step) {
+            this.journalLoggedStep = step;
+            this.log.warn(detail, 'journalctl ended; restarting it');
+          } else {
+            this.log.debug(detail, 'journalctl ended again; restarting it');
+          }
+        }
+        this.journalRestart = setTimeout(() => this.startJournal(), delay);
         this.journalRestart.unref();
       },
     });

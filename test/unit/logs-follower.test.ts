@@ -84,3 +84,43 @@ t.test('invalid saved positions are dropped to startAt: the counts stay, nothing
   await resumed.stop();
   t.equal(resumed.incidents.totals.forbidden, 2);
 });
+
+function journalFollower(t: { teardown(fn: () => unknown): void }, backoff: { minMs: number; maxMs: number; resetAfterMs: number }) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpm-follower-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: { level: number; msg: string; retryInMs?: number }[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const f = new NovaLogFollower({
+    config: configSchema.parse({ novaLog: { source: 'journald', journalctlPath: path.join(dir, 'no-such-journalctl'), journalDirectory: dir } }).novaLog,
+    stateFile: path.join(dir, 'nova-log.json'),
+    hostPath: hostPathResolver('/'),
+    log,
+    journalBackoff: { ...backoff, random: () => 1 },
+  });
+  t.teardown(() => f.stop());
+  const warnings = () => lines.filter((l) => l.level === 40 && /journalctl ended/.test(l.msg));
+  const restarts = () => lines.filter((l) => /journalctl ended/.test(l.msg));
+  return { f, warnings, restarts };
+}
+
+t.test('a missing journalctl is restarted with exponential backoff, one warning per step', async (t) => {
+  const { f, warnings, restarts } = journalFollower(t, { minMs: 20, maxMs: 160, resetAfterMs: 60_000 });
+  await f.start();
+  await new Promise((r) => setTimeout(r, 1200));
+  await f.stop();
+  // Delays 20, 40, 80, 160, 160, …: a handful of restarts in 1.2 s, not one every 20 ms.
+  const n = restarts().length;
+  t.ok(n >= 6 && n <= 12, `${n} restarts`);
+  t.same(restarts().slice(0, 5).map((l) => l.retryInMs), [20, 40, 80, 160, 160], 'doubling up to the cap (jitter at its top)');
+  t.equal(warnings().length, 4, 'one warning per backoff step, then quiet at the cap');
+  t.match(f.stats.lastError?.message, /journalctl exited/);
+});
+
+t.test('a child that lived long enough resets the backoff', async (t) => {
+  const { f, restarts } = journalFollower(t, { minMs: 20, maxMs: 160, resetAfterMs: 0 });
+  await f.start();
+  await new Promise((r) => setTimeout(r, 300));
+  await f.stop();
+  t.ok(restarts().length >= 3);
+  t.ok(restarts().every((l) => l.retryInMs === 20), 'every restart starts from the first step');
+});
