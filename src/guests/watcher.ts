@@ -160,6 +160,9 @@ export class GuestRestartWatcher implements AgentExtension {
 
   private armDeadline(): void {
     clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    // A refresh still in flight when stop() began must not leave a new timer behind.
+    if (this.stopping) return;
     const w = this.watch;
     if (!w || !w.guests.some((g) => g.status === 'pending')) return;
     const delay = Math.max(0, w.deadlineAt - Date.now()) + 50;
@@ -264,9 +267,14 @@ export class GuestRestartWatcher implements AgentExtension {
   }
 
   async stop(): Promise<void> {
+    // First, so nothing re-arms a timer or starts another refresh while stop waits for the one in flight.
+    this.stopping = true;
     clearInterval(this.snapshotTimer);
     clearInterval(this.resyncTimer);
     clearTimeout(this.deadlineTimer);
+    this.snapshotTimer = undefined;
+    this.resyncTimer = undefined;
+    this.deadlineTimer = undefined;
     const eventsStopped = this.events?.stop();
     // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
     await this.running?.catch(() => undefined);
@@ -279,7 +287,6 @@ export class GuestRestartWatcher implements AgentExtension {
         this.log?.warn({ err: toAgentError(err).toJSON() }, 'final guest snapshot skipped; the last periodic one stands');
       }
     }
-    this.stopping = true;
     await eventsStopped;
   }
 

@@ -185,3 +185,29 @@ t.test('watcher: the previous boot snapshot is never overwritten before the watc
   t.notMatch(watcher.status().summary, /error/, 'the initialise error clears once it succeeds');
   await watcher.stop();
 });
+
+t.test('watcher: a refresh in flight at stop decides, but leaves no deadline timer behind', async (t) => {
+  const dir = tempDir(t);
+  const stateDir = path.join(dir, 'state');
+  writeOldSnapshot(stateDir);
+  // virsh answers after 0.5 s, so stop() begins while the first refresh waits for it.
+  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0.5, withDomain: true }));
+  const watcher = new GuestRestartWatcher();
+  const internals = watcher as unknown as { deadlineTimer: NodeJS.Timeout | undefined };
+  const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timeouts();
+  let stopBegan = false;
+  const decided: string[] = [];
+  watcher.onTransitions = (transitions) => {
+    if (stopBegan) decided.push(...transitions.map((x) => `${x.name}:${x.outcome}`));
+  };
+  await watcher.start({ config, log, hostPath: (p) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), signal: new AbortController().signal });
+  t.ok(internals.deadlineTimer, 'a pending watch arms the deadline at start');
+  stopBegan = true;
+  await watcher.stop();
+  t.same(decided, ['instance-000000ee:gone'], 'the in-flight refresh finished during stop and changed the watch (one guest still pending)');
+  t.equal(internals.deadlineTimer, undefined, 'no deadline timer after stop');
+  t.equal(timeouts(), before, 'no timer of the watcher is left active');
+  const watch = JSON.parse(readFileSync(path.join(stateDir, 'guests', 'watch.json'), 'utf8'));
+  t.same(watch.guests.map((g: { status: string }) => g.status), ['pending', 'gone'], 'the decision was still saved');
+});
