@@ -124,3 +124,33 @@ t.test('a child that lived long enough resets the backoff', async (t) => {
   t.ok(restarts().length >= 3);
   t.ok(restarts().every((l) => l.retryInMs === 20), 'every restart starts from the first step');
 });
+
+t.test('CRI: an invalid saved position starts that log at startAt, not from 0', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpm-follower-cri-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'containers'));
+  mkdirSync(path.join(dir, 'pod', 'nova-compute'), { recursive: true });
+  const target = path.join(dir, 'pod', 'nova-compute', '0.log');
+  appendFileSync(target, `${new Date().toISOString()} stdout F ${failureLine().trimEnd()}\n`);
+  symlinkSync(target, path.join(dir, 'containers', `nova-compute-x_openstack_nova-compute-${'a'.repeat(64)}.log`));
+  const stateFile = path.join(dir, 'nova-log.json');
+  const follower = (startAt: 'end' | 'beginning') =>
+    new NovaLogFollower({
+      config: configSchema.parse({ novaLog: { source: 'cri', glob: path.join(dir, 'containers', 'nova-compute-*.log'), container: 'nova-compute', startAt, pollIntervalSeconds: 60 } }).novaLog,
+      stateFile,
+      hostPath: hostPathResolver('/'),
+      log: pino({ level: 'silent' }),
+      saveIntervalMs: 0,
+    });
+  const first = follower('beginning');
+  await first.start();
+  await first.stop();
+  t.equal(first.incidents.totals.forbidden, 1);
+  const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+  t.same(Object.keys(saved.cri), [target]);
+  writeFileSync(stateFile, JSON.stringify({ ...saved, cri: { [target]: { current: { ino: 'x' } } } }));
+  const again = follower('end');
+  await again.start();
+  await again.stop();
+  t.equal(again.incidents.totals.forbidden, 1, 'not counted twice');
+});
