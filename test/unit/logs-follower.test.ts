@@ -7,9 +7,14 @@ import { configSchema } from '../../src/config/schema.js';
 import { NovaLogFollower } from '../../src/logs/follower.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 
-function failureLine(n = 0): string {
-  const now = new Date().toISOString();
-  return `${now.slice(0, 10)} ${now.slice(11, 23)} 4242 ERROR castellan.key_manager.barbican_key_manager [None req-0000000${n}-1111-4222-8333-444444444444 - - - - - -] Error retrieving object: Forbidden: Secret payload retrieval attempt not allowed\n`;
+function failureLine(n = 0, at = new Date()): string {
+  const now = at.toISOString();
+  return `${now.slice(0, 10)} ${now.slice(11, 23)} ${4242 + n} ERROR castellan.key_manager.barbican_key_manager [None req-0000000${n}-1111-4222-8333-444444444444 - - - - - -] Error retrieving object: Forbidden: Secret payload retrieval attempt not allowed\n`;
+}
+
+/** Two failures a day apart: far outside the incident window, so reading them again would count them again. */
+function twoFailures(): string {
+  return failureLine(2, new Date(Date.now() - 86400_000)) + failureLine(3);
 }
 
 function setup(t: { teardown(fn: () => unknown): void }) {
@@ -63,18 +68,18 @@ t.test('an unreadable state file is left alone, never saved over, and reported',
 
 t.test('invalid saved positions are dropped to startAt: the counts stay, nothing is counted twice', async (t) => {
   const { logFile, stateFile, warnings, follower } = setup(t);
-  appendFileSync(logFile, failureLine());
+  appendFileSync(logFile, twoFailures());
   const firstRun = follower('beginning');
   await firstRun.start();
   await firstRun.stop();
-  t.equal(firstRun.incidents.totals.forbidden, 1);
+  t.equal(firstRun.incidents.totals.forbidden, 2);
   const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
   for (const bad of [{ current: 'garbage', previous: null }, { current: { dev: 1, ino: -4, offset: 'x', head: 'zz' }, previous: null }]) {
     writeFileSync(stateFile, JSON.stringify({ ...saved, file: bad }));
     const again = follower('end');
     await again.start();
     await again.stop();
-    t.equal(again.incidents.totals.forbidden, 1, `the saved count is kept and the log is not re-read from 0 (${JSON.stringify(bad)})`);
+    t.equal(again.incidents.totals.forbidden, 2, `the saved count is kept and the log is not re-read from 0 (${JSON.stringify(bad)})`);
   }
   t.ok(warnings.some((w) => /invalid saved nova-compute log positions dropped/.test(w)));
   // A valid position still resumes where it was: a new line counts once.
@@ -82,7 +87,7 @@ t.test('invalid saved positions are dropped to startAt: the counts stay, nothing
   const resumed = follower('end');
   await resumed.start();
   await resumed.stop();
-  t.equal(resumed.incidents.totals.forbidden, 2);
+  t.equal(resumed.incidents.totals.forbidden, 3);
 });
 
 function journalFollower(t: { teardown(fn: () => unknown): void }, backoff: { minMs: number; maxMs: number; resetAfterMs: number }) {
@@ -131,7 +136,7 @@ t.test('CRI: an invalid saved position starts that log at startAt, not from 0', 
   mkdirSync(path.join(dir, 'containers'));
   mkdirSync(path.join(dir, 'pod', 'nova-compute'), { recursive: true });
   const target = path.join(dir, 'pod', 'nova-compute', '0.log');
-  appendFileSync(target, `${new Date().toISOString()} stdout F ${failureLine().trimEnd()}\n`);
+  for (const line of twoFailures().trimEnd().split('\n')) appendFileSync(target, `${new Date().toISOString()} stdout F ${line}\n`);
   symlinkSync(target, path.join(dir, 'containers', `nova-compute-x_openstack_nova-compute-${'a'.repeat(64)}.log`));
   const stateFile = path.join(dir, 'nova-log.json');
   const follower = (startAt: 'end' | 'beginning') =>
@@ -145,12 +150,12 @@ t.test('CRI: an invalid saved position starts that log at startAt, not from 0', 
   const first = follower('beginning');
   await first.start();
   await first.stop();
-  t.equal(first.incidents.totals.forbidden, 1);
+  t.equal(first.incidents.totals.forbidden, 2);
   const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
   t.same(Object.keys(saved.cri), [target]);
   writeFileSync(stateFile, JSON.stringify({ ...saved, cri: { [target]: { current: { ino: 'x' } } } }));
   const again = follower('end');
   await again.start();
   await again.stop();
-  t.equal(again.incidents.totals.forbidden, 1, 'not counted twice');
+  t.equal(again.incidents.totals.forbidden, 2, 'not counted twice');
 });
