@@ -16,6 +16,7 @@ import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js
 import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type FailureContext, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 export const WATCH_FILE = 'watch.json';
@@ -235,7 +236,8 @@ export class GuestRestartWatcher implements AgentExtension {
     const out = new Map<string, string | null>();
     const ctx = this.ctx!;
     const names = new Map(inv.guests.map((g) => [g.uuid, g.name]));
-    const dir = ctx.hostPath(ctx.config.guests.swtpmLogDir);
+    // The swtpm logs live in libvirt's view (in Atmosphere: inside the libvirt container).
+    const dir = (await libvirtViewResolver(ctx.hostPath))(ctx.config.guests.swtpmLogDir);
     await Promise.all(
       watch.guests
         .filter((g) => g.status === 'pending' || (g.status === 'failed' && g.down))
@@ -338,7 +340,7 @@ export class GuestRestartWatcher implements AgentExtension {
       inventory = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, INVENTORY_TIMEOUT_MS, ctx.signal));
       if (watch && bootId && watch.bootId === bootId) {
         const evidence = new Map<string, string | null>();
-        const dir = ctx.hostPath(cfg.swtpmLogDir);
+        const dir = (await libvirtViewResolver(ctx.hostPath))(cfg.swtpmLogDir);
         for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
         watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
           classifyFailure(t, c, f, { external: externalReasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),

@@ -7,6 +7,7 @@ import { healthProbe } from '../health/probe.js';
 import { finding } from '../health/reasons.js';
 import { checkResult } from '../health/types.js';
 import type { BinariesProbeData } from './health-binaries.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 /** C5: per vTPM guest, the TPM state libvirt hands to swtpm. */
 export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
@@ -23,7 +24,7 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
         guests: [],
       };
     }
-    const res = await loadPrincipal(ctx.config.health, ctx.hostPath);
+    const res = await loadPrincipal(ctx.config.health, await libvirtViewResolver(ctx.hostPath));
     if (!res.principal) return { checks: [checkResult('guest-state', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')], guests: [] };
     const caps = results.get<BinariesProbeData>(HEALTH_PROBE_NAMES.binaries)?.data?.socketFeatures ?? null;
     const check = await checkGuestState({

@@ -3,6 +3,7 @@ import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { loadPrincipal } from '../health/principal.js';
 import { healthProbe } from '../health/probe.js';
 import { checkResult, type HealthProbeData } from '../health/types.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 /** C4: the swtpm local CA is usable by the swtpm principal (else every new vTPM guest fails). */
 export const healthLocalCaProbe = healthProbe<HealthProbeData>({
@@ -12,10 +13,10 @@ export const healthLocalCaProbe = healthProbe<HealthProbeData>({
   toggles: ['localca'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, ctx.hostPath);
+    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
     if (!res.principal) {
       return { checks: [checkResult('localca', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')] };
     }
-    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: ctx.hostPath })] };
+    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await libvirtViewResolver(ctx.hostPath) })] };
   },
 });

@@ -5,6 +5,7 @@ import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { healthProbe } from '../health/probe.js';
 import { finding } from '../health/reasons.js';
 import { checkResult, type CheckResult } from '../health/types.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 /** C10: failure lines in each vTPM guest's swtpm and QEMU logs, and TPM reset detection. */
 export const healthLogsProbe = healthProbe<LogsProbeData>({
@@ -29,7 +30,8 @@ export const healthLogsProbe = healthProbe<LogsProbeData>({
       swtpmLogDir: h.swtpmLogDir,
       qemuLogDir: h.qemuLogDir,
       agentStateDir: ctx.config.stateDir,
-      hostPath: ctx.hostPath,
+      // Logs and state as libvirtd sees them (in Atmosphere /var/log/swtpm is inside its container).
+      hostPath: await libvirtViewResolver(ctx.hostPath),
       maxBytesPerFile: h.logMaxBytesPerRun,
       windowSeconds: h.logFailureWindowSeconds,
       shrinkRatio: h.stateShrinkRatio,

@@ -4,6 +4,7 @@ import { loadNovaSettings } from '../health/nova-conf.js';
 import { loadPrincipal } from '../health/principal.js';
 import { healthProbe } from '../health/probe.js';
 import type { HealthProbeData } from '../health/types.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 /** C3: libvirt's effective swtpm principal against Nova's. */
 export const healthPrincipalProbe = healthProbe<HealthProbeData>({
@@ -13,7 +14,7 @@ export const healthPrincipalProbe = healthProbe<HealthProbeData>({
   toggles: ['principal'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, ctx.hostPath);
+    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
     const nova = await loadNovaSettings(h, ctx.hostPath);
     return { checks: [evaluatePrincipal(res, res.accounts, nova, h.qemuConf)] };
   },

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { AgentError } from '../errors.js';
 import type { HostPathResolver } from '../util/hostpath.js';
+import { libvirtViewResolver } from '../util/container-paths.js';
 
 export type RunAs = 'auto' | 'swtpm-user' | 'self';
 
@@ -80,9 +81,12 @@ export async function resolvePrincipal(
       details: { uid },
     });
   }
+  // The uid/gid libvirt would run swtpm as: looked up where libvirtd lives (in Atmosphere the
+  // swtpm user exists only in the libvirt container).
+  const libvirtView = await libvirtViewResolver(hostPath);
   const [u, g] = await Promise.all([
-    lookup(hostPath('/etc/passwd'), names.user, 'user'),
-    lookup(hostPath('/etc/group'), names.group, 'group'),
+    lookup(libvirtView('/etc/passwd'), names.user, 'user'),
+    lookup(libvirtView('/etc/group'), names.group, 'group'),
   ]);
   return { user: names.user, group: names.group, uid: u, gid: g };
 }

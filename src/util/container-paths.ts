@@ -208,3 +208,15 @@ export async function libvirtViewPath(libvirtPath: string, hostPath: HostPathRes
   const resolved = await resolveLibvirtPath(libvirtPath, daemon, hostPath);
   return resolved.resolved ?? hostPath(libvirtPath);
 }
+
+/**
+ * A resolver for paths as libvirtd sees them (its swtpm logs, local CA, secrets, swtpm_setup
+ * configuration): through `/proc/<pid>/root` when libvirtd runs in a container — Atmosphere does
+ * not share those directories with the host — else on the host root. libvirtd is located once,
+ * per call of this function (once per probe run).
+ */
+export async function libvirtViewResolver(hostPath: HostPathResolver, daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): Promise<HostPathResolver> {
+  const daemon = await locateLibvirtd({ hostPath, daemonNames }).catch(() => null);
+  if (daemon?.placement !== 'container') return hostPath;
+  return (libvirtPath: string) => path.join(daemon.root, path.resolve('/', libvirtPath));
+}

@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -162,4 +162,21 @@ t.test('root without CAP_SYS_PTRACE (a container with capabilities dropped): lib
   t.match(out.missing, { reachable: false, resolved: null, reason: 'PROC_ROOT_DENIED' });
   // Where libvirtd runs is unknown, but a path present on the host is still read there, with the reason kept.
   t.match(out.present, { reachable: true, via: 'host', resolved: '/etc', detail: /read from the host; .*EACCES/ });
+});
+
+t.test('libvirt-view resolver: container paths through /proc/<pid>/root, host paths otherwise', async (t) => {
+  const { libvirtViewResolver } = await import('../../src/util/container-paths.js');
+  const cfs = containerFs('v1', ['etc']);
+  writeFileSync(path.join(cfs, 'etc/passwd'), 'swtpm:x:107:113::/var/lib/swtpm:/usr/sbin/nologin\n');
+  const inPod = hostTree('v1', [
+    { pid: 1, comm: 'systemd', root: 'host' },
+    { pid: 4243, comm: 'libvirtd', root: cfs },
+  ]);
+  const view = await libvirtViewResolver(hostPathResolver(inPod), DAEMONS);
+  t.equal(view('/etc/passwd'), path.join(inPod, 'proc/4243/root/etc/passwd'));
+  t.match(readFileSync(view('/etc/passwd'), 'utf8'), /^swtpm:x:107/, 'the swtpm user of the libvirt container');
+  const onHost = hostTree('v2', [{ pid: 1, comm: 'systemd', root: 'host' }, { pid: 901, comm: 'libvirtd', root: 'host' }]);
+  t.equal((await libvirtViewResolver(hostPathResolver(onHost), DAEMONS))('/etc/passwd'), path.join(onHost, 'etc/passwd'));
+  const none = hostTree('v3', [{ pid: 1, comm: 'systemd', root: 'host' }]);
+  t.equal((await libvirtViewResolver(hostPathResolver(none), DAEMONS))('/var/log/swtpm'), path.join(none, 'var/log/swtpm'), 'no libvirtd visible: host path');
 });
