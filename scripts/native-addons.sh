@@ -10,6 +10,8 @@ prefix=$(cd "$(dirname "$node_bin")/.." && pwd)
 if [ -d "$prefix/include/node" ]; then nodedir=$prefix; else nodedir=$(npm config get nodedir); fi
 gyp=$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
 [ -f "$gyp" ] || gyp=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
-(cd node_modules/unix-dgram && "$node_bin" "$gyp" rebuild --nodedir="$nodedir" >/dev/null 2>&1) || {
+# Under `npm test`, npm exports npm_config_nodedir (the machine's), which node-gyp prefers over
+# --nodedir: set it to the headers of the Node being built for.
+(cd node_modules/unix-dgram && npm_config_nodedir="$nodedir" "$node_bin" "$gyp" rebuild --nodedir="$nodedir" >/dev/null 2>&1) || {
   echo "could not rebuild unix-dgram for $("$node_bin" --version)" >&2; exit 1; }
 "$node_bin" -e "require('unix-dgram')" 
