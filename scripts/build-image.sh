@@ -189,6 +189,11 @@ build_image() {
     --build-arg "VERSION=$VERSION" \
     --build-arg "REVISION=$REVISION" \
     --build-arg "CREATED=$CREATED" \
+    `# Also as --label: buildah's layer cache can reuse a LABEL layer whose ARG values changed,` \
+    `# which left the revision of an earlier commit on the image.` \
+    --label "org.opencontainers.image.version=$VERSION" \
+    --label "org.opencontainers.image.revision=$REVISION" \
+    --label "org.opencontainers.image.created=$CREATED" \
     -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >"$CACHE/build.log" 2>&1
 }
 timed image-build build_image || { tail -40 "$CACHE/build.log" >&2; die "buildah bud failed (full log: $CACHE/build.log)"; }
