@@ -14,7 +14,7 @@ import type { Principal } from './principal.js';
 import { TpmResponseError } from './rc.js';
 import * as tpm12 from './tpm12.js';
 import * as tpm2 from './tpm2.js';
-import type { CheckLevel, EmulationCheckResult, StepTiming } from './types.js';
+import { pendingResult, type CheckLevel, type EmulationCheckResult, type StepTiming } from './types.js';
 
 export interface CheckEnvironment {
   swtpmPath: string;
@@ -72,23 +72,7 @@ export async function runCheck(version: TpmVersion, level: CheckLevel, env: Chec
   else env.signal.addEventListener('abort', onOuterAbort, { once: true });
   const signal = controller.signal;
   const steps: StepTiming[] = [];
-  const result: EmulationCheckResult = {
-    version,
-    level,
-    ok: false,
-    failedStep: null,
-    message: null,
-    errorCode: null,
-    rc: null,
-    rcName: null,
-    durationSeconds: 0,
-    manufacturer: null,
-    firmwareVersion: null,
-    specRevision: null,
-    steps,
-    startedAt,
-    lastSuccessAt: null,
-  };
+  const result: EmulationCheckResult = pendingResult(version, level, startedAt, steps);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const s0 = performance.now();
     try {

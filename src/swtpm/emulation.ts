@@ -12,7 +12,7 @@ import type { EmulationOutcome, TpmVersion } from '../verdict.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
 import { resolvePrincipal, type Principal } from './principal.js';
-import type { CheckLevel, EmulationCheckResult, EmulationData } from './types.js';
+import { pendingResult, type CheckLevel, type EmulationCheckResult, type EmulationData } from './types.js';
 
 export interface EmulationRunOptions {
   config: AgentConfig;
@@ -42,23 +42,7 @@ export function plannedChecks(config: AgentConfig): Array<{ version: TpmVersion;
 }
 
 function notRun(version: TpmVersion, level: CheckLevel, step: string, message: string, errorCode: string): EmulationCheckResult {
-  return {
-    version,
-    level,
-    ok: false,
-    failedStep: step,
-    message,
-    errorCode,
-    rc: null,
-    rcName: null,
-    durationSeconds: 0,
-    manufacturer: null,
-    firmwareVersion: null,
-    specRevision: null,
-    steps: [],
-    startedAt: Date.now(),
-    lastSuccessAt: null,
-  };
+  return { ...pendingResult(version, level, Date.now()), failedStep: step, message, errorCode };
 }
 
 // Checks run one at a time in this process, whoever asks (scheduler or `check`).

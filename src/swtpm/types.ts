@@ -40,3 +40,24 @@ export interface EmulationData {
   tempBase: string;
   checks: EmulationCheckResult[];
 }
+
+/** A result that has not (yet) succeeded: the shape every check starts from and every early failure uses. */
+export function pendingResult(version: TpmVersion, level: CheckLevel, startedAt: number, steps: StepTiming[] = []): EmulationCheckResult {
+  return {
+    version,
+    level,
+    ok: false,
+    failedStep: null,
+    message: null,
+    errorCode: null,
+    rc: null,
+    rcName: null,
+    durationSeconds: 0,
+    manufacturer: null,
+    firmwareVersion: null,
+    specRevision: null,
+    steps,
+    startedAt,
+    lastSuccessAt: null,
+  };
+}
