@@ -13,11 +13,11 @@
  * ```
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseDomainCapabilities } from '../../src/libvirt/domcaps.js';
-import { computeVerdict, type HostFacts, type SwtpmFacts, type TpmVersion, type Verdict } from '../../src/verdict.js';
+import { computeVerdict, type TpmVersion, type Verdict } from '../../src/verdict.js';
+import { capturedDomcaps, hostFacts, swtpmFacts } from '../fixtures/debian12-facts.js';
 import { requireCommands } from './components.js';
 import { cachedTemplate, freePort, PYTHON, sqliteWal, startProcess, waitForHttp, type Keystone, type ManagedProcess } from './keystone.js';
 
@@ -206,24 +206,6 @@ export async function startPlacement(ks: Keystone, options: PlacementOptions = {
 
 // ---- Verdicts for reconciler tests: real computeVerdict over captured libvirt output ----
 
-
-const capturedDomcaps = () => parseDomainCapabilities(readFileSync(new URL('../fixtures/captured-libvirt9.0-qemu7.2-q35.xml', import.meta.url), 'utf8'));
-const swtpmFacts = (): SwtpmFacts => ({
-  binaries: { swtpm: '/usr/bin/swtpm', swtpm_setup: '/usr/bin/swtpm_setup', swtpm_ioctl: '/usr/bin/swtpm_ioctl' },
-  setupFeatures: (JSON.parse(readFileSync(new URL('../fixtures/swtpm-setup-caps-0.7.1.json', import.meta.url), 'utf8')) as { features: string[] }).features,
-  socketFeatures: ['tpm-1.2', 'tpm-2.0'],
-  version: '0.7.1',
-  errors: [],
-});
-const hostFacts = (): HostFacts => ({
-  swtpmUser: { name: 'tss', exists: true, uid: 103 },
-  swtpmGroup: { name: 'tss', exists: true, gid: 110 },
-  stateDir: { path: '/var/lib/libvirt/swtpm', exists: true, owner: 'root:root', mode: '0711', problems: [] },
-  kvm: false,
-  libvirtVersion: '9.0.0',
-  qemuVersion: '7.2.22',
-  warnings: [],
-});
 
 /**
  * The Debian 12 host (libvirt 9.0, QEMU 7.2, swtpm 0.7.1) as computeVerdict sees it; `failing`

@@ -1,28 +1,13 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { parseDomainCapabilities } from '../../src/libvirt/domcaps.js';
+import { capturedDomcaps, hostFacts, swtpmFacts } from '../fixtures/debian12-facts.js';
 import { compareVersions, computeVerdict, expectedNovaTraits, type HostFacts, type SwtpmFacts } from '../../src/verdict.js';
 
-const captured = parseDomainCapabilities(readFileSync(new URL('../fixtures/captured-libvirt9.0-qemu7.2-q35.xml', import.meta.url), 'utf8'));
+const captured = capturedDomcaps();
 const fixture = (name: string) => parseDomainCapabilities(readFileSync(new URL(`../fixtures/libvirt-domcaps/${name}`, import.meta.url), 'utf8'));
-const setupCaps = JSON.parse(readFileSync(new URL('../fixtures/swtpm-setup-caps-0.7.1.json', import.meta.url), 'utf8')) as { features: string[] };
-
-const swtpm: SwtpmFacts = {
-  binaries: { swtpm: '/usr/bin/swtpm', swtpm_setup: '/usr/bin/swtpm_setup', swtpm_ioctl: '/usr/bin/swtpm_ioctl' },
-  setupFeatures: setupCaps.features,
-  socketFeatures: ['tpm-1.2', 'tpm-2.0'],
-  version: '0.7.1',
-  errors: [],
-};
-const host: HostFacts = {
-  swtpmUser: { name: 'tss', exists: true, uid: 103 },
-  swtpmGroup: { name: 'tss', exists: true, gid: 110 },
-  stateDir: { path: '/var/lib/libvirt/swtpm', exists: true, owner: 'root:root', mode: '0711', problems: [] },
-  kvm: false,
-  libvirtVersion: '9.0.0',
-  qemuVersion: '7.2.22',
-  warnings: [],
-};
+const swtpm = swtpmFacts();
+const host = hostFacts();
 const usable = (v: ReturnType<typeof computeVerdict>) => v.combinations.map((c) => `${c.version}/${c.model}=${c.usable}`);
 const codes = (v: ReturnType<typeof computeVerdict>, version: string, model: string) =>
   v.combinations.find((c) => c.version === version && c.model === model)!.reasons.map((r) => r.code);
