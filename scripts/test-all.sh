@@ -45,6 +45,15 @@ if ! bash scripts/setup-host.sh; then
   exit 1
 fi
 
+# A file the tests read but .gitignore keeps out of the repository passes here and fails on CI's
+# clean clone: no source, test or deploy file may be ignored.
+no_ignored_sources() {
+  git rev-parse --git-dir >/dev/null 2>&1 || return 0   # a tarball, not a clone: nothing to compare
+  local ignored
+  ignored=$(git ls-files --others --ignored --exclude-standard -- src test scripts deploy bench systemd docs)
+  [ -z "$ignored" ] || { echo "ignored by .gitignore but present (commit them or move them):"; echo "$ignored"; return 1; }
+}
+check "no git-ignored sources or fixtures" no_ignored_sources
 check "typecheck (tsc --noEmit)" npx tsc -p tsconfig.json --noEmit
 check "build (tsc)" npm run --silent build
 check "config.example.yaml current" npx tsx scripts/gen-config-example.ts --check
