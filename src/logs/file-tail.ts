@@ -1,6 +1,6 @@
-import { constants, type Stats } from 'node:fs';
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { openRegularOrNull as openRegular } from './open-regular.js';
 
 /**
  * Follows one log file by name, like `tail -F`, and hands complete lines to a sink with the
@@ -423,28 +423,6 @@ export class FileTail {
     f.pending = carry ? Buffer.from(buf.subarray(0, carry)) : undefined;
     return total;
   }
-}
-
-/**
- * Opens `name` for reading only if it is a regular file. O_NONBLOCK keeps the open of a FIFO (or
- * a device) from blocking until a writer appears; on a regular file it changes nothing. The type
- * is checked on the handle, so a name swapped between a stat and the open is caught too.
- */
-async function openRegular(name: string): Promise<{ handle: FileHandle; st: Stats } | null> {
-  let handle: FileHandle;
-  try {
-    handle = await open(name, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch {
-    return null;
-  }
-  try {
-    const st = await handle.stat();
-    if (st.isFile()) return { handle, st };
-  } catch {
-    // fall through: unusable
-  }
-  await handle.close().catch(() => {});
-  return null;
 }
 
 async function readHead(handle: FileHandle): Promise<Buffer> {

@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { z } from 'zod';
 import { scanLogs, LOG_STORE_FILE, type LogScanInput } from '../../src/health/checks/logs.js';
-import { readNewLines } from '../../src/health/follow.js';
+import { readNewLines } from '../../src/logs/read-since.js';
 import { loadJson, saveJson } from '../../src/health/store.js';
 import type { HealthGuest } from '../../src/health/guests.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -275,6 +276,11 @@ t.test('readNewLines: budget, overlong line, truncation', async (t) => {
   t.ok(r4.rotated);
   t.same(r4.lines, ['new']);
   await t.rejects(readNewLines(path.join(dir, 'missing'), undefined, 10), { code: 'ENOENT' });
+  // A FIFO at a log path (a mistake, or a hostile guest owner): refused at once, never blocked on.
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  await t.rejects(readNewLines(fifo, undefined, 10), { code: 'ENOTREG' });
+  await t.rejects(readNewLines(dir, undefined, 10), { code: 'ENOTREG' }, 'a directory is not a log either');
 });
 
 t.test('undefined and redefined with the same UUID (Nova hard reboot before bug 2118888): still a reset', async (t) => {

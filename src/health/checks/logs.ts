@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { readNewLines } from '../follow.js';
+import { readNewLines } from '../../logs/read-since.js';
 import { pathInfo } from '../fsinfo.js';
 import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
 import { lineTime, manufactureTime } from '../parse/timestamp.js';

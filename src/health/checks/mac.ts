@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { readNewLines } from '../follow.js';
+import { readNewLines } from '../../logs/read-since.js';
 import { readText } from '../fsinfo.js';
 import {
   isSwtpmAppArmorDenial,
