@@ -5,16 +5,18 @@ import { runCheck } from './check.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
 import { runReconcileOnce } from './placement/extension.js';
-import { renderReport, renderSection } from './report.js';
+import { renderReport, renderSection, sectionsNeedingAttention } from './report.js';
 import { buildInfo } from './version.js';
 
 /** Exit codes: check → 0 usable, 1 none usable, 2 the check itself failed; 78 = EX_CONFIG. */
-export const EXIT = { OK: 0, NONE_USABLE: 1, CHECK_FAILED: 2, USAGE: 64, CONFIG: 78 } as const;
+export const EXIT = { OK: 0, NONE_USABLE: 1, CHECK_FAILED: 2, NEEDS_ATTENTION: 3, USAGE: 64, CONFIG: 78 } as const;
 
 const USAGE = `Usage: vtpm-agent <command> [options]
 
 Commands:
   check [--json]     check this host once: which TPM version × model really works, and why not
+                     (exit 0 usable, 1 none usable, 2 the check could not run, 3 usable but a
+                     section needs attention: a failed health check, a guest at risk, drift)
   serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
   reconcile --once [--dry-run] [--json]
                      check this host, then reconcile its Placement traits once (exit 0 consistent,
@@ -105,7 +107,9 @@ export async function main(argv: string[]): Promise<number> {
       const report = await runCheck({ config, log });
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
       if (!report.verdict) return EXIT.CHECK_FAILED;
-      return report.verdict.anyUsable ? EXIT.OK : EXIT.NONE_USABLE;
+      if (!report.verdict.anyUsable) return EXIT.NONE_USABLE;
+      // Usable, but something an operator should look at (scripts and cron see it too).
+      return sectionsNeedingAttention(report).length ? EXIT.NEEDS_ATTENTION : EXIT.OK;
     } catch (err) {
       process.stderr.write(`vtpm-agent: the check could not run: ${(err as Error).stack ?? String(err)}\n`);
       return EXIT.CHECK_FAILED;

@@ -62,6 +62,11 @@ export function renderSection(section: CheckSection): string {
   return lines.join('\n');
 }
 
+/** Sections that report a problem (a failed health check, a guest at risk or down, Placement drift, …). */
+export function sectionsNeedingAttention(report: HostReport): string[] {
+  return report.sections.filter((s) => s.ok === false).map((s) => s.name);
+}
+
 /** The human-readable form of the report. */
 export function renderReport(report: HostReport): string {
   const out: string[] = [];
@@ -93,6 +98,9 @@ export function renderReport(report: HostReport): string {
     out.push(renderSection(section));
   }
   out.push('');
-  out.push(v?.anyUsable ? 'Result: vTPM usable on this host' : 'Result: no vTPM configuration is usable on this host');
+  const attention = sectionsNeedingAttention(report);
+  if (!v?.anyUsable) out.push('Result: no vTPM configuration is usable on this host');
+  else if (attention.length) out.push(`Result: vTPM usable on this host, but ${attention.length} section(s) need attention: ${attention.join(', ')}`);
+  else out.push('Result: vTPM usable on this host');
   return out.join('\n');
 }

@@ -47,6 +47,7 @@ t.test('principal mismatch: exactly C3 turns red, with reason and remedy', async
   writeFileSync(nova, '[libvirt]\nvirt_type = qemu\nswtpm_enabled = true\nswtpm_user = root\nswtpm_group = root\n');
   const r = await runCli(['check', '--json', '--set', `stateDir=${tmp}/state2`, '--set', `health.novaConf=[${nova}]`], { env, timeoutMs: 180_000 });
   t.equal(r.stderr.includes('could not run'), false, r.stderr.slice(0, 300));
+  t.equal(r.code, 3, 'exit 3: vTPM usable, but a section needs attention');
   const report = JSON.parse(r.stdout) as HostReport;
   const checks = healthChecks(report);
   const principal = checks.find((c) => c.check === 'principal')!;
@@ -56,4 +57,5 @@ t.test('principal mismatch: exactly C3 turns red, with reason and remedy', async
   const nc = checks.find((c) => c.check === 'nova-config')!;
   t.equal(nc.status, 'pass', `nova.conf is read now and agrees with the real domain capabilities: ${JSON.stringify(nc.findings)}`);
   t.match(renderReport(report), /C3 principal\s+fail\s+VTPM_HEALTH_PRINCIPAL_MISMATCH/);
+  t.match(renderReport(report), /Result: vTPM usable on this host, but \d+ section\(s\) need attention: .*Health: swtpm principal/);
 });
