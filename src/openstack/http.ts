@@ -4,9 +4,15 @@
  * cap. Returns raw text; callers parse JSON at the edge.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, Dispatcher } from 'undici';
 import { AgentError } from '../errors.js';
 import { OpenStackError } from './errors.js';
+
+// undici is loaded on first use: a host without OpenStack credentials never speaks HTTP to it,
+// and the module graph is ~10 MiB of the agent's resident memory.
+let undiciModule: typeof import('undici') | undefined;
+const undici = (): typeof import('undici') => (undiciModule ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
 
 export interface TransportOptions {
   cacert: string | null;
@@ -25,7 +31,7 @@ export function createDispatcher(options: TransportOptions): Agent {
       });
     }
   }
-  return new Agent({
+  return new (undici().Agent)({
     connect: { timeout: options.timeoutMs, rejectUnauthorized: options.verify, ...(ca ? { ca } : {}) },
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
@@ -99,7 +105,7 @@ export async function sendRaw(dispatcher: Dispatcher, req: RawRequest): Promise<
   };
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(req.url, {
+    res = await undici().request(req.url, {
       dispatcher,
       method: req.method as Dispatcher.HttpMethod,
       headers: req.headers,
