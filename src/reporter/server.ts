@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { ExpositionCache } from './exposition-cache.js';
+import { acceptsGzip, type ExpositionCache } from './exposition-cache.js';
 
 export interface ServerSources {
   metrics: ExpositionCache;
@@ -14,9 +14,11 @@ export interface ServerSources {
 /** /metrics, /healthz, /readyz, /status — every handler reads memory only. */
 export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
-  app.get('/metrics', async (_req, reply) => {
-    const body = await sources.metrics.get();
-    return reply.header('content-type', sources.metrics.contentType).send(body);
+  app.get('/metrics', async (req, reply) => {
+    const exposition = await sources.metrics.get();
+    reply.header('content-type', sources.metrics.contentType).header('vary', 'accept-encoding');
+    if (acceptsGzip(req.headers['accept-encoding'])) return reply.header('content-encoding', 'gzip').send(await exposition.gzipped());
+    return reply.send(exposition.body);
   });
   app.get('/healthz', async (_req, reply) => {
     const { ok, detail } = sources.live();

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -45,6 +47,29 @@ t.test('serves /healthz at once, /readyz after the first cycle, /metrics that pr
   t.match(metrics.text, /vtpm_agent_process_resident_memory_bytes \d+/);
   const status = JSON.parse((await get(`${running.url}/status`)).text);
   t.equal(status.verdict.anyUsable, true);
+
+  // Prometheus asks for gzip; curl and autocannon do not. Both get the same exposition.
+  const raw = async (acceptEncoding?: string) =>
+    new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const req = httpGet(`${running.url}/metrics`, { headers: acceptEncoding ? { 'accept-encoding': acceptEncoding } : {}, timeout: 10_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+  const gz = await raw('gzip, deflate');
+  const plain = await raw();
+  const refused = await raw('gzip;q=0, identity');
+  t.equal(gz.headers['content-encoding'], 'gzip');
+  t.equal(gz.headers.vary, 'accept-encoding');
+  t.equal(plain.headers['content-encoding'], undefined, 'identity without Accept-Encoding');
+  t.equal(refused.headers['content-encoding'], undefined, 'gzip;q=0 is a refusal');
+  const unzipped = gunzipSync(gz.body).toString('utf8');
+  t.ok(gz.body.length < plain.body.length / 3, `gzip is much smaller (${gz.body.length} of ${plain.body.length} bytes)`);
+  const families = (text: string) => text.split('\n').filter((l) => l.startsWith('# TYPE ')).sort();
+  t.same(families(unzipped), families(plain.body.toString('utf8')), 'the same metric families either way');
 });
 
 t.test('the full agent (every probe and extension) exposes metrics that promtool accepts', async (t) => {
