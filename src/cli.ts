@@ -14,9 +14,11 @@ export const EXIT = { OK: 0, NONE_USABLE: 1, CHECK_FAILED: 2, NEEDS_ATTENTION: 3
 const USAGE = `Usage: vtpm-agent <command> [options]
 
 Commands:
-  check [--json]     check this host once: which TPM version × model really works, and why not
-                     (exit 0 usable, 1 none usable, 2 the check could not run, 3 usable but a
-                     section needs attention: a failed health check, a guest at risk, drift)
+  check [--json] [--strict]
+                     check this host once: which TPM version × model really works, and why not
+                     (exit 0 usable, 1 none usable, 2 the check could not run; with --strict,
+                     3 when usable but a section needs attention: a failed health check, a
+                     guest at risk, drift)
   serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
   reconcile --once [--dry-run] [--json]
                      check this host, then reconcile its Placement traits once (exit 0 consistent,
@@ -30,6 +32,7 @@ Options:
   --json             (check, reconcile) print JSON instead of the table
   --once             (reconcile) one pass, then exit
   --dry-run          (reconcile) show what would change in Placement, write nothing
+  --strict           (check) exit 3 when vTPM is usable but a section needs attention
   -h, --help         this help
 `;
 
@@ -46,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         once: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
+        strict: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -108,8 +112,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
       if (!report.verdict) return EXIT.CHECK_FAILED;
       if (!report.verdict.anyUsable) return EXIT.NONE_USABLE;
-      // Usable, but something an operator should look at (scripts and cron see it too).
-      return sectionsNeedingAttention(report).length ? EXIT.NEEDS_ATTENTION : EXIT.OK;
+      // Usable, but something an operator should look at: opt-in, so the 0/1/2 contract holds.
+      return values.strict && sectionsNeedingAttention(report).length ? EXIT.NEEDS_ATTENTION : EXIT.OK;
     } catch (err) {
       process.stderr.write(`vtpm-agent: the check could not run: ${(err as Error).stack ?? String(err)}\n`);
       return EXIT.CHECK_FAILED;

@@ -47,7 +47,7 @@ t.test('principal mismatch: exactly C3 turns red, with reason and remedy', async
   writeFileSync(nova, '[libvirt]\nvirt_type = qemu\nswtpm_enabled = true\nswtpm_user = root\nswtpm_group = root\n');
   const r = await runCli(['check', '--json', '--set', `stateDir=${tmp}/state2`, '--set', `health.novaConf=[${nova}]`], { env, timeoutMs: 180_000 });
   t.equal(r.stderr.includes('could not run'), false, r.stderr.slice(0, 300));
-  t.equal(r.code, 3, 'exit 3: vTPM usable, but a section needs attention');
+  t.equal(r.code, 0, 'exit 0: vTPM is usable (the 0/1/2 contract)');
   const report = JSON.parse(r.stdout) as HostReport;
   const checks = healthChecks(report);
   const principal = checks.find((c) => c.check === 'principal')!;
@@ -58,4 +58,7 @@ t.test('principal mismatch: exactly C3 turns red, with reason and remedy', async
   t.equal(nc.status, 'pass', `nova.conf is read now and agrees with the real domain capabilities: ${JSON.stringify(nc.findings)}`);
   t.match(renderReport(report), /C3 principal\s+fail\s+VTPM_HEALTH_PRINCIPAL_MISMATCH/);
   t.match(renderReport(report), /Result: vTPM usable on this host, but \d+ section\(s\) need attention: .*Health: swtpm principal/);
+  const strict = await runCli(['check', '--strict', '--set', `stateDir=${tmp}/state2`, '--set', `health.novaConf=[${nova}]`], { env, timeoutMs: 180_000 });
+  t.equal(strict.code, 3, 'with --strict: exit 3, usable but a section needs attention');
+  t.match(strict.stdout, /need attention: .*Health: swtpm principal/);
 });
