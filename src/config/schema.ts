@@ -1,5 +1,5 @@
-import cron from 'node-cron';
 import { z } from 'zod';
+import { cronExpression } from './cron.js';
 import { guestsConfigSchema } from '../guests/config.js';
 import { healthConfigSchema } from '../health/config.js';
 import { openstackConfigSchema } from '../openstack/config.js';
@@ -8,10 +8,6 @@ import { identityConfigSchema } from '../identity/config.js';
 import { novaLogConfigSchema } from '../logs/config.js';
 import { barbicanConfigSchema } from '../barbican/config.js';
 
-/** A node-cron expression (5 or 6 fields). Validated again by node-cron at schedule time. */
-const cronExpression = z
-  .string()
-  .refine((expr) => /^\S+( \S+){4,5}$/.test(expr) && cron.validate(expr), 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"');
 
 const positiveSeconds = z.number().positive().max(3600);
 

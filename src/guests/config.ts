@@ -1,11 +1,10 @@
 import { z } from 'zod';
+import { cronExpression } from '../config/cron.js';
 
 /** Section `guests` of the agent configuration: inventory probe and restart watcher. */
 export const guestsConfigSchema = z.strictObject({
   inventoryEnabled: z.boolean().default(true).describe('Inventory of vTPM guests (Nova metadata, secret mode) and the guests at risk of not restarting after a host reboot.'),
-  inventorySchedule: z
-    .string()
-    .regex(/^\S+( \S+){4,5}$/, 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"')
+  inventorySchedule: cronExpression
     .default('* * * * *')
     .describe('node-cron schedule of the inventory probe.'),
   watcherEnabled: z.boolean().default(true).describe('Follow vTPM guests across host reboots: snapshots, reboot detection, restart outcome with reasons.'),

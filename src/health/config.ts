@@ -1,7 +1,6 @@
 import { z } from 'zod';
+import { cronExpression as cron } from '../config/cron.js';
 
-/** A node-cron expression (5 or 6 fields); node-cron validates it again at schedule time. */
-const cron = z.string().regex(/^\S+( \S+){4,5}$/, 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"');
 const absolute = z.string().startsWith('/', 'must be an absolute path');
 
 /** Every host check can be turned off on its own (a site that knowingly differs keeps the rest). */

@@ -1,13 +1,11 @@
 import { z } from 'zod';
+import { cronExpression } from '../config/cron.js';
 
 /** Section `identity`: how the agent names this compute node the way Nova and Placement do. */
 export const identityConfigSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** node-cron schedule; the identity rarely changes, but the libvirt pod (and its pid) may. */
-  schedule: z
-    .string()
-    .regex(/^\S+( \S+){4,5}$/, 'must be a cron expression with 5 or 6 fields, e.g. "*/15 * * * *"')
-    .default('*/15 * * * *'),
+  schedule: cronExpression.default('*/15 * * * *'),
   /** Fixed Nova host name; null: nova.conf's `[DEFAULT] host`, else `hostname --fqdn` (as Atmosphere's nova-compute sets it). */
   novaHost: z.string().min(1).nullable().default(null),
   /** nova.conf read for `[DEFAULT] host` (under the host root); empty string: do not read it. */

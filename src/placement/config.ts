@@ -1,5 +1,5 @@
-import cron from 'node-cron';
 import { z } from 'zod';
+import { cronExpression } from '../config/cron.js';
 
 /** Placement's trait grammar (os-traits / placement: `^[A-Z0-9_]+$`, at most 255 characters). */
 const customTrait = z.string().max(255).regex(/^CUSTOM_[A-Z0-9_]+$/, 'must be a custom trait: CUSTOM_ followed by A-Z, 0-9 or _');
@@ -24,9 +24,7 @@ export const placementConfigSchema = z
       .boolean()
       .default(false)
       .describe('Also publish <prefix>VERIFIED_TPM_<version>_<model> for each combination that passed the local checks (flavors may require them).'),
-    schedule: z
-      .string()
-      .refine((expr) => /^\S+( \S+){4,5}$/.test(expr) && cron.validate(expr), 'must be a cron expression with 5 or 6 fields, e.g. "*/5 * * * *"')
+    schedule: cronExpression
       .default('*/5 * * * *')
       .describe('node-cron schedule of the reconcile; it also runs when the capability verdict changes.'),
     providerName: z

@@ -50,6 +50,17 @@ t.test('unknown keys and bad values: every problem at once, each with its path',
   t.equal(err.issues.length, 5);
 });
 
+t.test('every cron setting is validated by node-cron itself: an out-of-range field is a config error, not a crash at start', async (t) => {
+  const keys = ['probes.schedule', 'emulation.schedule', 'guests.inventorySchedule', 'health.schedule', 'identity.schedule', 'placement.schedule'];
+  for (const key of keys) {
+    const err = (await loadConfig({ env: noEnv, overrides: [`${key}=99 * * * *`] }).catch((e: unknown) => e)) as ConfigError;
+    t.type(err, ConfigError, key);
+    t.match(err.message, new RegExp(`${key.replace('.', '\\.')}: must be a cron expression`), key);
+    const ok = await loadConfig({ env: noEnv, overrides: [`${key}=*/7 * * * *`] });
+    t.ok(ok.config, `${key}: a valid expression loads`);
+  }
+});
+
 t.test('invalid YAML, non-mapping, unreadable explicit file', async (t) => {
   await t.rejects(loadConfig({ path: file('y.yaml', 'a: [1,\n'), env: noEnv }), { code: 'VTPM_ERR_CONFIG_INVALID', message: /not valid YAML/ });
   await t.rejects(loadConfig({ path: file('l.yaml', '- 1\n- 2\n'), env: noEnv }), { message: /must be a mapping/ });
