@@ -4,22 +4,23 @@ import { cronExpression as cron } from '../config/cron.js';
 const absolute = z.string().startsWith('/', 'must be an absolute path');
 
 /** Every host check can be turned off on its own (a site that knowingly differs keeps the rest). */
+const toggle = (what: string) => z.boolean().default(true).describe(what);
 const checksSchema = z.strictObject({
-  binaries: z.boolean().default(true),
-  capabilities: z.boolean().default(true),
-  principal: z.boolean().default(true),
-  localca: z.boolean().default(true),
-  guestState: z.boolean().default(true),
-  orphans: z.boolean().default(true),
-  apparmor: z.boolean().default(true),
-  selinux: z.boolean().default(true),
-  crypto: z.boolean().default(true),
-  logs: z.boolean().default(true),
-  tpmReset: z.boolean().default(true),
-  nova: z.boolean().default(true),
-  secrets: z.boolean().default(true),
-  versions: z.boolean().default(true),
-  container: z.boolean().default(true),
+  binaries: toggle('C1: swtpm, swtpm_setup, swtpm_ioctl and the certificate tools on libvirt\'s PATH, under /usr.'),
+  capabilities: toggle('C2: swtpm and swtpm_setup capabilities encrypted vTPMs need (cmdarg-pwd-fd, cmdarg-pwdfile-fd, tpm-2.0).'),
+  principal: toggle('C3: the swtpm user/group of qemu.conf agree with nova.conf\'s swtpm_user/swtpm_group.'),
+  localca: toggle('C4: the swtpm local CA (/var/lib/swtpm-localca) usable by the swtpm principal.'),
+  guestState: toggle('C5: per-guest TPM state: present, owned by and reachable for the swtpm principal, not on shared storage, space left.'),
+  orphans: toggle('C6: swtpm processes, pid and socket files left by guests that are gone, holding their lock.'),
+  apparmor: toggle('C7: AppArmor denials for swtpm and paths missing from its profile.'),
+  selinux: toggle('C8: SELinux AVC denials for swtpm and mislabelled state files.'),
+  crypto: toggle('C9: FIPS mode and a system crypto policy that disables what swtpm and TPM 2.0 need.'),
+  logs: toggle('C10: known failure lines in swtpm and QEMU logs, per guest.'),
+  tpmReset: toggle('C10: TPM resets — a guest\'s vTPM re-manufactured or its state shrunk (BitLocker recovery).'),
+  nova: toggle('C11: nova.conf [libvirt] swtpm_enabled, virt_type and secret modes agree with this host and its guests.'),
+  secrets: toggle('C12: vTPM encryption secrets in libvirt: present for each guest that needs one, none orphaned.'),
+  versions: toggle('C13: libvirt, QEMU, swtpm, libtpms and OpenSSL versions, with the known version gates.'),
+  container: toggle('C14: containerised libvirt — its pid, root and the paths the agent must reach.'),
 });
 
 export const healthConfigSchema = z.strictObject({
