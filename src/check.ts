@@ -29,7 +29,8 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
   try {
     const probes = enabledProbes(options.probes ?? allProbes, config);
     const hostPath = hostPathResolver(config.hostRoot);
-    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal });
+    // The daemon owns the state files under stateDir: the check reads them and writes none.
+    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true });
     await scheduler.runCycle();
     state.completeCycle();
     const extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config) && e.checkOnce);

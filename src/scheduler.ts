@@ -15,6 +15,8 @@ export interface SchedulerOptions {
   env: NodeJS.ProcessEnv;
   state: HostState;
   signal: AbortSignal;
+  /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
+  readOnlyState?: boolean;
 }
 
 export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {

@@ -24,7 +24,7 @@ function stamp(now: number): string {
  * corrupt or foreign one is moved aside to `<file>.corrupt-<time>` and replaced by a fresh
  * document; a file that exists but cannot be read is reported and left alone (canSave false).
  */
-export async function loadJson<T>(file: string, schema: z.ZodType<T>, fresh: () => T, now = Date.now()): Promise<Loaded<T>> {
+export async function loadJson<T>(file: string, schema: z.ZodType<T>, fresh: () => T, now = Date.now(), options: { readOnly?: boolean } = {}): Promise<Loaded<T>> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -41,6 +41,7 @@ export async function loadJson<T>(file: string, schema: z.ZodType<T>, fresh: () 
   } catch {
     what = 'is not JSON';
   }
+  if (options.readOnly) return { value: fresh(), problem: `${file} ${what}; read as empty and left for the daemon to set aside`, canSave: false };
   const aside = `${file}.corrupt-${stamp(now)}`;
   try {
     await rename(file, aside);

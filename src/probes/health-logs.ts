@@ -36,6 +36,7 @@ export const healthLogsProbe = healthProbe<LogsProbeData>({
       windowSeconds: h.logFailureWindowSeconds,
       shrinkRatio: h.stateShrinkRatio,
       signal: ctx.signal,
+      readOnly: ctx.readOnlyState,
     });
     const checks: CheckResult[] = [];
     if (h.checks.logs) checks.push(out.logs);

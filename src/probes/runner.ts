@@ -12,6 +12,8 @@ export interface RunProbeOptions {
   results: ProbeResults;
   /** Agent-wide shutdown signal. */
   signal?: AbortSignal;
+  /** See ProbeContext.readOnlyState (one-shot check). */
+  readOnlyState?: boolean;
 }
 
 export function probeTimeoutMs(probe: Probe, config: AgentConfig): number {
@@ -79,6 +81,7 @@ async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (wor
             hostPath: options.hostPath,
             env: options.env,
             remainingMs: () => Math.max(0, deadline - performance.now()),
+            readOnlyState: options.readOnlyState === true,
           },
           options.results,
         ),

@@ -15,6 +15,11 @@ export interface ProbeContext {
   env: NodeJS.ProcessEnv;
   /** Milliseconds left before the probe's timeout; use it to size inner timeouts. */
   remainingMs(): number;
+  /**
+   * One-shot `check`: read the daemon's state files but never write, create or move them (the
+   * daemon owns them, and a check run as root must not leave root-owned copies behind).
+   */
+  readOnlyState: boolean;
 }
 
 /**

@@ -3,7 +3,7 @@
  * injected principal mismatch (temp nova.conf via --set) turns exactly the C3 check red, with
  * its reason and remedy in the report.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -37,6 +37,8 @@ t.test('healthy host: every health check passes or is not applicable', async (t)
     const own = c.findings.filter((f) => f.status !== 'pass' && !foreign(f.subject));
     t.same(own, [], `${c.check}: ${c.status}`);
   }
+  // The daemon owns stateDir: a check run (often as root) writes nothing there.
+  t.same(existsSync(`${tmp}/state`) ? readdirSync(`${tmp}/state`, { recursive: true }) : [], [], 'check wrote nothing under stateDir');
   const text = renderReport(report);
   t.match(text, /Health: swtpm local CA: C4 localca: pass/);
   t.match(text, /Health: AppArmor \/ SELinux: C7 apparmor: not-applicable; C8 selinux: not-applicable/);

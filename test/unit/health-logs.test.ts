@@ -304,3 +304,26 @@ t.test('undefined and redefined with the same UUID (Nova hard reboot before bug 
   const fresh = await scanLogs(s.input({ now: T0 + 10 * 86_400_000 + 1000 }));
   t.equal(fresh.guests[0]!.resets, 1, JSON.stringify(fresh.guests));
 });
+
+t.test('read-only (one-shot check): the daemon\'s store is read, never created, written or moved', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'captured-swtpm0.7.1-reset-and-lock.log'), s.swtpmLog);
+  writeFileSync(s.permall, Buffer.alloc(6155));
+  const storeFile = path.join(s.dirs.agent, LOG_STORE_FILE);
+  const first = await scanLogs(s.input({ readOnly: true }));
+  t.equal(first.guests[0]!.resets, 1, 'the check still finds what the logs say');
+  t.throws(() => readFileSync(storeFile), { code: 'ENOENT' }, 'no store created');
+  // The daemon's own run saves; a later check reads that store and leaves it byte for byte.
+  await scanLogs(s.input());
+  const saved = readFileSync(storeFile, 'utf8');
+  appendFileSync(s.swtpmLog, block());
+  const checked = await scanLogs(s.input({ readOnly: true }));
+  t.equal(checked.guests[0]!.resets, 2, 'new lines since the daemon\'s cursor are read');
+  t.equal(readFileSync(storeFile, 'utf8'), saved, 'store untouched');
+  // A corrupt store is the daemon's to set aside.
+  writeFileSync(storeFile, '{not json');
+  const corrupt = await scanLogs(s.input({ readOnly: true }));
+  t.match(corrupt.storeProblem, /left for the daemon/);
+  t.same(readdirSync(path.dirname(storeFile)), ['logs.json'], 'nothing moved aside');
+  t.equal(readFileSync(storeFile, 'utf8'), '{not json');
+});

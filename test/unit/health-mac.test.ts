@@ -116,3 +116,19 @@ t.test('scanDenials: a first-read backlog over the budget stays baseline until i
   t.equal(out.store.totals.selinux, 11);
   t.same(out.store.recent.map((r) => r.at), [now], 'after the baseline, a new undated denial is dated by its read');
 });
+
+t.test('scanDenials read-only (one-shot check): counts from the daemon\'s store, writes nothing', async (t) => {
+  const s = setup(t);
+  copyFileSync(path.join(fixtures, 'apparmor-kern.log'), s.kern);
+  copyFileSync(path.join(fixtures, 'selinux-audit.log'), s.audit);
+  const now = 1_764_324_500_000;
+  const alone = await scanDenials(s.input({ readOnly: true }), now);
+  t.ok(alone.store.totals.apparmor > 0 && alone.store.totals.selinux > 0, 'denials counted');
+  t.notOk(existsSync(s.store), 'no store created');
+  await scanDenials(s.input(), now);
+  const saved = readFileSync(s.store, 'utf8');
+  appendFileSync(s.kern, readFileSync(path.join(fixtures, 'apparmor-kern.log')));
+  const checked = await scanDenials(s.input({ readOnly: true }), now + 1000);
+  t.ok(checked.store.totals.apparmor > JSON.parse(saved).totals.apparmor, 'new lines past the daemon\'s cursor are counted');
+  t.equal(readFileSync(s.store, 'utf8'), saved, 'store untouched');
+});

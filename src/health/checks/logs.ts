@@ -58,6 +58,8 @@ export interface LogScanInput {
   now?: number;
   /** The probe's abort signal: after a timeout the scan stops between files and saves nothing. */
   signal?: AbortSignal;
+  /** One-shot check: read the store, never write or move it. */
+  readOnly?: boolean;
 }
 
 export interface GuestLogFact {
@@ -105,7 +107,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const now = input.now ?? Date.now();
   const { hostPath } = input;
   const storeFile = path.join(input.agentStateDir, LOG_STORE_FILE);
-  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }), now);
+  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }), now, { readOnly: input.readOnly });
   const store = loaded.value;
   const logFindings: Finding[] = [];
   const keptFiles: Store['files'] = {};
@@ -243,7 +245,7 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const next: Store = { version: 1, files: keptFiles, guests: keptGuests };
   let storeProblem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.
-  if (loaded.canSave) {
+  if (loaded.canSave && !input.readOnly) {
     try {
       await saveJson(storeFile, next);
     } catch (err) {

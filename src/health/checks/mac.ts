@@ -53,6 +53,8 @@ export interface MacInput {
   /** swtpm state, log and runtime dirs libvirt uses: the AppArmor profile must allow them, restorecon must find them clean. */
   swtpmPaths: string[];
   env?: NodeJS.ProcessEnv;
+  /** One-shot check: read the store, never write or move it. */
+  readOnly?: boolean;
 }
 
 export interface MacOutput {
@@ -68,7 +70,7 @@ export interface MacOutput {
  */
 export async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
   const file = path.join(input.agentStateDir, MAC_STORE_FILE);
-  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }), now);
+  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }), now, { readOnly: input.readOnly });
   const store = loaded.value;
   for (const log of input.logFiles) {
     input.signal?.throwIfAborted();
@@ -109,7 +111,7 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
     .slice(-50);
   let problem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.
-  if (loaded.canSave) {
+  if (loaded.canSave && !input.readOnly) {
     try {
       await saveJson(file, store);
     } catch (err) {
