@@ -5,7 +5,7 @@
  * With two cores or more, both servers run on CPU 0 and the load generator (this process) on
  * CPU 1, so the latency measured is the server's and not the load generator's competition.
  *
- *   npx tsx bench/metrics-http.ts [--duration 10] [--connections 50]
+ *   npx tsx bench/metrics-http.ts [--duration 10] [--connections 50] [--node-flags '--max-semi-space-size=1']
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,13 +17,61 @@ import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { freePort, repoRoot, waitFor } from '../test/harness/agent.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } });
+// The same V8 flags as the systemd unit by default: a small young generation keeps RSS down.
+const { values } = parseArgs({
+  options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, 'node-flags': { type: 'string', default: '--max-semi-space-size=1' } },
+});
+const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
 const duration = Number(values.duration);
 const connections = Number(values.connections);
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/**
+ * wrk (C, one thread) when installed: it keeps up with the agent, so the latency is the server's.
+ * autocannon (JavaScript) otherwise, and for fixed request counts.
+ */
+const haveWrk = (() => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    // wrk --version exits 1 after printing its version.
+    return (err as { status?: number }).status === 1;
+  }
+})();
+
+/** `1.23ms`, `850.00us`, `1.01s` → milliseconds. */
+function wrkMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+function wrkLoad(url: string, seconds: number) {
+  const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s', url], { encoding: 'utf8' });
+  const pct = (p: string) => wrkMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN),
+    p50: pct('50'),
+    p99: pct('99'),
+    errors: Number(errors ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((s, x) => s + Number(x), 0) : 0),
+  };
+}
+
+async function timedLoad(url: string, seconds: number) {
+  return haveWrk ? wrkLoad(url, seconds) : load(url, { duration: seconds });
 }
 
 async function load(url: string, opts: { duration?: number; amount?: number }) {
@@ -52,8 +100,7 @@ try {
   const agentPort = await freePort();
   const t0 = performance.now();
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
-  // The same V8 flags as the systemd unit: a small young generation keeps RSS down.
-  const agent = spawn(...pinned(process.execPath, ['--max-semi-space-size=1', path.join(repoRoot, 'dist/cli.js'), 'serve', '--set', `listen.port=${agentPort}`, '--set', 'listen.host=127.0.0.1', '--set', `stateDir=${tmp}`, '--set', 'logLevel=warn']), {
+  const agent = spawn(...pinned(process.execPath, [...nodeFlags, path.join(repoRoot, 'dist/cli.js'), 'serve', '--set', `listen.port=${agentPort}`, '--set', 'listen.host=127.0.0.1', '--set', `stateDir=${tmp}`, '--set', 'logLevel=warn']), {
     env: { ...process.env, VTPM_AGENT_CONFIG: '/dev/null' },
     stdio: 'ignore',
   });
@@ -84,9 +131,12 @@ try {
   await load(`${agentUrl}/metrics`, { amount: 10_000 });
   const rss10k = rssMiB(agent.pid!);
   // Warm both up, then measure each for the same duration.
-  await load(exporterUrl, { duration: 2 });
-  const a = await load(`${agentUrl}/metrics`, { duration });
-  const n = await load(exporterUrl, { duration });
+  await timedLoad(exporterUrl, 2);
+  const cpu0 = cpuSeconds(agent.pid!);
+  const a = await timedLoad(`${agentUrl}/metrics`, duration);
+  // Below ~100 % the agent waited for requests: the load generator, not the agent, was the limit.
+  const agentCpu = (cpuSeconds(agent.pid!) - cpu0) / duration;
+  const n = await timedLoad(exporterUrl, duration);
   const rssAfter = rssMiB(agent.pid!);
 
   const rows: Array<[string, string, string]> = [
@@ -94,6 +144,7 @@ try {
     ['/metrics body (bytes)', String(size), String(exporterSize)],
     ['/metrics body as Prometheus gets it, gzip (bytes)', String(gzipSize), '-'],
     [`throughput at ${connections} conns (req/s)`, a.rps.toFixed(0), n.rps.toFixed(0)],
+    ['agent CPU during the run (% of one core)', (agentCpu * 100).toFixed(0), '-'],
     ['latency p50 (ms)', a.p50.toFixed(2), n.p50.toFixed(2)],
     ['latency p99 (ms)', a.p99.toFixed(2), n.p99.toFixed(2)],
     ['errors + non-2xx', String(a.errors), String(n.errors)],
@@ -106,7 +157,7 @@ try {
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`\n/metrics benchmark (${duration} s per target, ${os.cpus().length} cores, Node ${process.version}; ${canPin ? 'servers pinned to CPU 0, load generator to CPU 1' : 'not pinned: servers and load generator share the CPUs'})`);
+  console.log(`\n/metrics benchmark (${duration} s per target, ${os.cpus().length} cores, Node ${process.version} ${nodeFlags.join(' ')}; ${canPin ? 'servers pinned to CPU 0, load generator to CPU 1' : 'not pinned: servers and load generator share the CPUs'}; load generator ${haveWrk ? 'wrk' : 'autocannon'})`);
   for (const [i, r] of rows.entries()) {
     console.log(`${r[0].padEnd(w0)}  ${r[1].padStart(w1)}  ${r[2].padStart(13)}`);
     if (i === 0) console.log('-'.repeat(w0 + w1 + 17));

@@ -9,6 +9,8 @@ export interface Exposition {
   body: Buffer;
   /** The same body gzip-compressed (Prometheus asks for gzip), made on the first request for it. */
   gzipped(): Promise<Buffer>;
+  /** The gzip body once made (undefined before): lets a scrape be answered without waiting. */
+  gzippedNow(): Buffer | undefined;
 }
 
 /**
@@ -33,6 +35,11 @@ export class ExpositionCache {
     return this.registry.contentType;
   }
 
+  /** The cached exposition when it is fresh enough to serve as it is; undefined when a render is due. */
+  fresh(): Exposition | undefined {
+    return this.current !== undefined && performance.now() - this.renderedAt < this.maxAgeMs ? this.current : undefined;
+  }
+
   async get(): Promise<Exposition> {
     if (this.current !== undefined && performance.now() - this.renderedAt < this.maxAgeMs) return this.current;
     this.pending ??= this.registry
@@ -40,7 +47,12 @@ export class ExpositionCache {
       .then((text) => {
         const body = Buffer.from(text, 'utf8');
         let gz: Promise<Buffer> | undefined;
-        this.current = { body, gzipped: () => (gz ??= gzipAsync(body, { level: 6 })) };
+        let gzDone: Buffer | undefined;
+        this.current = {
+          body,
+          gzipped: () => (gz ??= gzipAsync(body, { level: 6 }).then((b) => (gzDone = b))),
+          gzippedNow: () => gzDone,
+        };
         this.renderedAt = performance.now();
         this.renders += 1;
         return this.current;

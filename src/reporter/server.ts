@@ -1,4 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { acceptsGzip, type ExpositionCache } from './exposition-cache.js';
 
@@ -13,7 +14,28 @@ export interface ServerSources {
 
 /** /metrics, /healthz, /readyz, /status — every handler reads memory only. */
 export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  // The hot path: a scrape of a fresh cached exposition is answered before routing (a write of
+  // bytes already in memory); everything else, and a scrape that needs a render, goes to fastify.
+  const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
+    createHttpServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/metrics') {
+        const exposition = sources.metrics.fresh();
+        const gzip = acceptsGzip(req.headers['accept-encoding']);
+        const body = exposition && (gzip ? exposition.gzippedNow() : exposition.body);
+        if (body) {
+          res.writeHead(200, { 'content-type': sources.metrics.contentType, vary: 'accept-encoding', 'content-length': body.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+          res.end(body);
+          return;
+        }
+      }
+      handler(req, res);
+    });
+  const app = Fastify({
+    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: true,
+    serverFactory,
+  });
   app.get('/metrics', async (req, reply) => {
     const exposition = await sources.metrics.get();
     reply.header('content-type', sources.metrics.contentType).header('vary', 'accept-encoding');
