@@ -5,7 +5,7 @@
  * With two cores or more, both servers run on CPU 0 and the load generator (this process) on
  * CPU 1, so the latency measured is the server's and not the load generator's competition.
  *
- *   npx tsx bench/metrics-http.ts [--duration 10] [--connections 50] [--node-flags '--max-semi-space-size=1']
+ *   npx tsx bench/metrics-http.ts [--duration 10] [--connections 50] [--node-flags='--max-semi-space-size=1']
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -87,7 +87,12 @@ export class Agent {
 
   private live(): { ok: boolean; detail: Record<string, unknown> } {
     const age = Date.now() - this.lastHeartbeat;
-    return { ok: !this.stopping && age < HEARTBEAT_STALE_MS, detail: { heartbeatAgeSeconds: age / 1000, stopping: this.stopping } };
+    // Alive = the event loop turns, every probe schedule keeps ticking, no probe's work is stuck.
+    const stalls = this.scheduler.stalls();
+    return {
+      ok: !this.stopping && age < HEARTBEAT_STALE_MS && stalls.overdueSchedules.length === 0 && stalls.stuckProbes.length === 0,
+      detail: { heartbeatAgeSeconds: age / 1000, stopping: this.stopping, ...stalls },
+    };
   }
 
   private ready(): { ok: boolean; detail: Record<string, unknown> } {

@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
-import { startProbe } from './probes/runner.js';
+import { probeTimeoutMs, startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
 import type { HostPathResolver } from './util/hostpath.js';
@@ -17,6 +17,34 @@ export interface SchedulerOptions {
   signal: AbortSignal;
   /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
   readOnlyState?: boolean;
+  /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
+  overdueGraceMs?: number;
+}
+
+/** A schedule whose tick did not come: the cron loop stopped, or an earlier cycle never ended. */
+export interface OverdueSchedule {
+  schedule: string;
+  probes: string[];
+  overdueSeconds: number;
+}
+
+/** A probe whose work is still going long after its timeout (it ignored the abort): it holds a concurrency slot for good. */
+export interface StuckProbe {
+  probe: string;
+  runningSeconds: number;
+}
+
+export interface SchedulerStalls {
+  overdueSchedules: OverdueSchedule[];
+  stuckProbes: StuckProbe[];
+}
+
+interface ScheduleWatch {
+  expr: string;
+  probes: Probe[];
+  task: ScheduledTask;
+  /** Unix ms by which the next tick must have started. */
+  dueBy: number;
 }
 
 export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {
@@ -35,6 +63,9 @@ export class ProbeScheduler {
   /** Ticks skipped because the probe was still running, per probe. */
   readonly skipped = new Map<string, number>();
   lastTickAt = Date.now();
+  private readonly watches: ScheduleWatch[] = [];
+  /** When each running probe's work began (after it got its concurrency slot). */
+  private readonly workStartedAt = new Map<string, number>();
 
   constructor(private readonly options: SchedulerOptions) {
     this.semaphore = new Semaphore(options.config.probes.concurrency);
@@ -73,6 +104,7 @@ export class ProbeScheduler {
     const published = new Promise<void>((resolve) => (markPublished = resolve));
     const run = this.semaphore
       .run(async () => {
+        this.workStartedAt.set(probe.name, Date.now());
         const started = startProbe(probe, { ...this.options, results: this.options.state });
         const result = await started.result;
         if (!this.options.signal.aborted) this.options.state.set(result);
@@ -82,6 +114,7 @@ export class ProbeScheduler {
       .finally(() => {
         markPublished();
         this.running.delete(probe.name);
+        this.workStartedAt.delete(probe.name);
       });
     this.running.set(probe.name, run);
     return published;
@@ -95,23 +128,50 @@ export class ProbeScheduler {
       bySchedule.set(expr, [...(bySchedule.get(expr) ?? []), probe]);
     }
     for (const [expr, probes] of bySchedule) {
+      // A cycle of this schedule may rightly take up to all its probes' timeouts back to back;
+      // node-cron skips ticks while it runs (noOverlap), so lateness beyond that is a stall.
+      const slackMs = probes.reduce((sum, p) => sum + probeTimeoutMs(p, this.options.config), 0) + (this.options.overdueGraceMs ?? 60_000);
+      const watch: ScheduleWatch = { expr, probes, task: undefined as unknown as ScheduledTask, dueBy: Infinity };
       const task = cron.schedule(
         expr,
         async () => {
           this.lastTickAt = Date.now();
+          watch.dueBy = (task.getNextRun()?.getTime() ?? Infinity) + slackMs;
           await this.runCycle(probes);
         },
         { name: `probes ${probes.map((p) => p.name).join(',')}`, noOverlap: true },
       );
+      watch.task = task;
+      watch.dueBy = (task.getNextRun()?.getTime() ?? Infinity) + slackMs;
+      this.watches.push(watch);
       this.tasks.push(task);
     }
     const first = this.runCycle().then(() => this.options.state.completeCycle());
     return first;
   }
 
+  /**
+   * For /healthz: schedules whose tick did not come, and probes whose work outlived its timeout by
+   * more than the grace. Either means the scheduler no longer turns as configured, which only a
+   * restart mends.
+   */
+  stalls(now = Date.now()): SchedulerStalls {
+    const grace = this.options.overdueGraceMs ?? 60_000;
+    const overdueSchedules = this.watches
+      .filter((w) => now > w.dueBy)
+      .map((w) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), overdueSeconds: Math.round((now - w.dueBy) / 1000) }));
+    const stuckProbes: StuckProbe[] = [];
+    for (const [name, since] of this.workStartedAt) {
+      const probe = this.probes.find((p) => p.name === name);
+      if (probe && now - since > probeTimeoutMs(probe, this.options.config) + grace) stuckProbes.push({ probe: name, runningSeconds: Math.round((now - since) / 1000) });
+    }
+    return { overdueSchedules, stuckProbes };
+  }
+
   async stop(): Promise<void> {
     for (const task of this.tasks) await task.destroy();
     this.tasks.length = 0;
+    this.watches.length = 0;
     // Probes see the agent's abort signal and kill their children; wait briefly for them.
     await Promise.race([Promise.allSettled([...this.running.values()]), new Promise((r) => setTimeout(r, 3000).unref())]);
   }

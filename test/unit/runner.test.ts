@@ -132,3 +132,43 @@ t.test('scheduler: a probe that ignores its timeout keeps its slot until it real
   t.equal(state.get('straggler')!.ok, true, 'it runs again once the straggler has ended');
   t.equal(overlapped, false);
 });
+
+t.test('liveness: a probe whose work outlives its timeout by the grace is reported stuck; healthy ones are not', async (t) => {
+  const state = new HostState();
+  const quick: Probe = { name: 'quick', description: '', schedule: () => '* * * * * *', run: async () => 1 };
+  // Ignores its abort signal and never settles: it holds a concurrency slot for good.
+  const stuck: Probe = { name: 'stuck', description: '', schedule: () => '* * * * * *', run: () => new Promise(() => {}) };
+  const controller = new AbortController();
+  const scheduler = new ProbeScheduler({ probes: [quick, stuck], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: controller.signal, overdueGraceMs: 300 });
+  t.teardown(async () => {
+    controller.abort();
+    // stop() gives stragglers 3 s on an unref'd timer; keep the loop alive meanwhile (the agent's server does).
+    const keepAlive = setTimeout(() => {}, 5000);
+    await scheduler.stop();
+    clearTimeout(keepAlive);
+  });
+  void scheduler.start();
+  await new Promise((r) => setTimeout(r, 150));
+  t.same(scheduler.stalls(), { overdueSchedules: [], stuckProbes: [] }, 'within timeout + grace: nothing stalls');
+  await new Promise((r) => setTimeout(r, 1500));
+  const stalls = scheduler.stalls();
+  t.same(stalls.stuckProbes.map((p) => p.probe), ['stuck'], 'the straggler is stuck');
+  t.same(stalls.overdueSchedules, [], 'the schedule itself keeps ticking (the stuck probe\'s ticks are skipped and counted)');
+  t.ok((scheduler.skipped.get('stuck') ?? 0) >= 1);
+});
+
+t.test('liveness: a schedule whose tick does not come is overdue', async (t) => {
+  const state = new HostState();
+  const probe: Probe = { name: 'every-second', description: '', schedule: () => '* * * * * *', run: async () => 1 };
+  const scheduler = new ProbeScheduler({ probes: [probe], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal, overdueGraceMs: 300 });
+  await scheduler.start();
+  t.same(scheduler.stalls().overdueSchedules, []);
+  // As if the cron loop had stopped: no tick for 3 s.
+  const later = Date.now() + 3000;
+  const overdue = scheduler.stalls(later).overdueSchedules;
+  t.equal(overdue.length, 1);
+  t.same(overdue[0]?.probes, ['every-second']);
+  t.ok(overdue[0]!.overdueSeconds >= 1);
+  await scheduler.stop();
+  t.same(scheduler.stalls(later), { overdueSchedules: [], stuckProbes: [] }, 'a stopped scheduler watches nothing');
+});
