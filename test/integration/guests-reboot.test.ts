@@ -39,15 +39,15 @@ interface Running {
   watcher: GuestRestartWatcher;
 }
 
-async function startAgent(port: number): Promise<Running> {
+async function startAgent(port: number, options: { stateDir?: string; deadlineSeconds?: number } = {}): Promise<Running> {
   const config: AgentConfig = configSchema.parse({
     logLevel: 'info',
-    stateDir,
+    stateDir: options.stateDir ?? stateDir,
     listen: { host: '127.0.0.1', port },
     guests: {
       bootIdPath: bootIdFile,
       novaConfPath: path.join(work, 'nova.conf'),
-      restartDeadlineSeconds: 600,
+      restartDeadlineSeconds: options.deadlineSeconds ?? 600,
       snapshotIntervalSeconds: 2,
       resyncIntervalSeconds: 2,
       swtpmLogDir: path.join(work, 'swtpm-logs'),
@@ -237,4 +237,50 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   const all = await prom.alerts();
   t.notOk(all.some((a) => a.labels.alertname === 'VtpmGuestRestartFailed' && (a.labels.domain === specs.a.name || a.labels.domain === specs.c.name)), 'no alert for restarted guests');
   t.notOk(all.some((a) => a.labels.alertname === 'VtpmGuestWatcherDown'), 'the agent target is up');
+});
+
+t.test('reboot: a user-mode guest nobody restarts fails at the deadline with secret_missing, and the detail names the cause', async (t) => {
+  await waitForLibvirt();
+  await cleanupGuests();
+  const ownState = path.join(work, 'state-never-restarted');
+  writeFileSync(bootIdFile, 'cccccccc-0000-4000-8000-000000000003\n');
+  writeFileSync(path.join(work, 'nova.conf'), '[DEFAULT]\nresume_guests_state_on_host_boot = true\n');
+  const spec: GuestSpec = { name: guestName('enc-never'), uuid: testUuid(), tpmVersion: '2.0', model: 'tpm-crb', secretUuid: testUuid(), nova: { instanceName: 'vm-d', project: 'demo', flavor: 'vtpm' } };
+  await defineGuest(spec);
+  await defineSecret({ uuid: spec.secretUuid!, instanceUuid: spec.uuid, key: randomBytes(32), ephemeral: true });
+  await virshOk(['start', spec.name]);
+  const before = await startAgent(await freePort(), { stateDir: ownState });
+  await waitFor('snapshot with the guest', async () => {
+    try {
+      const snap = JSON.parse(readFileSync(path.join(ownState, 'guests', 'snapshot.json'), 'utf8')) as { guests: Array<{ uuid: string }> };
+      return snap.guests.some((g) => g.uuid === spec.uuid);
+    } catch {
+      return false;
+    }
+  });
+  await before.agent.stop();
+
+  await restartLibvirtd();
+  await virsh(['destroy', spec.name]);
+  writeFileSync(bootIdFile, 'dddddddd-0000-4000-8000-000000000004\n');
+  const port = await freePort();
+  const after = await startAgent(port, { stateDir: ownState, deadlineSeconds: 5 });
+  t.teardown(() => after.agent.stop());
+  const watchFile = path.join(ownState, 'guests', 'watch.json');
+  const decided = await waitFor(
+    'the guest failed at the deadline',
+    async () => {
+      const w = JSON.parse(readFileSync(watchFile, 'utf8')) as Watch;
+      const g = w.guests.find((x) => x.uuid === spec.uuid);
+      return g?.status === 'failed' ? g : undefined;
+    },
+    60_000,
+    250,
+  );
+  t.equal(decided.attempted, false, 'nobody tried to start it');
+  t.equal(decided.reason, 'secret_missing');
+  t.match(decided.detail, spec.secretUuid!);
+  t.match(decided.detail, /secret mode "user".*hw:tpm_secret_security=host/, 'the detail names the user secret mode behind it, and the remedy');
+  const m = await metrics(after.url);
+  t.equal(sample(m, 'vtpm_guest_restart_failed', { instance_uuid: spec.uuid, reason: 'secret_missing' }), 1);
 });

@@ -77,12 +77,14 @@ t.test('restarted, failed with reason, gone; decisions are made once', async (t)
   t.same(again.transitions, []);
   const afterDaemonRestart = evaluateWatch(again.watch, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'unknown' }), guest('c', { state: 'shutoff', stateReason: 'unknown' })]), 14_000, classify);
   t.equal(afterDaemonRestart.watch.guests.find((g) => g.uuid === 'b')?.reason, 'secret_missing', 'a failed start is remembered across a libvirtd restart');
-  // past the deadline, a never-tried user-mode guest failed because of its secret mode
+  // past the deadline, a never-tried user-mode guest whose secret is gone failed with secret_missing;
+  // the detail names the secret mode behind it and the remedy
   const late = evaluateWatch(again.watch, inventory([guest('a'), guest('b', { state: 'running' }), guest('c', { state: 'shutoff', stateReason: 'destroyed' })]), 70_001, classify);
-  t.same(late.transitions.map((x) => [x.uuid, x.outcome, x.reason]), [['c', 'failed', 'user_secret_mode']]);
+  t.same(late.transitions.map((x) => [x.uuid, x.outcome, x.reason]), [['c', 'failed', 'secret_missing']]);
+  t.match(late.watch.guests.find((g) => g.uuid === 'c')?.detail, /secret mode "user".*hw:tpm_secret_security=host/);
   // libvirtd restarts: b's state reason becomes `unknown`, but its failed start is remembered
   const reset = evaluateWatch(late.watch, inventory([guest('a'), guest('b', { state: 'shutoff', stateReason: 'unknown' }), guest('c', { state: 'shutoff', stateReason: 'unknown' })]), 80_000, classify);
-  t.equal(reset.watch.guests.find((g) => g.uuid === 'c')?.reason, 'user_secret_mode');
+  t.equal(reset.watch.guests.find((g) => g.uuid === 'c')?.reason, 'secret_missing');
   const b = late.watch.guests.find((g) => g.uuid === 'b')!;
   t.equal(b.status, 'failed', 'a failed guest that came back later keeps its outcome');
   t.equal(b.down, false, 'but its still-down series ends');
@@ -99,6 +101,7 @@ t.test('failure classification order', async (t) => {
   t.equal(classifyFailure(tracked, { ...down, secretPresent: true }, { attempted: true }, {}).reason, 'user_secret_mode');
   t.equal(classifyFailure(tracked, { ...down, secretPresent: true, secretMode: 'host' }, { attempted: true }, {}).reason, 'unknown');
   t.equal(classifyFailure(tracked, { ...down, secretMode: 'host' }, { attempted: false }, {}).reason, 'secret_missing');
+  t.equal(classifyFailure(tracked, { ...down, secretPresent: true }, { attempted: false }, {}).reason, 'user_secret_mode', 'user mode, secret still there, never tried');
   const external = { reason: 'barbican_access' as const, detail: '403 from Barbican' };
   t.same(classifyFailure(tracked, down, { attempted: true }, { external }), external);
   t.match(classifyFailure(tracked, down, { attempted: false }, {}).detail, /hw:tpm_secret_security=host/);
