@@ -4,6 +4,7 @@ import si from 'systeminformation';
 import { Gauge, type Registry } from 'prom-client';
 import { readAccounts } from '../host/accounts.js';
 import { readOsRelease } from '../host/os-release.js';
+import { swtpmNames } from '../swtpm/libvirt-names.js';
 import { libvirtViewPath } from '../util/container-paths.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, type HostFacts, type Reason } from '../verdict.js';
 import type { LibvirtFacts } from './libvirt.js';
@@ -26,7 +27,8 @@ export const hostProbe: Probe<HostPrerequisites> = {
   description: 'swtpm user/group, swtpm state directory, /dev/kvm, libvirt/QEMU minimums, host facts',
   after: ['libvirt'],
   async run(ctx, results) {
-    const { user, group, stateDir } = ctx.config.swtpm;
+    const { stateDir } = ctx.config.swtpm;
+    const { user, group } = await swtpmNames(ctx.config, ctx.hostPath);
     // libvirt starts swtpm as this principal, so look it up where libvirtd lives: in Atmosphere the
     // swtpm user exists only in the libvirt container's /etc/passwd.
     const [passwdPath, groupPath] = await Promise.all([libvirtViewPath('/etc/passwd', ctx.hostPath), libvirtViewPath('/etc/group', ctx.hostPath)]);

@@ -11,6 +11,7 @@ import type { HostPathResolver } from '../util/hostpath.js';
 import type { EmulationOutcome, TpmVersion } from '../verdict.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
+import { swtpmNames } from './libvirt-names.js';
 import { resolvePrincipal, type Principal } from './principal.js';
 import { pendingResult, type CheckLevel, type EmulationCheckResult, type EmulationData } from './types.js';
 
@@ -69,7 +70,9 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
   };
   let principal: Principal | null = null;
   try {
-    principal = await resolvePrincipal(config.emulation.runAs, { user: config.swtpm.user, group: config.swtpm.group }, options.hostPath, options.uid === undefined ? undefined : options.uid);
+    // The names libvirt would use (configured, or qemu.conf's); not needed when running as the agent itself.
+    const names = config.emulation.runAs === 'self' ? null : await swtpmNames(config, options.hostPath);
+    principal = names ? await resolvePrincipal(config.emulation.runAs, names, options.hostPath, options.uid === undefined ? undefined : options.uid) : null;
   } catch (err) {
     const e = toAgentError(err, 'VTPM_ERR_SWTPM_START');
     data.checks = plan.map(({ version, level }) => notRun(version, level, 'principal', e.message, e.code));
@@ -94,7 +97,7 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
       tempBase,
       env: options.env,
       signal: options.signal,
-      timeoutMs: Math.min(config.swtpm.timeoutSeconds * 1000, left - HARD_KILL_GRACE_MS),
+      timeoutMs: Math.min(config.emulation.checkTimeoutSeconds * 1000, left - HARD_KILL_GRACE_MS),
       log,
     };
     const run = version === '1.2' ? basicTpm12 : level === 'basic' ? basicTpm2 : stateTpm2;

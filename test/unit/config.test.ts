@@ -20,7 +20,7 @@ t.test('no file at the default path: defaults', async (t) => {
   t.equal(config.listen.port, 9643);
   t.equal(config.libvirt.uri, 'qemu:///system');
   t.same(config.libvirt.machineTypes, ['default', 'q35']);
-  t.equal(config.swtpm.user, 'tss');
+  t.equal(config.swtpm.user, null, 'null: libvirt\'s own choice (qemu.conf, else tss)');
 });
 
 t.test('file, env and --set overrides apply in that order', async (t) => {
