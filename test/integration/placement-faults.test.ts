@@ -3,6 +3,9 @@
  * expiry, a wrong password, a user without the role Placement needs (403), and Placement going
  * away and coming back — the reconciler reports each clearly, backs off, and recovers by itself.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
@@ -13,7 +16,10 @@ import { PlacementReconcilerExtension } from '../../src/placement/extension.js';
 import { PlacementReconciler, type ReconcileResult } from '../../src/placement/reconciler.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { startAgent, waitFor } from '../harness/agent.js';
 import { startKeystone } from '../harness/keystone.js';
+import { hostProbe } from '../../src/probes/host.js';
+import type { Probe } from '../../src/probes/types.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
 
 const log = pino({ level: 'silent' });
@@ -112,7 +118,7 @@ t.test('wrong password: clear status, backoff, the agent keeps running, recovers
   t.match(status.summary, /retry at/);
   t.notMatch(JSON.stringify(status), /typo/, 'the password never shows');
   t.equal((status.data as { consecutiveFailures: number }).consecutiveFailures >= 2, true);
-  t.same(ext.readiness(), { ready: true, detail: 'placement: auth-failed' }, 'still ready: the other probes keep working');
+  t.same(ext.readiness(), { ready: true, detail: 'placement: auth-failed' }, 'the extension does not hold readiness back');
   const metrics = await registry.metrics();
   t.match(metrics, /vtpm_placement_reconcile_state\{state="auth_failed"\} 1/);
   t.match(metrics, /vtpm_placement_auth_failures_total [2-9]/);
@@ -168,4 +174,32 @@ t.test('Placement stopped and restarted: unreachable, backs off, recovers by its
   metrics = await registry.metrics();
   t.match(metrics, /vtpm_placement_reconcile_success 1/);
   t.match(metrics, /vtpm_placement_reconciles_total\{result="failure"\} [3-9]/);
+});
+
+t.test('a whole agent whose Placement login is refused: /readyz stays 200 and its probes keep running and reporting', async (t) => {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-placement-agent-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const ext = new PlacementReconcilerExtension({ verdict: () => hostVerdict(), random: () => 0.999 });
+  const failures: ReconcileResult[] = [];
+  const failing = nextResult(ext, (r) => failures.length >= 2 && r.state === 'auth-failed', failures);
+  const running = await startAgent(
+    [`stateDir=${stateDir}`, 'probes.schedule=*/2 * * * * *', `placement.providerName=${rp.name}`, 'placement.computeIdPath=null', 'placement.retryInitialSeconds=0.2', 'placement.retryMaxSeconds=1', 'openstack.maxAttempts=2'],
+    { probes: [hostProbe as Probe], extensions: [ext], env: { ...process.env, ...ks.osEnv(LATE), OS_PASSWORD: 'wrong' } },
+  );
+  t.teardown(running.stop);
+  await failing;
+  const ready = await fetch(`${running.url}/readyz`);
+  t.equal(ready.status, 200, 'ready although Placement refuses the login');
+  const lastSuccess = async () => {
+    const text = await (await fetch(`${running.url}/metrics`)).text();
+    return Number(/^vtpm_probe_last_success_timestamp_seconds\{probe="host"\} (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+  };
+  const first = await lastSuccess();
+  t.ok(Number.isFinite(first), 'the host probe reports');
+  // The probe runs every 2 s: a later success shows the schedule keeps turning beside the failing reconciler.
+  await waitFor('a later host probe success', async () => (await lastSuccess()) > first, 20_000, 250);
+  const text = await (await fetch(`${running.url}/metrics`)).text();
+  t.match(text, /^vtpm_probe_success\{probe="host"\} 1$/m);
+  t.match(text, /^vtpm_placement_reconcile_state\{state="auth_failed"\} 1$/m);
+  t.equal((await fetch(`${running.url}/healthz`)).status, 200);
 });
