@@ -192,21 +192,29 @@ export async function waitForLibvirt(timeoutMs = 60_000): Promise<void> {
  * Restarts the shared libvirtd (ephemeral secrets vanish, running guests survive), and always
  * leaves one running: started again even if the stop failed half-way.
  */
-export async function restartLibvirtd(): Promise<void> {
+/** Stops the test host's libvirtd for real (SIGTERM, as systemd would), waiting until it is gone. */
+export async function stopLibvirtd(): Promise<void> {
   requireCommands('libvirtd');
   const pid = Number.parseInt(readFileSync(PIDFILE, 'utf8').trim(), 10);
-  try {
-    if (Number.isFinite(pid) && pidAlive(pid)) {
-      process.kill(pid, 'SIGTERM');
-      const until = Date.now() + 20_000;
-      while (pidAlive(pid) && Date.now() < until) await sleep(100);
-    }
-  } finally {
-    await new Promise<void>((resolve, reject) =>
-      execFile('libvirtd', ['-d'], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve())),
-    );
+  if (Number.isFinite(pid) && pidAlive(pid)) {
+    process.kill(pid, 'SIGTERM');
+    const until = Date.now() + 20_000;
+    while (pidAlive(pid) && Date.now() < until) await sleep(100);
   }
+}
+
+/** Starts libvirtd (daemonised) and waits until it answers. */
+export async function startLibvirtd(): Promise<void> {
+  await new Promise<void>((resolve, reject) => execFile('libvirtd', ['-d'], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
   await waitForLibvirt();
+}
+
+export async function restartLibvirtd(): Promise<void> {
+  try {
+    await stopLibvirtd();
+  } finally {
+    await startLibvirtd();
+  }
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, stepMs = 200): Promise<T> {

@@ -14,6 +14,7 @@ import { swtpmProbe } from '../../src/probes/swtpm.js';
 import type { Probe } from '../../src/probes/types.js';
 import { freePort, spawnCli, startAgent, waitFor } from '../harness/agent.js';
 import { requireLibvirt } from '../harness/libvirt.js';
+import { startLibvirtd, stopLibvirtd } from '../harness/libvirt-guests.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
 
 requireLibvirt();
@@ -186,6 +187,26 @@ t.test('libvirt goes away and comes back: the agent reports it and recovers by i
     return metricValue(metrics, 'vtpm_probe_success{probe="libvirt"}') === 0 ? true : undefined;
   }, 60_000);
   t.equal((await get(`${running.url}/healthz`)).status, 200, 'liveness does not depend on libvirt');
+});
+
+t.test('the real libvirtd stops and starts again: the probe fails, the agent stays alive, and recovers by itself', async (t) => {
+  const running = await startAgent(['stateDir=' + path.join(tmp, 'state-real-stop'), 'probes.schedule=*/2 * * * * *', 'libvirt.timeoutSeconds=10'], { probes: core });
+  // Whatever happens in between, the host's libvirtd runs again when this test ends.
+  t.teardown(async () => {
+    await running.stop();
+    await startLibvirtd().catch(() => undefined);
+  });
+  const success = async () => metricValue((await get(`${running.url}/metrics`)).text, 'vtpm_probe_success{probe="libvirt"}');
+  await waitFor('libvirt probe succeeds', async () => ((await success()) === 1 ? true : undefined), 60_000);
+  await stopLibvirtd();
+  await waitFor('libvirt probe fails while libvirtd is stopped', async () => ((await success()) === 0 ? true : undefined), 60_000);
+  const status = JSON.parse((await get(`${running.url}/status`)).text);
+  t.match(status.probes.find((p: { probe: string }) => p.probe === 'libvirt')?.error?.message, /libvirt|socket|connect/i, 'the failure says why');
+  t.equal((await get(`${running.url}/healthz`)).status, 200, 'alive without libvirtd');
+  t.equal(metricValue((await get(`${running.url}/metrics`)).text, 'vtpm_capability_usable{version="2.0",model="tpm-crb"}'), 0, 'nothing is usable without libvirt');
+  await startLibvirtd();
+  await waitFor('libvirt probe succeeds again', async () => ((await success()) === 1 ? true : undefined), 60_000);
+  t.equal(metricValue((await get(`${running.url}/metrics`)).text, 'vtpm_capability_usable{version="2.0",model="tpm-crb"}'), 1, 'usable again, without an agent restart');
 });
 
 t.test('serve stops within 5 s of SIGTERM and exits 0', async (t) => {
