@@ -122,5 +122,9 @@ export function classify(line: ParsedLine): Classification {
   return { reason: 'other', marker };
 }
 
-/** The gate as one extended regex, for the grep baseline in the bench. */
-export const GATE_PATTERN_SOURCE = BARBICAN_GATE.source;
+/**
+ * Every pattern the classifier matches, as GNU grep extended regexes (`\\d` spelt `[0-9]`), for
+ * the grep baseline in the bench: the gate and the restart marker run on every line, the reason
+ * rules on the gate's hits.
+ */
+export const GREP_PATTERN_SOURCES: readonly string[] = [BARBICAN_GATE, RESTART_FAILED, ...REASON_RULES.map(([, p]) => p)].map((p) => p.source.replaceAll('\\d', '[0-9]'));
