@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { requireCommands } from './components.js';
@@ -161,7 +161,6 @@ export async function cleanupGuests(): Promise<void> {
   }
 }
 
-const PIDFILE = '/run/libvirtd.pid';
 const SOCKET = '/run/libvirt/libvirt-sock';
 
 function pidAlive(pid: number): boolean {
@@ -192,20 +191,37 @@ export async function waitForLibvirt(timeoutMs = 60_000): Promise<void> {
  * Restarts the shared libvirtd (ephemeral secrets vanish, running guests survive), and always
  * leaves one running: started again even if the stop failed half-way.
  */
+/** The running libvirtd processes, by their process name (never trusting a pid file that may be stale). */
+function libvirtdPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // comm is in parentheses; a zombie (state Z) is already gone.
+      const m = /^\d+ \((.*)\) (\S)/.exec(stat);
+      if (m && m[1] === 'libvirtd' && m[2] !== 'Z') pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
 /** Stops the test host's libvirtd for real (SIGTERM, as systemd would), waiting until it is gone. */
 export async function stopLibvirtd(): Promise<void> {
   requireCommands('libvirtd');
-  const pid = Number.parseInt(readFileSync(PIDFILE, 'utf8').trim(), 10);
-  if (Number.isFinite(pid) && pidAlive(pid)) {
-    process.kill(pid, 'SIGTERM');
-    const until = Date.now() + 20_000;
-    while (pidAlive(pid) && Date.now() < until) await sleep(100);
-  }
+  const pids = libvirtdPids();
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  const until = Date.now() + 20_000;
+  while (libvirtdPids().some((p) => pids.includes(p)) && Date.now() < until) await sleep(100);
 }
 
-/** Starts libvirtd (daemonised) and waits until it answers. */
+/** Starts libvirtd (daemonised) unless one runs, and waits until it answers. */
 export async function startLibvirtd(): Promise<void> {
-  await new Promise<void>((resolve, reject) => execFile('libvirtd', ['-d'], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
+  if (libvirtdPids().length === 0) {
+    await new Promise<void>((resolve, reject) => execFile('libvirtd', ['-d'], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
+  }
   await waitForLibvirt();
 }
 
