@@ -183,7 +183,7 @@ async function main(): Promise<void> {
     console.log(`\nCRI source, ${criMib.toFixed(0)} MiB, ${criGen.failures} failures:`);
     printTable([
       ['tool', 'seconds', 'MiB/s', 'CPU s', 'found'],
-      ['grep -E (gate pattern, LC_ALL=C)', cg.seconds.toFixed(2), (criMib / cg.seconds).toFixed(0), '-', `${cg.matches} lines`],
+      ['grep -E (the classifier\'s patterns, LC_ALL=C)', cg.seconds.toFixed(2), (criMib / cg.seconds).toFixed(0), '-', `${cg.matches} lines`],
       ['vtpm-agent follower (CRI source)', cf.seconds.toFixed(2), (criMib / cf.seconds).toFixed(0), cf.cpuSeconds.toFixed(2), `${cf.failures} failures`],
     ]);
     console.log(`\nFollowing a log growing at ${RATE.toLocaleString()} lines/s for ${SECONDS} s (poll every 1 s):`);
