@@ -42,9 +42,16 @@ export interface SchedulerStalls {
 interface ScheduleWatch {
   expr: string;
   probes: Probe[];
-  task: ScheduledTask;
-  /** Unix ms by which the next tick must have started. */
+  /** A cycle of this schedule is running: its time is never lateness (a slot held for good shows as a stuck probe). */
+  inCycle: boolean;
+  /** Monotonic ms (performance.now()) by which node-cron must have fired this schedule's timer again. */
   dueBy: number;
+}
+
+/** Monotonic ms of the task's next run plus the grace: immune to wall-clock steps after it is taken. */
+function nextDue(task: ScheduledTask, graceMs: number): number {
+  const next = task.getNextRun()?.getTime();
+  return next === undefined ? Infinity : performance.now() + Math.max(0, next - Date.now()) + graceMs;
 }
 
 export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {
@@ -64,7 +71,7 @@ export class ProbeScheduler {
   readonly skipped = new Map<string, number>();
   lastTickAt = Date.now();
   private readonly watches: ScheduleWatch[] = [];
-  /** When each running probe's work began (after it got its concurrency slot). */
+  /** When each running probe's work began (monotonic ms, after it got its concurrency slot). */
   private readonly workStartedAt = new Map<string, number>();
 
   constructor(private readonly options: SchedulerOptions) {
@@ -104,7 +111,7 @@ export class ProbeScheduler {
     const published = new Promise<void>((resolve) => (markPublished = resolve));
     const run = this.semaphore
       .run(async () => {
-        this.workStartedAt.set(probe.name, Date.now());
+        this.workStartedAt.set(probe.name, performance.now());
         const started = startProbe(probe, { ...this.options, results: this.options.state });
         const result = await started.result;
         if (!this.options.signal.aborted) this.options.state.set(result);
@@ -127,22 +134,29 @@ export class ProbeScheduler {
       const expr = probe.schedule?.(this.options.config) ?? this.options.config.probes.schedule;
       bySchedule.set(expr, [...(bySchedule.get(expr) ?? []), probe]);
     }
+    const graceMs = this.options.overdueGraceMs ?? 60_000;
     for (const [expr, probes] of bySchedule) {
-      // A cycle of this schedule may rightly take up to all its probes' timeouts back to back;
-      // node-cron skips ticks while it runs (noOverlap), so lateness beyond that is a stall.
-      const slackMs = probes.reduce((sum, p) => sum + probeTimeoutMs(p, this.options.config), 0) + (this.options.overdueGraceMs ?? 60_000);
-      const watch: ScheduleWatch = { expr, probes, task: undefined as unknown as ScheduledTask, dueBy: Infinity };
+      const watch: ScheduleWatch = { expr, probes, inCycle: false, dueBy: Infinity };
       const task = cron.schedule(
         expr,
         async () => {
           this.lastTickAt = Date.now();
-          watch.dueBy = (task.getNextRun()?.getTime() ?? Infinity) + slackMs;
-          await this.runCycle(probes);
+          watch.inCycle = true;
+          try {
+            await this.runCycle(probes);
+          } finally {
+            watch.inCycle = false;
+            watch.dueBy = nextDue(task, graceMs);
+          }
         },
         { name: `probes ${probes.map((p) => p.name).join(',')}`, noOverlap: true },
       );
-      watch.task = task;
-      watch.dueBy = (task.getNextRun()?.getTime() ?? Infinity) + slackMs;
+      // Any sign that node-cron's timer still fires for this schedule — a run, a tick skipped for
+      // overlap, a tick missed because the loop was busy or the clock jumped — moves the deadline on.
+      for (const event of ['execution:overlap', 'execution:missed', 'execution:skipped'] as const) task.on(event, () => {
+        watch.dueBy = nextDue(task, graceMs);
+      });
+      watch.dueBy = nextDue(task, graceMs);
       this.watches.push(watch);
       this.tasks.push(task);
     }
@@ -155,10 +169,10 @@ export class ProbeScheduler {
    * more than the grace. Either means the scheduler no longer turns as configured, which only a
    * restart mends.
    */
-  stalls(now = Date.now()): SchedulerStalls {
+  stalls(now = performance.now()): SchedulerStalls {
     const grace = this.options.overdueGraceMs ?? 60_000;
     const overdueSchedules = this.watches
-      .filter((w) => now > w.dueBy)
+      .filter((w) => !w.inCycle && now > w.dueBy)
       .map((w) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), overdueSeconds: Math.round((now - w.dueBy) / 1000) }));
     const stuckProbes: StuckProbe[] = [];
     for (const [name, since] of this.workStartedAt) {

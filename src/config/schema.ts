@@ -25,8 +25,8 @@ export const swtpmConfigSchema = z.strictObject({
     .min(1)
     .nullable()
     .default(null)
-    .describe("User libvirt runs swtpm as; null = libvirt's own choice: qemu.conf swtpm_user (read where libvirtd lives), else tss."),
-  group: z.string().min(1).nullable().default(null).describe("Group libvirt runs swtpm as; null = qemu.conf swtpm_group, else tss."),
+    .describe("User libvirt runs swtpm as; null = libvirt's own choice: qemu.conf swtpm_user (read where libvirtd lives), else tss (root where no tss account exists)."),
+  group: z.string().min(1).nullable().default(null).describe('Group libvirt runs swtpm as; null = qemu.conf swtpm_group, else tss (root where no tss group exists).'),
   stateDir: z.string().startsWith('/').default('/var/lib/libvirt/swtpm').describe('libvirt\'s swtpm state directory for the system instance.'),
   swtpmPath: z.string().min(1).default('swtpm').describe('swtpm binary (looked up on PATH, as libvirt does).'),
   swtpmSetupPath: z.string().min(1).default('swtpm_setup').describe('swtpm_setup binary.'),
@@ -39,7 +39,7 @@ export const emulationConfigSchema = z.strictObject({
   levels: z.array(z.enum(['basic', 'state'])).min(1).default(['basic', 'state']).describe('basic: startup/self-test/random/capability; state: encrypted NV state survives a restart (TPM 2.0).'),
   schedule: cronExpression.default('*/10 * * * *').describe('node-cron schedule of the emulation checks.'),
   timeoutSeconds: positiveSeconds.default(60).describe('Overall limit for one round of emulation checks.'),
-  checkTimeoutSeconds: positiveSeconds.default(15).describe('Limit of one check: one throwaway swtpm from start to stop (within the round\'s limit).'),
+  checkTimeoutSeconds: positiveSeconds.default(15).describe('Limit of one check from its first swtpm start to its last stop (the state check starts swtpm three times), within the round\'s limit.'),
   versions: z.array(z.enum(['1.2', '2.0'])).min(1).default(['1.2', '2.0']).describe('TPM versions to check (drop 1.2 where libtpms is built without it on purpose).'),
   runAs: z.enum(['auto', 'swtpm-user', 'self']).default('auto').describe("Who runs the throwaway swtpm: auto = libvirt's swtpm user and group (swtpm.user/swtpm.group) when the agent is root, as libvirt does, else the agent's own user."),
   tempDir: z.string().startsWith('/').nullable().default(null).describe('Parent of the private 0700 check directories; null = the OS temp dir (systemd PrivateTmp).'),

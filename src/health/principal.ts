@@ -21,6 +21,9 @@ export interface Principal {
 export interface PrincipalResolution {
   /** null when qemu.conf names a user or group that does not exist (libvirt then refuses to load the QEMU driver). */
   principal: Principal | null;
+  /** qemu.conf's swtpm_user / swtpm_group as written (null when not set). */
+  userSpec: string | null;
+  groupSpec: string | null;
   unknownUser: string | null;
   unknownGroup: string | null;
   qemuConfError: string | null;
@@ -63,10 +66,12 @@ export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): 
     groupSource = group ? 'default' : 'root-fallback';
     group ??= { name: 'root', gid: 0 };
   }
-  if (!user || !group) return { principal: null, unknownUser, unknownGroup };
+  if (!user || !group) return { principal: null, userSpec, groupSpec, unknownUser, unknownGroup };
   const gids = new Set<number>([group.gid, ...supplementaryGids(accounts, { name: user.name, uid: user.uid, gid: user.gid })]);
   return {
     principal: { user: user.name, group: group.name, uid: user.uid, gid: group.gid, gids: [...gids], userSource, groupSource },
+    userSpec,
+    groupSpec,
     unknownUser,
     unknownGroup,
   };

@@ -28,7 +28,8 @@ export const hostProbe: Probe<HostPrerequisites> = {
   after: ['libvirt'],
   async run(ctx, results) {
     const { stateDir } = ctx.config.swtpm;
-    const { user, group } = await swtpmNames(ctx.config, ctx.hostPath);
+    const names = await swtpmNames(ctx.config, ctx.hostPath);
+    const { user, group } = names;
     // libvirt starts swtpm as this principal, so look it up where libvirtd lives: in Atmosphere the
     // swtpm user exists only in the libvirt container's /etc/passwd.
     const [passwdPath, groupPath] = await Promise.all([libvirtViewPath('/etc/passwd', ctx.hostPath), libvirtViewPath('/etc/group', ctx.hostPath)]);
@@ -67,6 +68,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       });
     }
     for (const problem of problems) warnings.push({ code: 'SWTPM_STATE_DIR_PERMISSIONS', severity: 'warning', message: problem });
+    if (names.problem) warnings.push({ code: 'SWTPM_PRINCIPAL_ASSUMED', severity: 'warning', message: names.problem });
     if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
     // Host facts are informative: a failure there must not fail the probe. The OS comes from the
     // host's os-release (under the host root), not systeminformation's view of the agent's own

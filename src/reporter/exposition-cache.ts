@@ -25,6 +25,8 @@ export class ExpositionCache {
   private pending: Promise<Exposition> | undefined;
   /** Renders actually performed (for tests and the bench). */
   renders = 0;
+  /** Scrapes answered from the cache before routing (the server's fast path; for tests and the bench). */
+  fastPathHits = 0;
 
   constructor(
     private readonly registry: Registry,

@@ -23,6 +23,7 @@ export function createServer(sources: ServerSources, log: Logger): FastifyInstan
         const gzip = acceptsGzip(req.headers['accept-encoding']);
         const body = exposition && (gzip ? exposition.gzippedNow() : exposition.body);
         if (body) {
+          sources.metrics.fastPathHits += 1;
           res.writeHead(200, { 'content-type': sources.metrics.contentType, vary: 'accept-encoding', 'content-length': body.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
           res.end(body);
           return;
@@ -30,11 +31,18 @@ export function createServer(sources: ServerSources, log: Logger): FastifyInstan
       }
       handler(req, res);
     });
+  // With a serverFactory fastify no longer applies its own server settings: keep its keep-alive
+  // (72 s, longer than any scrape interval, so Prometheus reuses connections).
+  const serverWithTimeouts = (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+    const server = serverFactory(handler);
+    server.keepAliveTimeout = 72_000;
+    return server;
+  };
   const app = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
-    serverFactory,
+    serverFactory: serverWithTimeouts,
   });
   app.get('/metrics', async (req, reply) => {
     const exposition = await sources.metrics.get();

@@ -48,8 +48,10 @@ t.test('/metrics: the render path (fastify) and the cached fast path answer alik
     });
   const first = await get(); // nothing cached: rendered through fastify
   t.equal(cache.renders, 1);
+  t.equal(cache.fastPathHits, 0, 'the first scrape went through fastify');
   const second = await get(); // cached: answered before routing
   t.equal(cache.renders, 1, 'no second render');
+  t.equal(cache.fastPathHits, 1, 'the second scrape took the fast path');
   for (const r of [first, second]) {
     t.equal(r.status, 200);
     t.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/);
@@ -58,7 +60,9 @@ t.test('/metrics: the render path (fastify) and the cached fast path answer alik
     t.match(r.body.toString(), /^test_value 7$/m);
   }
   const gz1 = await get({ 'accept-encoding': 'gzip' }); // gzip not made yet: through fastify
+  t.equal(cache.fastPathHits, 1, 'gzip not made yet: through fastify');
   const gz2 = await get({ 'accept-encoding': 'gzip' }); // made: fast path
+  t.equal(cache.fastPathHits, 2, 'gzip made: fast path');
   for (const r of [gz1, gz2]) {
     t.equal(r.headers['content-encoding'], 'gzip');
     t.equal(Number(r.headers['content-length'] ?? r.body.length), r.body.length);
@@ -67,4 +71,5 @@ t.test('/metrics: the render path (fastify) and the cached fast path answer alik
   t.equal((await get({}, '/metrics?x=1')).status, 200, 'a query string goes through fastify and still works');
   t.equal((await get({}, '/healthz')).status, 200, 'other routes are fastify\'s');
   t.equal((await get({}, '/nope')).status, 404);
+  t.equal(app.server.keepAliveTimeout, 72_000, "fastify's keep-alive kept with the custom server");
 });

@@ -164,11 +164,31 @@ t.test('liveness: a schedule whose tick does not come is overdue', async (t) => 
   await scheduler.start();
   t.same(scheduler.stalls().overdueSchedules, []);
   // As if the cron loop had stopped: no tick for 3 s.
-  const later = Date.now() + 3000;
+  const later = performance.now() + 3000; // monotonic, as stalls() measures
   const overdue = scheduler.stalls(later).overdueSchedules;
   t.equal(overdue.length, 1);
   t.same(overdue[0]?.probes, ['every-second']);
   t.ok(overdue[0]!.overdueSeconds >= 1);
   await scheduler.stop();
   t.same(scheduler.stalls(later), { overdueSchedules: [], stuckProbes: [] }, 'a stopped scheduler watches nothing');
+});
+
+t.test('liveness: time a cycle spends waiting for the concurrency cap is not lateness', async (t) => {
+  const state = new HostState();
+  // Two slow probes fill both slots (concurrency 2) for 1.5 s at a time; the quick schedule queues behind them.
+  const slow = (name: string): Probe => ({ name, description: '', schedule: () => '*/5 * * * * *', timeoutMs: () => 3000, run: () => new Promise((r) => setTimeout(() => r(1), 1500)) });
+  const quick: Probe = { name: 'queued', description: '', schedule: () => '* * * * * *', run: async () => 1 };
+  const controller = new AbortController();
+  const scheduler = new ProbeScheduler({ probes: [slow('slow-a'), slow('slow-b'), quick], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: controller.signal, overdueGraceMs: 200 });
+  t.teardown(async () => {
+    controller.abort();
+    await scheduler.stop();
+  });
+  void scheduler.start();
+  const seen: string[][] = [];
+  for (let i = 0; i < 12; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    seen.push(scheduler.stalls().overdueSchedules.map((o) => o.schedule));
+  }
+  t.same(seen.flat(), [], 'never overdue while queued behind the busy slots (3 s of samples)');
 });

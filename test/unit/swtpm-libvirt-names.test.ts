@@ -20,25 +20,37 @@ function hostRoot(t: { teardown(fn: () => void): void }, qemuConf: string | null
 t.test('no qemu.conf settings: libvirt\'s default tss', async (t) => {
   const root = hostRoot(t, '# swtpm_user = "swtpm"\n');
   const config = configSchema.parse({ hostRoot: root });
-  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'tss', group: 'tss', source: 'libvirt-default' });
+  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'tss', group: 'tss', source: 'libvirt-default', problem: null });
 });
 
 t.test('qemu.conf names the principal: the emulation check and the host probe follow it', async (t) => {
   const root = hostRoot(t, 'swtpm_user = "swtpm"\nswtpm_group = "swtpm"\n');
   const config = configSchema.parse({ hostRoot: root });
-  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'swtpm', group: 'swtpm', source: 'qemu.conf' });
+  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'swtpm', group: 'swtpm', source: 'qemu.conf', problem: null });
 });
 
-t.test('qemu.conf names an account that does not exist: that name, so the verdict says it is missing', async (t) => {
-  const root = hostRoot(t, 'swtpm_user = "nobody-here"\n');
+t.test('qemu.conf names an account that does not exist: that name, so the verdict says it is missing; the other name stays', async (t) => {
+  const root = hostRoot(t, 'swtpm_user = "nobody-here"\nswtpm_group = "swtpm"\n');
   const config = configSchema.parse({ hostRoot: root });
   const names = await swtpmNames(config, hostPathResolver(root));
   t.equal(names.user, 'nobody-here');
+  t.equal(names.group, 'swtpm', 'the valid group is not replaced by the default');
   t.equal(names.source, 'qemu.conf');
 });
 
 t.test('configured names win over qemu.conf', async (t) => {
   const root = hostRoot(t, 'swtpm_user = "swtpm"\nswtpm_group = "swtpm"\n');
   const config = configSchema.parse({ hostRoot: root, swtpm: { user: 'tss', group: 'tss' } });
-  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'tss', group: 'tss', source: 'config' });
+  t.same(await swtpmNames(config, hostPathResolver(root)), { user: 'tss', group: 'tss', source: 'config', problem: null });
+});
+
+t.test('qemu.conf unreadable (Debian ships it 0600 root; an unprivileged agent gets EACCES): assumed, and said so', async (t) => {
+  const root = hostRoot(t, null);
+  // Tests run as root, which reads any mode: a directory in its place gives the read error instead.
+  mkdirSync(path.join(root, 'etc/libvirt/qemu.conf'));
+  const config = configSchema.parse({ hostRoot: root });
+  const names = await swtpmNames(config, hostPathResolver(root));
+  t.equal(names.source, 'assumed');
+  t.same([names.user, names.group], ['tss', 'tss']);
+  t.match(names.problem, /\/etc\/libvirt\/qemu\.conf cannot be read \(EISDIR\).*set swtpm\.user and swtpm\.group/);
 });

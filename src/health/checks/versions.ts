@@ -36,7 +36,8 @@ const DEBIAN_PACKAGES = {
 
 /**
  * Versions of installed packages from a dpkg status database (deb822 stanzas separated by blank
- * lines). Packages whose Status is not `install ok installed` (removed, config-files) are left out.
+ * lines). Only installed packages count (`install ok installed`, `hold ok installed`); removed ones
+ * (`deinstall ok config-files`) are left out.
  */
 export function parseDpkgStatus(text: string, wanted: readonly string[]): Map<string, string> {
   const want = new Set(wanted);
@@ -46,7 +47,8 @@ export function parseDpkgStatus(text: string, wanted: readonly string[]): Map<st
     if (!pkg || !want.has(pkg)) continue;
     const status = /^Status:\s*(.+)$/m.exec(stanza)?.[1]?.trim();
     const version = /^Version:\s*(\S+)/m.exec(stanza)?.[1];
-    if (status === 'install ok installed' && version) found.set(pkg, version);
+    // `<want> ok installed`: `install`, or `hold` (apt-mark hold, common for swtpm/libvirt on compute nodes).
+    if (status?.split(/\s+/)[2] === 'installed' && version) found.set(pkg, version);
   }
   return found;
 }
@@ -153,7 +155,7 @@ async function libvirtPackageVersions(libvirtView: HostPathResolver): Promise<Lo
 /** C13: versions as facts (exported as `_info` for fleet comparison), with the known version gates. */
 export function evaluateVersions(v: Versions, source: VersionsSource = 'agent'): CheckResult {
   const findings: Finding[] = [];
-  const where = source === 'none' ? ' (libvirtd runs in another container without a dpkg database the agent can read)' : '';
+  const where = source === 'none' ? " (libvirtd's root is not the agent's, and has no dpkg database the agent can read)" : '';
   for (const c of ['libvirt', 'qemu', 'swtpm', 'libtpms'] as const) {
     if (v[c] === null) findings.push(finding('VTPM_HEALTH_VERSION_UNKNOWN', 'warn', `The ${c} version could not be determined${where}.`, { subject: c }));
   }
