@@ -3,7 +3,8 @@
  * failed check naming the right step and reason, and leaves no process or directory behind.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -68,9 +69,18 @@ t.test('a missing swtpm', async (t) => {
   t.same(await leftovers(base), { processes: [], entries: [] });
 });
 
-t.test('an unusable temp dir fails at the workspace step', async (t) => {
+t.test('an unusable temp dir fails at the workspace step, and nothing is created or left', async (t) => {
   const data = await round(config({ tempDir: '/nonexistent-vtpm-agent-dir', versions: ['2.0'], levels: ['basic'] }));
   t.match(data.checks[0], { ok: false, failedStep: 'workspace', errorCode: 'VTPM_ERR_SWTPM_START', message: /cannot create a private directory under \/nonexistent-vtpm-agent-dir/ });
+  t.notOk(existsSync('/nonexistent-vtpm-agent-dir'), 'the missing parent is not created');
+  // A file where the directory should be: refused the same way, the file untouched.
+  const base = await tempBase(t);
+  const notADir = path.join(base, 'not-a-dir');
+  await writeFile(notADir, 'x');
+  const onFile = await round(config({ tempDir: notADir, versions: ['2.0'], levels: ['basic'] }));
+  t.match(onFile.checks[0], { ok: false, failedStep: 'workspace', errorCode: 'VTPM_ERR_SWTPM_START' });
+  t.equal(await readFile(notADir, 'utf8'), 'x');
+  t.same(await leftovers(base), { processes: [], entries: ['not-a-dir'] }, 'no swtpm process and nothing but the file');
 });
 
 t.test('a PATH whose swtpm exits 1 turns the verdict to not usable, naming the step', async (t) => {
