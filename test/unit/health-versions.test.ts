@@ -6,6 +6,7 @@ import t from 'tap';
 import { evaluateVersions, parseDpkgStatus, readVersions } from '../../src/health/checks/versions.js';
 import { upstreamVersion } from '../../src/health/version.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { requireCommands } from '../harness/components.js';
 
 // The machine's own package database is real dpkg output; dpkg-query is the reference reader.
 const dpkgQuery = (pkg: string): string | null => {
@@ -80,10 +81,9 @@ t.test('libvirtd in another root without a dpkg database: unknown, and the findi
   t.equal(check.facts?.source, 'none');
 });
 
-const swtpm = execFileSync('sh', ['-c', 'command -v swtpm || true'], { encoding: 'utf8' }).trim();
-// Under CI=true a missing swtpm fails this test instead of skipping it.
-const noSwtpm = !swtpm && process.env.CI !== 'true' ? 'swtpm is not installed (npm test installs it)' : false;
-t.test('libvirtd in the agent\'s own root: the swtpm binary it will run answers', { skip: noSwtpm }, async (t) => {
+t.test('libvirtd in the agent\'s own root: the swtpm binary it will run answers', async (t) => {
+  requireCommands('swtpm'); // a missing component is a failure (npm test installs it), never a skip
+  const swtpm = execFileSync('sh', ['-c', 'command -v swtpm'], { encoding: 'utf8' }).trim();
   const r = await readVersions({ ...input('/'), swtpmPath: swtpm });
   t.equal(r.source, 'agent');
   t.match(r.versions.swtpm, /^\d+\.\d+\.\d+$/);
