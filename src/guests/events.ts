@@ -1,3 +1,4 @@
+import { killChild } from '../util/kill-child.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
@@ -132,14 +133,15 @@ export class EventStream {
     this.stopped = true;
     clearTimeout(this.timer);
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    // No pid: the spawn failed and there is nothing to stop (and kill() would signal our own group).
+    if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 1000);
+      const kill = setTimeout(() => killChild(child, 'SIGKILL'), 1000);
       child.once('close', () => {
         clearTimeout(kill);
         resolve();
       });
-      child.kill('SIGTERM');
+      killChild(child, 'SIGTERM');
     });
   }
 }

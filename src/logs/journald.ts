@@ -1,3 +1,4 @@
+import { killChild } from '../util/kill-child.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { LogLevel } from './classify.js';
@@ -191,10 +192,11 @@ export class JournalFollower {
     this.stopped = true;
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    // No pid: the spawn failed and there is nothing to stop (and kill() would signal our own group).
+    if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return;
     const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
+    killChild(child, 'SIGTERM');
+    const timer = setTimeout(() => killChild(child, 'SIGKILL'), 1000);
     await closed;
     clearTimeout(timer);
   }

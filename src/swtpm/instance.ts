@@ -3,6 +3,7 @@
  * CMD_INIT / CMD_SHUTDOWN over the control channel, TPM commands over the data channel,
  * SIGKILL at the hard limit. Errors say whether swtpm died and what it wrote.
  */
+import { killChild } from '../util/kill-child.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -274,13 +275,7 @@ export class SwtpmInstance {
   async kill(): Promise<void> {
     this.data?.close();
     this.ctrl?.close();
-    if (!this.hasExited && this.child.pid !== undefined) {
-      try {
-        this.child.kill('SIGKILL');
-      } catch {
-        // already reaped
-      }
-    }
+    if (!this.hasExited) killChild(this.child, 'SIGKILL');
     await this.exited;
     this.ws.children.delete(this);
   }

@@ -4,6 +4,7 @@
  * `exit` event does the same synchronously as a last resort, and the next round sweeps what an
  * agent killed by SIGKILL left behind.
  */
+import { killChild } from '../util/kill-child.js';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -28,13 +29,7 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    for (const child of liveChildren) killChild(child, 'SIGKILL');
     for (const dir of liveDirs) {
       try {
         rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { AgentError } from '../errors.js';
 import { childEnv } from './child-env.js';
+import { which } from './which.js';
 
 export interface ExecOptions {
   /** Hard limit; the child gets SIGTERM, then SIGKILL 1 s later. */
@@ -27,13 +28,23 @@ export type ExecKind = 'not-found' | 'timeout' | 'aborted' | 'signal' | 'spawn';
  */
 export async function runCommand(file: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
   const command = [file, ...args].join(' ');
-  const result = await execa(file, args, {
+  const env = options.env ?? process.env;
+  // Resolved first, never spawned when missing: a failed spawn that is then cancelled (the agent
+  // stopping) would make execa kill pid 0 — the agent's own process group (see kill-child.ts).
+  const resolved = await which(file, env.PATH);
+  if (resolved === null) {
+    throw new AgentError('VTPM_ERR_EXEC_NOT_FOUND', `${file} not found on PATH`, { details: { command, kind: 'not-found' satisfies ExecKind } });
+  }
+  if (options.signal?.aborted) {
+    throw new AgentError('VTPM_ERR_EXEC_ABORTED', `${file} was aborted`, { details: { command, kind: 'aborted' satisfies ExecKind } });
+  }
+  const result = await execa(resolved, args, {
     reject: false,
     timeout: options.timeoutMs,
     forceKillAfterDelay: 1000,
     cancelSignal: options.signal,
     // Never the agent's credentials: see child-env.ts.
-    env: childEnv(options.env ?? process.env),
+    env: childEnv(env),
     extendEnv: false,
     input: options.input,
     cwd: options.cwd,
