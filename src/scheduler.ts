@@ -69,7 +69,6 @@ export class ProbeScheduler {
   private readonly probes: Probe[];
   /** Ticks skipped because the probe was still running, per probe. */
   readonly skipped = new Map<string, number>();
-  lastTickAt = Date.now();
   private readonly watches: ScheduleWatch[] = [];
   /** When each running probe's work began (monotonic ms, after it got its concurrency slot). */
   private readonly workStartedAt = new Map<string, number>();
@@ -140,7 +139,6 @@ export class ProbeScheduler {
       const task = cron.schedule(
         expr,
         async () => {
-          this.lastTickAt = Date.now();
           watch.inCycle = true;
           try {
             await this.runCycle(probes);

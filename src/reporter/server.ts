@@ -16,25 +16,24 @@ export interface ServerSources {
 export function createServer(sources: ServerSources, log: Logger): FastifyInstance {
   // The hot path: a scrape of a fresh cached exposition is answered before routing (a write of
   // bytes already in memory); everything else, and a scrape that needs a render, goes to fastify.
-  const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
-    createHttpServer((req, res) => {
+  const headers = (gzip: boolean) => ({ 'content-type': sources.metrics.contentType, vary: 'accept-encoding', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+  const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+    const server = createHttpServer((req, res) => {
       if (req.method === 'GET' && req.url === '/metrics') {
         const exposition = sources.metrics.fresh();
         const gzip = acceptsGzip(req.headers['accept-encoding']);
         const body = exposition && (gzip ? exposition.gzippedNow() : exposition.body);
         if (body) {
           sources.metrics.fastPathHits += 1;
-          res.writeHead(200, { 'content-type': sources.metrics.contentType, vary: 'accept-encoding', 'content-length': body.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+          res.writeHead(200, { ...headers(gzip), 'content-length': body.length });
           res.end(body);
           return;
         }
       }
       handler(req, res);
     });
-  // With a serverFactory fastify no longer applies its own server settings: keep its keep-alive
-  // (72 s, longer than any scrape interval, so Prometheus reuses connections).
-  const serverWithTimeouts = (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
-    const server = serverFactory(handler);
+    // With a serverFactory fastify no longer applies its own server settings: keep its keep-alive
+    // (72 s, longer than any scrape interval, so Prometheus reuses connections).
     server.keepAliveTimeout = 72_000;
     return server;
   };
@@ -42,12 +41,13 @@ export function createServer(sources: ServerSources, log: Logger): FastifyInstan
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
-    serverFactory: serverWithTimeouts,
+    serverFactory,
   });
   app.get('/metrics', async (req, reply) => {
     const exposition = await sources.metrics.get();
-    reply.header('content-type', sources.metrics.contentType).header('vary', 'accept-encoding');
-    if (acceptsGzip(req.headers['accept-encoding'])) return reply.header('content-encoding', 'gzip').send(await exposition.gzipped());
+    const gzip = acceptsGzip(req.headers['accept-encoding']);
+    reply.headers(headers(gzip));
+    if (gzip) return reply.send(await exposition.gzipped());
     return reply.send(exposition.body);
   });
   app.get('/healthz', async (_req, reply) => {
