@@ -3,29 +3,14 @@ import t from 'tap';
 import { BarbicanPreflightExtension } from '../../src/barbican/extension.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { ExtensionContext } from '../../src/extension.js';
-import type { GuestInventory } from '../../src/guests/types.js';
+import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 
-const inventory: GuestInventory = {
+const inventory = {
+  ...inventoryOf([guest('00000001-0000-4000-8000-000000000001', { name: 'instance-00000001', encryptionSecret: 'aaaaaaaa-0000-4000-8000-000000000001' })]),
   collectedAt: 1,
-  guests: [
-    {
-      uuid: '00000001-0000-4000-8000-000000000001',
-      name: 'instance-00000001',
-      instanceUuid: '00000001-0000-4000-8000-000000000001',
-      tpmVersion: '2.0',
-      tpmModel: 'tpm-crb',
-      encryptionSecret: 'aaaaaaaa-0000-4000-8000-000000000001',
-      state: 'running',
-      stateReason: 'booted',
-      nova: null,
-      secretMode: 'user',
-      secretModeSource: 'inferred',
-      secretPresent: false,
-    },
-  ],
-} as GuestInventory;
+};
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;

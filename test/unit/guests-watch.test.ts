@@ -8,30 +8,9 @@ import { parseEventLine } from '../../src/guests/events.js';
 import { loadVersioned, saveVersioned } from '../../src/guests/persist.js';
 import { externalReasonFor, registerRestartReasonSource } from '../../src/guests/reasons.js';
 import { swtpmFailureSince } from '../../src/guests/swtpm-log.js';
-import type { GuestInventory, VtpmGuest } from '../../src/guests/types.js';
+import { guest, inventory } from '../fixtures/guests.js';
 import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/watch.js';
 
-function guest(uuid: string, over: Partial<VtpmGuest> = {}): VtpmGuest {
-  return {
-    uuid,
-    name: `instance-${uuid.slice(0, 4)}`,
-    instanceUuid: uuid,
-    tpmVersion: '2.0',
-    tpmModel: 'tpm-crb',
-    encryptionSecret: `secret-${uuid}`,
-    state: 'running',
-    stateReason: 'booted',
-    nova: null,
-    secretMode: 'user',
-    secretModeSource: 'inferred',
-    secretPresent: false,
-    ...over,
-  };
-}
-
-function inventory(guests: VtpmGuest[]): GuestInventory {
-  return { collectedAt: 0, guests, domainsSeen: guests.length, errors: [], secrets: [], libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: true, atRisk: [] };
-}
 
 const classify: Classifier = (tr, cur, ctx) => classifyFailure(tr, cur, ctx, {});
 
