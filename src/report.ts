@@ -1,6 +1,6 @@
 import os from 'node:os';
-import { verdictFromResults } from './capabilities.js';
-import type { CheckSection } from './extension.js';
+import { verdictFromResults } from './current-verdict.js';
+import type { CheckSection } from './extension-api.js';
 import type { LibvirtFacts } from './probes/libvirt.js';
 import type { Probe, ProbeResult } from './probes/types.js';
 import type { HostState } from './state.js';

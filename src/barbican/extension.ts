@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
 import { registerRestartReasonSource } from '../guests/reasons.js';
 import type { GuestInventory } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
 import { toAgentError } from '../errors.js';
 import { inventoryOptions } from '../probes/guest-inventory.js';
 import { readBootId, readBootTime } from './boot.js';

@@ -1,4 +1,4 @@
-import type { CheckSection } from '../extension.js';
+import type { CheckSection } from '../extension-api.js';
 import type { ProbeResult } from '../probes/types.js';
 import { CHECKS, type CheckResult, type HealthProbeData } from './types.js';
 

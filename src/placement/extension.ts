@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentError } from '../errors.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension.js';
+import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
 import { virsh } from '../libvirt/virsh.js';
 import { openSession } from '../openstack/index.js';
 import { backoffDelay } from '../openstack/backoff.js';

@@ -4,7 +4,7 @@
  * the probe itself fails only when it could not run at all (timeout, abort).
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { CheckSection } from '../extension.js';
+import type { CheckSection } from '../extension-api.js';
 import { METRIC_PREFIX } from '../reporter/contributor.js';
 import { rcHex } from '../swtpm/rc.js';
 import { runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';

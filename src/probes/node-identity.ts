@@ -1,6 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import { gatherNodeIdentity, type IdentityValue, type NodeIdentity } from '../identity/identity.js';
-import type { CheckSection } from '../extension.js';
+import type { CheckSection } from '../extension-api.js';
 import type { Probe, ProbeResult } from './types.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
-import type { CheckSection } from '../extension.js';
+import type { CheckSection } from '../extension-api.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 
 /** What every probe gets: cancellation, logging, configuration and host-path resolution. */

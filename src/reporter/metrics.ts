@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Gauge, Counter, Registry } from 'prom-client';
-import { verdictFromResults } from '../capabilities.js';
-import type { AgentExtension } from '../extension.js';
+import { verdictFromResults } from '../current-verdict.js';
+import type { AgentExtension } from '../extension-api.js';
 import type { Probe } from '../probes/types.js';
 import type { HostState } from '../state.js';
 import { buildInfo } from '../version.js';

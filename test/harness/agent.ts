@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Agent } from '../../src/agent.js';
 import { loadConfig } from '../../src/config/load.js';
-import type { AgentExtension } from '../../src/extension.js';
+import type { AgentExtension } from '../../src/extension-api.js';
 import type { Probe } from '../../src/probes/types.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));

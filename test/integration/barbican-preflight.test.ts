@@ -7,7 +7,7 @@ import t from 'tap';
 import { BarbicanPreflightExtension } from '../../src/barbican/extension.js';
 import type { GuestCheck } from '../../src/barbican/preflight.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { ExtensionContext } from '../../src/extension.js';
+import type { ExtensionContext } from '../../src/extension-api.js';
 import { externalReasonFor } from '../../src/guests/reasons.js';
 import type { GuestInventory, SecretMode, VtpmGuest } from '../../src/guests/types.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';

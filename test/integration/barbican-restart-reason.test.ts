@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { Agent } from '../../src/agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { AgentExtension } from '../../src/extension.js';
+import type { AgentExtension } from '../../src/extension-api.js';
 import { GuestRestartWatcher } from '../../src/guests/watcher.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';

@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { extensionFactories } from '../../src/extensions.js';
+import { extensionFactories } from '../../src/extension-list.js';
 import { allProbes } from '../../src/probes/index.js';
 import { hostProbe } from '../../src/probes/host.js';
 import { libvirtProbe } from '../../src/probes/libvirt.js';

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { BarbicanPreflightExtension } from '../../src/barbican/extension.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { ExtensionContext } from '../../src/extension.js';
+import type { ExtensionContext } from '../../src/extension-api.js';
 import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';

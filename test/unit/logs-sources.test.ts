@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
-import type { ExtensionContext } from '../../src/extension.js';
+import type { ExtensionContext } from '../../src/extension-api.js';
 import { wildcardToRegExp } from '../../src/logs/cri.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';
 import { cursorBoot, cursorSeq, journalctlArgs, parseJournalLine } from '../../src/logs/journald.js';

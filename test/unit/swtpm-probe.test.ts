@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { verdictFromResults } from '../../src/capabilities.js';
+import { verdictFromResults } from '../../src/current-verdict.js';
 import { defaultConfig } from '../../src/config/load.js';
 import { emulationProbe, emulationReport } from '../../src/probes/emulation.js';
 import type { ProbeResult } from '../../src/probes/types.js';
