@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
-import type { AgentExtension, CheckSection } from './extension-api.js';
+import type { AgentExtension } from './extension-api.js';
+import type { CheckSection } from './results.js';
 import { extensionFactories } from './extension-list.js';
 import { allProbes } from './probes/index.js';
 import type { Probe } from './probes/types.js';

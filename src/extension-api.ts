@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
-import type { HostState } from './state.js';
+import type { CheckSection, StateView } from './results.js';
 import type { HostPathResolver } from './util/hostpath.js';
 
 export interface ExtensionContext {
@@ -9,22 +9,10 @@ export interface ExtensionContext {
   log: Logger;
   hostPath: HostPathResolver;
   env: NodeJS.ProcessEnv;
-  /** Latest probe results (read) — extensions may also publish their own via `status()`. */
-  state: HostState;
+  /** Latest probe results, read-only and subscribable; extensions publish their own via `status()`. */
+  state: StateView;
   /** Aborted when the agent stops. */
   signal: AbortSignal;
-}
-
-/** A section of `vtpm-agent check` output and of `/status`. */
-export interface CheckSection {
-  name: string;
-  /** true: all good; false: something is wrong; null: not applicable / not configured. */
-  ok: boolean | null;
-  summary: string;
-  /** Optional table for the human output; the first row is the header. */
-  table?: string[][];
-  /** The machine-readable detail for `--json` and `/status`. */
-  data: unknown;
 }
 
 /**

@@ -1,10 +1,10 @@
 import os from 'node:os';
 import { verdictFromResults } from './current-verdict.js';
-import type { CheckSection } from './extension-api.js';
-import type { LibvirtFacts } from './probes/libvirt.js';
-import type { Probe, ProbeResult } from './probes/types.js';
+import type { CheckSection, ProbeResult } from './results.js';
+import { LIBVIRT, SWTPM } from './libvirt/facts.js';
+import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
-import type { SwtpmFacts, Verdict } from './verdict.js';
+import type { Verdict } from './verdict.js';
 import { buildInfo } from './version.js';
 
 /**
@@ -23,8 +23,8 @@ export interface HostReport {
 }
 
 export function buildReport(state: HostState, probes: Probe[], extraSections: CheckSection[]): HostReport {
-  const libvirt = state.get<LibvirtFacts>('libvirt')?.data;
-  const swtpm = state.get<SwtpmFacts>('swtpm')?.data;
+  const libvirt = state.get(LIBVIRT)?.data;
+  const swtpm = state.get(SWTPM)?.data;
   const sections: CheckSection[] = [];
   for (const probe of probes) {
     if (probe.report) sections.push(probe.report(state.get(probe.name)));

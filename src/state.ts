@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import type { ProbeResult, ProbeResults } from './probes/types.js';
+import type { ProbeKey, ProbeResult, StateView } from './results.js';
 
 /**
  * The one in-memory store of the latest results. Producers (probes, watchers) write; consumers
  * (reporter, reconciler, CLI) only read. Nothing here does I/O, so /metrics stays cheap.
  */
-export class HostState extends EventEmitter implements ProbeResults {
+export class HostState extends EventEmitter implements StateView {
   private readonly results = new Map<string, ProbeResult>();
   private cycles = 0;
   /** Bumped on every write, so consumers can cache what they derive. */
@@ -21,8 +21,9 @@ export class HostState extends EventEmitter implements ProbeResults {
     this.emit('result', stored);
   }
 
-  get<T>(probe: string): ProbeResult<T> | undefined {
-    return this.results.get(probe) as ProbeResult<T> | undefined;
+  get<T>(key: ProbeKey<T>): ProbeResult<T> | undefined {
+    // The one place a stored result meets its key's type: whoever wrote it ran the probe of that key.
+    return this.results.get(key) as ProbeResult<T> | undefined;
   }
 
   all(): ProbeResult[] {

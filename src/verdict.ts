@@ -3,9 +3,8 @@
  * A pure function of probe results — this is where the rules live.
  */
 import type { DomainCapabilities } from './libvirt/domcaps.js';
-
-export type TpmVersion = '1.2' | '2.0';
-export type TpmModel = 'tpm-tis' | 'tpm-crb';
+import type { EmulationOutcome, HostFacts, Reason, ReasonCode, SwtpmFacts, TpmModel, TpmVersion } from './libvirt/facts.js';
+import { compareVersions, LIBVIRT_MIN, QEMU_MIN } from './host/versions.js';
 
 /** The combinations Nova and libvirt accept: CRB exists only with TPM 2.0. */
 export const TPM_COMBINATIONS: ReadonlyArray<{ version: TpmVersion; model: TpmModel }> = [
@@ -13,70 +12,6 @@ export const TPM_COMBINATIONS: ReadonlyArray<{ version: TpmVersion; model: TpmMo
   { version: '2.0', model: 'tpm-tis' },
   { version: '2.0', model: 'tpm-crb' },
 ];
-
-/** Stable reason codes: alerts, dashboards and scripts match on these, so never rename one. */
-export type ReasonCode =
-  | 'LIBVIRT_UNAVAILABLE'
-  | 'LIBVIRT_TOO_OLD'
-  | 'LIBVIRT_TPM_STATE_ERASURE_RISK'
-  | 'KVM_MISSING'
-  | 'QEMU_TOO_OLD'
-  | 'DOMCAPS_NO_TPM'
-  | 'DOMCAPS_TPM_UNSUPPORTED'
-  | 'DOMCAPS_NO_EMULATOR_BACKEND'
-  | 'DOMCAPS_MODEL_MISSING'
-  | 'DOMCAPS_VERSION_MISSING'
-  | 'SWTPM_MISSING'
-  | 'SWTPM_SETUP_MISSING'
-  | 'SWTPM_IOCTL_MISSING'
-  | 'SWTPM_VERSION_UNSUPPORTED'
-  | 'SWTPM_CAPABILITIES_UNREADABLE'
-  | 'SWTPM_USER_MISSING'
-  | 'SWTPM_GROUP_MISSING'
-  | 'SWTPM_STATE_DIR_MISSING'
-  | 'SWTPM_STATE_DIR_PERMISSIONS'
-  | 'SWTPM_PRINCIPAL_ASSUMED'
-  | 'EMULATION_FAILED'
-  | 'EMULATION_NOT_RUN';
-
-export type Severity = 'error' | 'warning';
-
-export interface Reason {
-  code: ReasonCode;
-  severity: Severity;
-  message: string;
-}
-
-/** What the swtpm probe found. */
-export interface SwtpmFacts {
-  binaries: { swtpm: string | null; swtpm_setup: string | null; swtpm_ioctl: string | null };
-  /** Features from `swtpm_setup --print-capabilities` (libvirt takes TPM versions from there). */
-  setupFeatures: string[] | null;
-  socketFeatures: string[] | null;
-  version: string | null;
-  errors: string[];
-}
-
-/** What the host-prerequisites probe found. */
-export interface HostFacts {
-  swtpmUser: { name: string; exists: boolean; uid: number | null };
-  swtpmGroup: { name: string; exists: boolean; gid: number | null };
-  stateDir: { path: string; exists: boolean; owner: string | null; mode: string | null; problems: string[] };
-  kvm: boolean;
-  libvirtVersion: string | null;
-  qemuVersion: string | null;
-  warnings: Reason[];
-}
-
-/** One local emulation result per TPM version and check level (filled in by src/swtpm). */
-export interface EmulationOutcome {
-  version: TpmVersion;
-  level: 'basic' | 'state';
-  ok: boolean;
-  /** The step that failed, e.g. `startup`, `selftest`, `nv-read`. */
-  failedStep?: string;
-  message?: string;
-}
 
 export interface VerdictInputs {
   /** Domain capabilities per machine type asked; null when libvirt could not be asked. */
@@ -102,20 +37,6 @@ export interface Verdict {
   expectedNovaTraits: string[];
   /** Warnings that do not make a combination unusable (e.g. libvirt < 8.9 state-erasure risk). */
   warnings: Reason[];
-}
-
-export const MIN_LIBVIRT = '8.0.0';
-export const MIN_QEMU = '6.2.0';
-export const LIBVIRT_KEEP_TPM = '8.9.0';
-
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d < 0 ? -1 : 1;
-  }
-  return 0;
 }
 
 /** Nova's reading of domain capabilities (nova/virt/libvirt/host.py): version list or both. */
@@ -157,11 +78,11 @@ export function computeVerdict(inputs: VerdictInputs): Verdict {
       common.push(err('DOMCAPS_NO_EMULATOR_BACKEND', `libvirt offers no 'emulator' TPM backend (backend models: ${domcaps.tpm.backendModels.join(', ') || 'none'})`));
     }
   }
-  if (host?.libvirtVersion && compareVersions(host.libvirtVersion, MIN_LIBVIRT) < 0) {
-    common.push(err('LIBVIRT_TOO_OLD', `libvirt ${host.libvirtVersion} is older than Nova's minimum ${MIN_LIBVIRT}`));
+  if (host?.libvirtVersion && compareVersions(host.libvirtVersion, LIBVIRT_MIN) < 0) {
+    common.push(err('LIBVIRT_TOO_OLD', `libvirt ${host.libvirtVersion} is older than Nova's minimum ${LIBVIRT_MIN}`));
   }
-  if (host?.qemuVersion && compareVersions(host.qemuVersion, MIN_QEMU) < 0) {
-    common.push(err('QEMU_TOO_OLD', `QEMU ${host.qemuVersion} is older than Nova's minimum ${MIN_QEMU}`));
+  if (host?.qemuVersion && compareVersions(host.qemuVersion, QEMU_MIN) < 0) {
+    common.push(err('QEMU_TOO_OLD', `QEMU ${host.qemuVersion} is older than Nova's minimum ${QEMU_MIN}`));
   }
   if (!swtpm) {
     common.push(err('SWTPM_CAPABILITIES_UNREADABLE', 'swtpm facts are not available (the swtpm probe has not succeeded)'));

@@ -2,17 +2,15 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
+import type { AgentExtension, ExtensionContext } from '../extension-api.js';
+import type { CheckSection, ProbeResult } from '../results.js';
 import { registerRestartReasonSource } from '../guests/reasons.js';
-import type { GuestInventory } from '../guests/types.js';
+import { GUEST_INVENTORY } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';
-import type { ProbeResult } from '../probes/types.js';
 import { checkSecret } from './client.js';
 import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
 import { Preflight, preflightTargets } from './preflight.js';
-
-const INVENTORY_PROBE = 'guest-inventory';
 
 /**
  * Barbican secret access preflight: as Nova's identity, checks that every vTPM guest whose
@@ -85,7 +83,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     };
     // Usually the agent starts before the first guest inventory: the first round then runs as
     // soon as it appears, not a whole interval later.
-    if (!ctx.state.get<GuestInventory>(INVENTORY_PROBE)?.data) this.waitForInventory(ctx, tick);
+    if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, tick);
     tick();
     this.timer = setInterval(() => {
       if (!this.running) tick();
@@ -95,7 +93,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
 
   private waitForInventory(ctx: ExtensionContext, tick: () => void): void {
     const onResult = (r: ProbeResult): void => {
-      if (r.probe !== INVENTORY_PROBE || !r.data) return;
+      if (r.probe !== GUEST_INVENTORY || !r.data) return;
       this.stopWaiting?.();
       const go = (): void => {
         if (!this.stopped && !this.running) tick();
@@ -113,7 +111,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
 
   private async round(ctx: ExtensionContext, cfg: BarbicanConfig): Promise<void> {
     void cfg;
-    const inv = ctx.state.get<GuestInventory>(INVENTORY_PROBE);
+    const inv = ctx.state.get(GUEST_INVENTORY);
     if (!inv?.data) {
       this.problem = 'no guest inventory yet';
       return;

@@ -1,8 +1,7 @@
-import { compareVersions } from './virsh-text.js';
+import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
 import { isActiveState, type AtRiskGuest, type AtRiskReason, type LibvirtSecret, type NovaMetadata, type SecretMode, type SecretModeSource, type VtpmGuest } from './types.js';
 
 /** libvirt keeps vTPM state across hard reboot / power-on only from 8.9.0 (VIR_DOMAIN_UNDEFINE_KEEP_TPM). */
-export const LIBVIRT_KEEP_TPM_VERSION = '8.9.0';
 
 const MODES = new Set(['user', 'host', 'deployment']);
 
@@ -42,7 +41,7 @@ export function riskReasons(guest: VtpmGuest, ctx: RiskContext): AtRiskReason[] 
   const reasons: AtRiskReason[] = [];
   if (guest.secretMode === 'user') reasons.push('user_secret_mode');
   if (ctx.resumeGuestsStateOnHostBoot === false) reasons.push('resume_guests_off');
-  if (ctx.libvirtVersion !== null && compareVersions(ctx.libvirtVersion, LIBVIRT_KEEP_TPM_VERSION) < 0) reasons.push('libvirt_state_erasure');
+  if (ctx.libvirtVersion !== null && compareVersions(ctx.libvirtVersion, LIBVIRT_KEEP_TPM) < 0) reasons.push('libvirt_state_erasure');
   return reasons;
 }
 

@@ -6,6 +6,8 @@ import { parseDomainXml } from './domain-xml.js';
 import { parseResumeGuestsStateOnHostBoot } from './nova-conf.js';
 import type { DomainError, GuestInventory, LibvirtSecret, VtpmGuest } from './types.js';
 import { parseDomStats, parseLibvirtVersion, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from './virsh-text.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { HostPathResolver } from '../util/hostpath.js';
 
 export interface InventoryOptions {
   virsh: VirshOptions;
@@ -123,4 +125,19 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
 export async function collectInventory(options: InventoryOptions): Promise<GuestInventory> {
   const [raw, resume] = await Promise.all([fetchInventoryRaw(options.virsh), readResumeFlag(options.novaConfPath)]);
   return buildInventory(raw, resume);
+}
+
+/** virsh options for read-only inventory calls, shared with the restart watcher. */
+export function inventoryOptions(config: AgentConfig, hostPath: HostPathResolver, env: NodeJS.ProcessEnv, timeoutMs: number, signal?: AbortSignal) {
+  return {
+    virsh: {
+      virshPath: config.libvirt.virshPath,
+      uri: config.libvirt.uri,
+      readOnly: true,
+      timeoutMs,
+      signal,
+      env,
+    },
+    novaConfPath: config.guests.novaConfPath ? hostPath(config.guests.novaConfPath) : null,
+  };
 }

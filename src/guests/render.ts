@@ -1,4 +1,4 @@
-import type { CheckSection } from '../extension-api.js';
+import type { CheckSection } from '../results.js';
 import type { GuestInventory } from './types.js';
 
 /** The `guest-inventory` section for `vtpm-agent check` and `/status`. */

@@ -2,6 +2,7 @@
  * The typed model of vTPM guests, shared by the inventory probe, the restart watcher and the
  * helpers that read `state.get('guest-inventory')` (Barbican preflight, host health).
  */
+import { probeKey } from '../results.js';
 
 /** Nova's `hw:tpm_secret_security` (2026.1+); `unknown` when it cannot be told. */
 export type SecretMode = 'user' | 'host' | 'deployment' | 'unknown';
@@ -89,6 +90,9 @@ export interface GuestInventory {
 }
 
 /** Failure reasons for a guest that did not come back after a reboot (metric label values). */
+/** The guest-inventory probe's key: `results.get(GUEST_INVENTORY)` is typed. */
+export const GUEST_INVENTORY = probeKey<GuestInventory>('guest-inventory');
+
 export type RestartFailureReason = 'secret_missing' | 'user_secret_mode' | 'swtpm_failed' | 'barbican_access' | 'unknown';
 
 export const restartFailureReasons: readonly RestartFailureReason[] = [

@@ -134,14 +134,3 @@ export function parseLibvirtVersion(text: string): string | null {
   const m = /Using library: libvirt (\d+\.\d+\.\d+)/.exec(text);
   return m?.[1] ?? null;
 }
-
-/** Compares dotted versions numerically: negative when a < b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}

@@ -1,8 +1,7 @@
-import { isActiveState, type GuestInventory } from '../guests/types.js';
-import type { ProbeResults } from '../probes/types.js';
+import { GUEST_INVENTORY, isActiveState, type GuestInventory } from '../guests/types.js';
+import type { ProbeResults } from '../results.js';
 
 /** The guest inventory probe's name (src/probes/guest-inventory.ts). */
-export const GUEST_INVENTORY = 'guest-inventory';
 
 /** What the per-guest health checks need to know about a vTPM guest. */
 export interface HealthGuest {
@@ -51,7 +50,7 @@ export function viewFromInventory(inv: GuestInventory): GuestsView {
 
 /** The latest successful inventory, or null when there is none (libvirt down, probe disabled). */
 export function guestsFromResults(results: ProbeResults): GuestsView | null {
-  const r = results.get<GuestInventory>(GUEST_INVENTORY);
+  const r = results.get(GUEST_INVENTORY);
   if (!r?.ok || !r.data) return null;
   return viewFromInventory(r.data);
 }

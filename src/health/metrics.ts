@@ -2,7 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../reporter/contributor.js';
 import { ALL_HEALTH_PROBES, HEALTH_PROBE_NAMES } from './names.js';
 import type { CheckStatus, HealthProbeData } from './types.js';
-import type { ProbeResults } from '../probes/types.js';
+import type { ProbeResults } from '../results.js';
 import type { GuestLogFact } from './checks/logs.js';
 import type { OrphanCounts } from './checks/orphans.js';
 import type { MacDenialTotals } from './checks/mac.js';

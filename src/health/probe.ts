@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
-import type { Probe, ProbeContext, ProbeResults } from '../probes/types.js';
+import type { Probe, ProbeContext } from '../probes/types.js';
+import type { ProbeResults } from '../results.js';
 import type { HealthCheckToggle } from './config.js';
 import { registerHealthMetrics } from './metrics.js';
 import { healthSection } from './report.js';

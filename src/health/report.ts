@@ -1,5 +1,4 @@
-import type { CheckSection } from '../extension-api.js';
-import type { ProbeResult } from '../probes/types.js';
+import type { CheckSection, ProbeResult } from '../results.js';
 import { CHECKS, type CheckResult, type HealthProbeData } from './types.js';
 
 function sectionOk(checks: readonly CheckResult[]): boolean | null {

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { toAgentError } from '../errors.js';
-import { virsh } from '../libvirt/virsh.js';
+import type { AgentConfig } from '../config/schema.js';
+import { libvirtHostname } from '../libvirt/hostname.js';
+import { probeKey } from '../results.js';
 import { runCommand } from '../util/exec.js';
 import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess } from '../util/container-paths.js';
-import type { ProbeContext } from '../probes/types.js';
+import type { HostPathResolver } from '../util/hostpath.js';
 import { parseComputeId, parseHostname, parseNovaConfHost } from './parse.js';
 
 export type IdentitySource = 'config' | 'nova.conf' | 'hostname --fqdn' | 'compute_id' | 'libvirt';
@@ -27,16 +29,30 @@ export interface NodeIdentity {
   containerPaths: ContainerPath[];
 }
 
-function timeoutMs(ctx: ProbeContext): number {
-  return Math.max(1, Math.min(ctx.config.identity.timeoutSeconds * 1000, ctx.remainingMs()));
+/** The node-identity probe's key: `results.get(NODE_IDENTITY)` is typed. */
+export const NODE_IDENTITY = probeKey<NodeIdentity>('node-identity');
+
+/** What gathering the identity needs, passed explicitly (no probe context). */
+export interface IdentityInputs {
+  identity: AgentConfig['identity'];
+  libvirt: AgentConfig['libvirt'];
+  hostPath: HostPathResolver;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** Milliseconds left for the whole gathering; each command gets the smaller of this and its own limit. */
+  remainingMs(): number;
+}
+
+function timeoutMs(ctx: IdentityInputs): number {
+  return Math.max(1, Math.min(ctx.identity.timeoutSeconds * 1000, ctx.remainingMs()));
 }
 
 function failure(err: unknown): IdentityValue {
   return { value: null, source: null, error: toAgentError(err).message };
 }
 
-async function novaHost(ctx: ProbeContext): Promise<IdentityValue> {
-  const { novaHost: fixed, novaConfPath, hostnamePath } = ctx.config.identity;
+async function novaHost(ctx: IdentityInputs): Promise<IdentityValue> {
+  const { novaHost: fixed, novaConfPath, hostnamePath } = ctx.identity;
   if (fixed) return { value: fixed, source: 'config' };
   let confNote: string | undefined;
   if (novaConfPath) {
@@ -59,8 +75,8 @@ async function novaHost(ctx: ProbeContext): Promise<IdentityValue> {
   }
 }
 
-async function computeNodeUuid(ctx: ProbeContext): Promise<IdentityValue> {
-  const file = ctx.config.identity.computeIdPath;
+async function computeNodeUuid(ctx: IdentityInputs): Promise<IdentityValue> {
+  const file = ctx.identity.computeIdPath;
   try {
     return { value: parseComputeId(await readFile(ctx.hostPath(file), 'utf8'), file), source: 'compute_id' };
   } catch (err) {
@@ -71,29 +87,20 @@ async function computeNodeUuid(ctx: ProbeContext): Promise<IdentityValue> {
   }
 }
 
-async function providerName(ctx: ProbeContext): Promise<IdentityValue> {
-  const fixed = ctx.config.identity.providerName;
+async function providerName(ctx: IdentityInputs): Promise<IdentityValue> {
+  const fixed = ctx.identity.providerName;
   if (fixed) return { value: fixed, source: 'config' };
-  const { libvirt } = ctx.config;
   try {
-    // Nova's libvirt driver names its node (and so the resource provider) virConnectGetHostname().
-    const out = await virsh(['hostname'], {
-      virshPath: libvirt.virshPath,
-      uri: libvirt.uri,
-      readOnly: true,
-      timeoutMs: timeoutMs(ctx),
-      signal: ctx.signal,
-      env: ctx.env,
-    });
-    return { value: parseHostname(out, 'virsh hostname'), source: 'libvirt' };
+    const value = await libvirtHostname(ctx.libvirt, { timeoutMs: timeoutMs(ctx), signal: ctx.signal, env: ctx.env });
+    return { value, source: 'libvirt' };
   } catch (err) {
     return failure(err);
   }
 }
 
 /** Gathers the node identity; never throws, each fact carries its own error. */
-export async function gatherNodeIdentity(ctx: ProbeContext): Promise<NodeIdentity> {
-  const { libvirtDaemonNames, libvirtContainerPaths } = ctx.config.identity;
+export async function gatherNodeIdentity(ctx: IdentityInputs): Promise<NodeIdentity> {
+  const { libvirtDaemonNames, libvirtContainerPaths } = ctx.identity;
   const [host, uuid, provider, daemon] = await Promise.all([
     novaHost(ctx),
     computeNodeUuid(ctx),

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
+import type { AgentExtension, ExtensionContext } from '../extension-api.js';
+import type { CheckSection } from '../results.js';
 import { registerRestartReasonSource } from '../guests/reasons.js';
 import { NovaLogFollower, stateFilePath } from './follower.js';
 import { registerNovaLogMetrics } from './metrics.js';

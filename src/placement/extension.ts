@@ -8,13 +8,13 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentError } from '../errors.js';
-import type { AgentExtension, CheckSection, ExtensionContext } from '../extension-api.js';
-import { virsh } from '../libvirt/virsh.js';
+import type { AgentExtension, ExtensionContext } from '../extension-api.js';
+import type { CheckSection, ProbeResults } from '../results.js';
+import { virshHostname } from '../libvirt/hostname.js';
 import { openSession } from '../openstack/index.js';
 import { backoffDelay } from '../openstack/backoff.js';
 import { describeCloud } from '../openstack/credentials.js';
 import type { OpenStackSession } from '../openstack/session.js';
-import type { ProbeResults } from '../probes/types.js';
 import { hostPathResolver } from '../util/hostpath.js';
 import type { Verdict } from '../verdict.js';
 import { registerPlacementMetrics } from './metrics.js';
@@ -30,22 +30,6 @@ export interface PlacementExtensionOptions {
   /** libvirt's hostname; default `virsh -r hostname` with the agent's libvirt settings. */
   libvirtHostname?: (config: AgentConfig, env: NodeJS.ProcessEnv, signal?: AbortSignal) => Promise<string | null>;
   random?: () => number;
-}
-
-export async function virshHostname(config: AgentConfig, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<string | null> {
-  try {
-    const out = await virsh(['hostname'], {
-      virshPath: config.libvirt.virshPath,
-      uri: config.libvirt.uri,
-      readOnly: true,
-      timeoutMs: config.libvirt.timeoutSeconds * 1000,
-      env,
-      ...(signal ? { signal } : {}),
-    });
-    return out.trim() || null;
-  } catch {
-    return null;
-  }
 }
 
 /** What decides whether a verdict change is worth an immediate reconcile. */

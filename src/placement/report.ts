@@ -1,5 +1,5 @@
 /** The Placement section of `vtpm-agent check`, `/status` and `vtpm-agent reconcile`. */
-import type { CheckSection } from '../extension-api.js';
+import type { CheckSection } from '../results.js';
 import type { ReconcileResult, ReconcileState } from './reconciler.js';
 
 export const SECTION_NAME = 'placement';

@@ -2,7 +2,8 @@
  * The rules of trait reconciliation, as pure functions: which Nova vTPM traits are drifting
  * from what this host can really run, and which agent-owned traits the provider should carry.
  */
-import type { TpmModel, TpmVersion, Verdict } from '../verdict.js';
+import type { TpmModel, TpmVersion } from '../libvirt/facts.js';
+import type { Verdict } from '../verdict.js';
 
 /** The vTPM traits Nova owns (os-traits; TIS/CRB from os-traits 3.1.0 / Nova 2024.2). */
 export const NOVA_TPM_TRAITS = ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0', 'COMPUTE_SECURITY_TPM_TIS', 'COMPUTE_SECURITY_TPM_CRB'] as const;

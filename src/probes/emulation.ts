@@ -4,16 +4,14 @@
  * the probe itself fails only when it could not run at all (timeout, abort).
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { CheckSection } from '../extension-api.js';
 import { METRIC_PREFIX } from '../reporter/contributor.js';
 import { rcHex } from '../swtpm/rc.js';
-import { runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
-import type { Probe, ProbeResult, ProbeResults } from './types.js';
-
-export const EMULATION_PROBE = 'emulation';
+import { EMULATION, runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
+import type { CheckSection, ProbeResult, ProbeResults } from '../results.js';
+import type { Probe } from './types.js';
 
 function latest(results: ProbeResults): EmulationCheckResult[] {
-  return results.get<EmulationData>(EMULATION_PROBE)?.data?.checks ?? [];
+  return results.get(EMULATION)?.data?.checks ?? [];
 }
 
 /** Metrics read the latest result only: a scrape never starts swtpm. */
@@ -94,10 +92,10 @@ function rcCell(c: EmulationCheckResult): string {
 }
 
 export function emulationReport(result: ProbeResult<EmulationData> | undefined): CheckSection {
-  if (!result) return { name: EMULATION_PROBE, ok: null, summary: 'emulation checks have not run yet', data: null };
+  if (!result) return { name: EMULATION, ok: null, summary: 'emulation checks have not run yet', data: null };
   if (!result.ok || !result.data) {
     return {
-      name: EMULATION_PROBE,
+      name: EMULATION,
       ok: false,
       summary: `emulation checks could not run: ${result.error?.message ?? 'unknown error'}`,
       data: { error: result.error ?? null },
@@ -123,11 +121,11 @@ export function emulationReport(result: ProbeResult<EmulationData> | undefined):
       c.message ?? '',
     ]),
   ];
-  return { name: EMULATION_PROBE, ok: failed.length === 0, summary, table, data: result.data };
+  return { name: EMULATION, ok: failed.length === 0, summary, table, data: result.data };
 }
 
 export const emulationProbe: Probe<EmulationData> = {
-  name: EMULATION_PROBE,
+  name: EMULATION,
   description: 'Runs throwaway swtpm instances (TPM 1.2 and 2.0, basic and encrypted-state checks) to prove TPM emulation works',
   schedule: (config) => config.emulation.schedule,
   timeoutMs: (config) => config.emulation.timeoutSeconds * 1000,
@@ -140,7 +138,7 @@ export const emulationProbe: Probe<EmulationData> = {
       log: ctx.log,
       hostPath: ctx.hostPath,
       remainingMs: ctx.remainingMs,
-      previous: results.get<EmulationData>(EMULATION_PROBE)?.data ?? null,
+      previous: results.get(EMULATION)?.data ?? null,
     });
   },
   registerMetrics: registerEmulationMetrics,

@@ -1,36 +1,17 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { AgentConfig } from '../config/schema.js';
-import { collectInventory } from '../guests/inventory.js';
+import { collectInventory, inventoryOptions } from '../guests/inventory.js';
 import { inventorySection } from '../guests/render.js';
-import { atRiskReasons, type GuestInventory } from '../guests/types.js';
+import { atRiskReasons, GUEST_INVENTORY, type GuestInventory } from '../guests/types.js';
 import { METRIC_PREFIX } from '../reporter/contributor.js';
-import type { HostPathResolver } from '../util/hostpath.js';
 import type { Probe, ProbeContext } from './types.js';
-
-export const GUEST_INVENTORY_PROBE = 'guest-inventory';
-
-/** virsh options for read-only inventory calls, shared with the restart watcher. */
-export function inventoryOptions(config: AgentConfig, hostPath: HostPathResolver, env: NodeJS.ProcessEnv, timeoutMs: number, signal?: AbortSignal) {
-  return {
-    virsh: {
-      virshPath: config.libvirt.virshPath,
-      uri: config.libvirt.uri,
-      readOnly: true,
-      timeoutMs,
-      signal,
-      env,
-    },
-    novaConfPath: config.guests.novaConfPath ? hostPath(config.guests.novaConfPath) : null,
-  };
-}
 
 /**
  * Every libvirt domain with an emulated TPM, with its Nova metadata, secret mode and the guests
  * that would not come back after a host reboot. Read by the Barbican and host-health helpers via
- * `state.get('guest-inventory')`.
+ * `state.get(GUEST_INVENTORY)`.
  */
 export const guestInventoryProbe: Probe<GuestInventory> = {
-  name: GUEST_INVENTORY_PROBE,
+  name: GUEST_INVENTORY,
   description: 'vTPM guests in libvirt (TPM, Nova metadata, secret mode) and those at risk of not restarting after a host reboot',
   schedule: (config) => config.guests.inventorySchedule,
   enabled: (config) => config.guests.inventoryEnabled,
@@ -39,7 +20,7 @@ export const guestInventoryProbe: Probe<GuestInventory> = {
     return collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, timeoutMs, ctx.signal));
   },
   registerMetrics(registry: Registry, results) {
-    const latest = () => results.get<GuestInventory>(GUEST_INVENTORY_PROBE)?.data;
+    const latest = () => results.get(GUEST_INVENTORY)?.data;
     new Gauge({
       name: `${METRIC_PREFIX}guests`,
       help: 'vTPM guests defined in libvirt, by domain state, TPM version and model, and secret mode',

@@ -1,5 +1,6 @@
 import { checkGuestState } from '../health/checks/guest-state.js';
-import { GUEST_INVENTORY, guestsFromResults } from '../health/guests.js';
+import { GUEST_INVENTORY } from '../guests/types.js';
+import { guestsFromResults } from '../health/guests.js';
 import type { GuestStateProbeData } from '../health/metrics.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { loadPrincipal } from '../health/principal.js';

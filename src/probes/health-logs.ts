@@ -1,5 +1,6 @@
 import { scanLogs } from '../health/checks/logs.js';
-import { GUEST_INVENTORY, guestsFromResults } from '../health/guests.js';
+import { GUEST_INVENTORY } from '../guests/types.js';
+import { guestsFromResults } from '../health/guests.js';
 import type { LogsProbeData } from '../health/metrics.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { healthProbe } from '../health/probe.js';

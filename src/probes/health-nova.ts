@@ -1,14 +1,12 @@
 import { evaluateNova } from '../health/checks/nova.js';
 import { evaluateSecrets } from '../health/checks/secrets.js';
-import { GUEST_INVENTORY, guestsFromResults } from '../health/guests.js';
+import { GUEST_INVENTORY } from '../guests/types.js';
+import { guestsFromResults } from '../health/guests.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { loadNovaSettings } from '../health/nova-conf.js';
 import { healthProbe } from '../health/probe.js';
 import type { CheckResult, HealthProbeData } from '../health/types.js';
-import type { LibvirtFacts } from './libvirt.js';
-
-/** The libvirt probe's name (src/probes/libvirt.ts). */
-const LIBVIRT_PROBE = 'libvirt';
+import { LIBVIRT, type LibvirtFacts } from '../libvirt/facts.js';
 
 /** Does any probed machine type offer the emulator backend? null when the libvirt probe has no answer. */
 function emulatorOffered(facts: LibvirtFacts | undefined): boolean | null {
@@ -23,12 +21,12 @@ export const healthNovaProbe = healthProbe<HealthProbeData>({
   title: 'Health: Nova configuration and vTPM secrets',
   description: 'nova.conf swtpm_enabled/virt_type/resume_guests_state_on_host_boot/supported_tpm_secret_security; <encryption secret> per guest',
   toggles: ['nova', 'secrets'],
-  after: [GUEST_INVENTORY, LIBVIRT_PROBE],
+  after: [GUEST_INVENTORY, LIBVIRT],
   async run(ctx, results) {
     const h = ctx.config.health;
     const view = guestsFromResults(results);
     const checks: CheckResult[] = [];
-    const libvirt = results.get<LibvirtFacts>(LIBVIRT_PROBE);
+    const libvirt = results.get(LIBVIRT);
     const emulator = libvirt?.ok ? emulatorOffered(libvirt.data) : null;
     if (h.checks.nova) checks.push(evaluateNova(await loadNovaSettings(h, ctx.hostPath), view, emulator));
     if (h.checks.secrets) checks.push(evaluateSecrets(view));

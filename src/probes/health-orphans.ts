@@ -1,5 +1,6 @@
 import { checkOrphans } from '../health/checks/orphans.js';
-import { GUEST_INVENTORY, guestsFromResults } from '../health/guests.js';
+import { GUEST_INVENTORY } from '../guests/types.js';
+import { guestsFromResults } from '../health/guests.js';
 import type { OrphansProbeData } from '../health/metrics.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { healthProbe } from '../health/probe.js';

@@ -6,16 +6,9 @@ import { readAccounts } from '../host/accounts.js';
 import { readOsRelease } from '../host/os-release.js';
 import { swtpmNames } from '../swtpm/libvirt-names.js';
 import { libvirtViewPath } from '../util/container-paths.js';
-import { compareVersions, LIBVIRT_KEEP_TPM, type HostFacts, type Reason } from '../verdict.js';
-import type { LibvirtFacts } from './libvirt.js';
+import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
+import { HOST, LIBVIRT, type HostPrerequisites, type Reason } from '../libvirt/facts.js';
 import type { Probe } from './types.js';
-
-export interface HostPrerequisites extends HostFacts {
-  bootTime: number | null;
-  os: string | null;
-  kernel: string | null;
-  hardwareVirtualization: boolean | null;
-}
 
 function modeString(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
@@ -23,9 +16,9 @@ function modeString(mode: number): string {
 
 /** Host prerequisites Nova and libvirt rely on: the swtpm principal, state dir, /dev/kvm, versions. */
 export const hostProbe: Probe<HostPrerequisites> = {
-  name: 'host',
+  name: HOST,
   description: 'swtpm user/group, swtpm state directory, /dev/kvm, libvirt/QEMU minimums, host facts',
-  after: ['libvirt'],
+  after: [LIBVIRT],
   async run(ctx, results) {
     const { stateDir } = ctx.config.swtpm;
     const names = await swtpmNames(ctx.config, ctx.hostPath);
@@ -58,7 +51,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
     } catch {
       kvm = false;
     }
-    const libvirt = results.get<LibvirtFacts>('libvirt')?.data;
+    const libvirt = results.get(LIBVIRT)?.data;
     const warnings: Reason[] = [];
     if (libvirt?.libvirtVersion && compareVersions(libvirt.libvirtVersion, LIBVIRT_KEEP_TPM) < 0) {
       warnings.push({
@@ -96,7 +89,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       registers: [registry],
       collect() {
         this.reset();
-        const data = results.get<HostPrerequisites>('host')?.data;
+        const data = results.get(HOST)?.data;
         if (!data) return;
         this.set({ prerequisite: 'swtpm_user' }, data.swtpmUser.exists ? 1 : 0);
         this.set({ prerequisite: 'swtpm_group' }, data.swtpmGroup.exists ? 1 : 0);

@@ -1,26 +1,11 @@
 import { access } from 'node:fs/promises';
 import { Gauge, type Registry } from 'prom-client';
-import { parseDomainCapabilities, type DomainCapabilities } from '../libvirt/domcaps.js';
+import { parseDomainCapabilities } from '../libvirt/domcaps.js';
+import { LIBVIRT, type LibvirtFacts, type MachineDomainCapabilities } from '../libvirt/facts.js';
 import { parseVirshVersion } from '../libvirt/version.js';
 import { virsh, type VirshOptions } from '../libvirt/virsh.js';
 import { toAgentError } from '../errors.js';
 import type { Probe, ProbeContext } from './types.js';
-
-export interface MachineDomainCapabilities {
-  /** `default` = libvirt's default machine type for the arch. */
-  machineType: string;
-  capabilities: DomainCapabilities | null;
-  error?: string;
-}
-
-export interface LibvirtFacts {
-  uri: string;
-  virtType: 'kvm' | 'qemu';
-  libvirtVersion: string | null;
-  hypervisor: string | null;
-  qemuVersion: string | null;
-  machines: MachineDomainCapabilities[];
-}
 
 function options(ctx: ProbeContext, readOnly: boolean): VirshOptions {
   const { libvirt } = ctx.config;
@@ -45,13 +30,8 @@ async function detectVirtType(ctx: ProbeContext): Promise<'kvm' | 'qemu'> {
   }
 }
 
-/** The first machine type that answered: Nova reads the host arch's first machine type. */
-export function primaryDomainCapabilities(facts: LibvirtFacts | undefined): DomainCapabilities | null {
-  return facts?.machines.find((m) => m.capabilities)?.capabilities ?? null;
-}
-
 export const libvirtProbe: Probe<LibvirtFacts> = {
-  name: 'libvirt',
+  name: LIBVIRT,
   description: 'libvirt and QEMU versions; TPM domain capabilities per machine type',
   async run(ctx) {
     const virtType = await detectVirtType(ctx);
@@ -87,7 +67,7 @@ export const libvirtProbe: Probe<LibvirtFacts> = {
       registers: [registry],
       collect() {
         this.reset();
-        const data = results.get<LibvirtFacts>('libvirt')?.data;
+        const data = results.get(LIBVIRT)?.data;
         if (data) this.set({ libvirt_version: data.libvirtVersion ?? '', qemu_version: data.qemuVersion ?? '', virt_type: data.virtType }, 1);
       },
     });
@@ -98,7 +78,7 @@ export const libvirtProbe: Probe<LibvirtFacts> = {
       registers: [registry],
       collect() {
         this.reset();
-        for (const m of results.get<LibvirtFacts>('libvirt')?.data?.machines ?? []) {
+        for (const m of results.get(LIBVIRT)?.data?.machines ?? []) {
           const tpm = m.capabilities?.tpm;
           this.set({ machine_type: m.machineType }, tpm?.supported && tpm.backendModels.includes('emulator') ? 1 : 0);
         }

@@ -1,7 +1,7 @@
 import { Gauge, type Registry } from 'prom-client';
-import { gatherNodeIdentity, type IdentityValue, type NodeIdentity } from '../identity/identity.js';
-import type { CheckSection } from '../extension-api.js';
-import type { Probe, ProbeResult } from './types.js';
+import { gatherNodeIdentity, NODE_IDENTITY, type IdentityValue, type NodeIdentity } from '../identity/identity.js';
+import type { CheckSection, ProbeResult } from '../results.js';
+import type { Probe } from './types.js';
 
 /**
  * Names this compute node the way Nova and Placement do. On Atmosphere Prometheus's `instance`
@@ -10,11 +10,19 @@ import type { Probe, ProbeResult } from './types.js';
  * private paths are reachable, and why not.
  */
 export const nodeIdentityProbe: Probe<NodeIdentity> = {
-  name: 'node-identity',
+  name: NODE_IDENTITY,
   description: 'Nova host name, compute node UUID, Placement provider name; reachability of the libvirt container paths',
   enabled: (config) => config.identity.enabled,
   schedule: (config) => config.identity.schedule,
-  run: (ctx) => gatherNodeIdentity(ctx),
+  run: (ctx) =>
+    gatherNodeIdentity({
+      identity: ctx.config.identity,
+      libvirt: ctx.config.libvirt,
+      hostPath: ctx.hostPath,
+      env: ctx.env,
+      signal: ctx.signal,
+      remainingMs: () => ctx.remainingMs(),
+    }),
   registerMetrics(registry: Registry, results) {
     new Gauge({
       name: 'vtpm_node_info',
@@ -23,7 +31,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
       registers: [registry],
       collect() {
         this.reset();
-        const data = results.get<NodeIdentity>('node-identity')?.data;
+        const data = results.get(NODE_IDENTITY)?.data;
         if (!data) return;
         this.set(
           {
@@ -42,7 +50,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
       registers: [registry],
       collect() {
         this.reset();
-        for (const p of results.get<NodeIdentity>('node-identity')?.data?.containerPaths ?? []) {
+        for (const p of results.get(NODE_IDENTITY)?.data?.containerPaths ?? []) {
           this.set({ path: p.path, reason: p.reachable ? '' : (p.reason ?? '') }, p.reachable ? 1 : 0);
         }
       },
@@ -58,9 +66,9 @@ function show(v: IdentityValue): string {
 }
 
 export function nodeIdentitySection(result: ProbeResult<NodeIdentity> | undefined): CheckSection {
-  if (!result) return { name: 'node-identity', ok: null, summary: 'not run yet', data: null };
+  if (!result) return { name: NODE_IDENTITY, ok: null, summary: 'not run yet', data: null };
   if (!result.ok || !result.data) {
-    return { name: 'node-identity', ok: false, summary: result.error?.message ?? 'failed', data: { error: result.error ?? null } };
+    return { name: NODE_IDENTITY, ok: false, summary: result.error?.message ?? 'failed', data: { error: result.error ?? null } };
   }
   const d = result.data;
   // A missing compute_id only means nova-compute has not run here; unreadable or garbled is a fault.
@@ -69,7 +77,7 @@ export function nodeIdentitySection(result: ProbeResult<NodeIdentity> | undefine
   const unreachable = d.containerPaths.filter((p) => !p.reachable);
   const where = d.libvirtd ? `libvirtd pid ${d.libvirtd.pid} on the ${d.libvirtd.placement === 'unknown' ? 'unknown side' : d.libvirtd.placement}` : 'libvirtd not visible';
   return {
-    name: 'node-identity',
+    name: NODE_IDENTITY,
     ok,
     summary: `nova host ${show(d.novaHost)}; compute node ${d.computeNodeUuid.value ?? 'unknown'}; provider ${d.providerName.value ?? 'unknown'}; ${where}; ${
       unreachable.length ? `unreachable: ${unreachable.map((p) => `${p.path} (${p.reason})`).join(', ')}` : 'libvirt paths reachable'

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import { toAgentError } from '../errors.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { Probe, ProbeResult, ProbeResults } from './types.js';
+import type { ProbeResult, ProbeResults } from '../results.js';
+import type { Probe } from './types.js';
 
 export interface RunProbeOptions {
   config: AgentConfig;

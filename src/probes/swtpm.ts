@@ -3,7 +3,7 @@ import { parseSwtpmCapabilities } from '../host/swtpm-capabilities.js';
 import { runCommand } from '../util/exec.js';
 import { which } from '../util/which.js';
 import { toAgentError } from '../errors.js';
-import type { SwtpmFacts } from '../verdict.js';
+import { SWTPM, type SwtpmFacts } from '../libvirt/facts.js';
 import type { Probe, ProbeContext } from './types.js';
 
 async function capabilities(ctx: ProbeContext, file: string, args: string[], what: string): Promise<{ features: string[]; version: string | null }> {
@@ -21,7 +21,7 @@ async function capabilities(ctx: ProbeContext, file: string, args: string[], wha
 
 /** Presence of the swtpm binaries (as libvirt and Nova look them up) and their capabilities. */
 export const swtpmProbe: Probe<SwtpmFacts> = {
-  name: 'swtpm',
+  name: SWTPM,
   description: 'swtpm, swtpm_setup and swtpm_ioctl on PATH; their --print-capabilities',
   async run(ctx) {
     const { swtpmPath, swtpmSetupPath, swtpmIoctlPath } = ctx.config.swtpm;
@@ -62,7 +62,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
       registers: [registry],
       collect() {
         this.reset();
-        const data = results.get<SwtpmFacts>('swtpm')?.data;
+        const data = results.get(SWTPM)?.data;
         if (!data) return;
         const f = data.setupFeatures ?? [];
         this.set({ version: data.version ?? '', tpm_1_2: String(f.includes('tpm-1.2')), tpm_2_0: String(f.includes('tpm-2.0')) }, 1);
@@ -75,7 +75,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
       registers: [registry],
       collect() {
         this.reset();
-        const data = results.get<SwtpmFacts>('swtpm')?.data;
+        const data = results.get(SWTPM)?.data;
         if (!data) return;
         for (const [binary, found] of Object.entries(data.binaries)) this.set({ binary }, found ? 1 : 0);
       },

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
-import type { CheckSection } from '../extension-api.js';
+import type { CheckSection, ProbeKey, ProbeResult, ProbeResults } from '../results.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 
 /** What every probe gets: cancellation, logging, configuration and host-path resolution. */
@@ -27,7 +27,8 @@ export interface ProbeContext {
  * runner turns that into a failed result — a probe failure is data, never a crash.
  */
 export interface Probe<T = unknown> {
-  readonly name: string;
+  /** The probe's name, typed with its data: others read the result as `results.get(probe.name)`. */
+  readonly name: ProbeKey<T>;
   readonly description: string;
   /** node-cron expression; the agent's `probes.schedule` when absent. */
   schedule?(config: AgentConfig): string;
@@ -45,26 +46,4 @@ export interface Probe<T = unknown> {
   registerMetrics?(registry: Registry, results: ProbeResults): void;
   /** A section for `vtpm-agent check` and `/status`, built from the latest result. */
   report?(result: ProbeResult<T> | undefined): CheckSection;
-}
-
-export interface ProbeFailure {
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
-
-export interface ProbeResult<T = unknown> {
-  probe: string;
-  ok: boolean;
-  data?: T;
-  error?: ProbeFailure;
-  startedAt: number;
-  durationSeconds: number;
-  /** Unix ms of the latest successful run, carried across failures. */
-  lastSuccessAt: number | null;
-}
-
-/** Read-only view of the latest results, for probes that build on others. */
-export interface ProbeResults {
-  get<T>(probe: string): ProbeResult<T> | undefined;
 }

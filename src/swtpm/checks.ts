@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AgentError } from '../errors.js';
 import { abortError } from './channel.js';
-import type { TpmVersion } from '../verdict.js';
+import type { TpmVersion } from '../libvirt/facts.js';
 import { SwtpmInstance } from './instance.js';
 import { Workspace } from './workspace.js';
 import type { Principal } from './principal.js';

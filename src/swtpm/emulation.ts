@@ -6,9 +6,8 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
-import type { ProbeResult } from '../probes/types.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { EmulationOutcome, TpmVersion } from '../verdict.js';
+import type { TpmVersion } from '../libvirt/facts.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
 import { swtpmNames } from './libvirt-names.js';
@@ -114,26 +113,4 @@ function carry(data: EmulationData, previous: EmulationData | null | undefined):
     check.lastSuccessAt = check.ok ? check.startedAt + check.durationSeconds * 1000 : (before?.lastSuccessAt ?? null);
   }
   return data;
-}
-
-/**
- * The verdict's view of the latest probe result: null when the probe has not run (or is off);
- * when the whole round could not run (aborted, timed out) both versions count as unproven.
- */
-export function emulationOutcomesFromResult(result: ProbeResult<EmulationData> | undefined): EmulationOutcome[] | null {
-  if (!result) return null;
-  if (result.ok && result.data) return emulationOutcomes(result.data);
-  const message = `the emulation round did not complete: ${result.error?.message ?? 'unknown error'}`;
-  return (['1.2', '2.0'] as const).map((version) => ({ version, level: 'basic' as const, ok: false, failedStep: 'round', message }));
-}
-
-/** The verdict's view of the results (`computeVerdict({ emulation })`). */
-export function emulationOutcomes(data: EmulationData | null | undefined): EmulationOutcome[] {
-  return (data?.checks ?? []).map((c) => ({
-    version: c.version,
-    level: c.level,
-    ok: c.ok,
-    ...(c.failedStep ? { failedStep: c.failedStep } : {}),
-    ...(c.message ? { message: c.rcName && !c.message.includes(c.rcName) ? `${c.message} (${c.rcName})` : c.message } : {}),
-  }));
 }

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../errors.js';
-import type { TpmVersion } from '../verdict.js';
+import type { TpmVersion } from '../libvirt/facts.js';
 import { abortError, sleep, SocketChannel } from './channel.js';
 import { cmdInit, cmdShutdown, CONTROL_RESULT_SIZE, parseControlResult } from './control.js';
 import { TpmResponseError } from './rc.js';

@@ -1,4 +1,5 @@
-import type { TpmVersion } from '../verdict.js';
+import type { TpmVersion } from '../libvirt/facts.js';
+import { probeKey } from '../results.js';
 import type { RunAs } from './principal.js';
 
 export type CheckLevel = 'basic' | 'state';
@@ -40,6 +41,9 @@ export interface EmulationData {
   tempBase: string;
   checks: EmulationCheckResult[];
 }
+
+/** The emulation probe's key: `results.get(EMULATION)` is typed. */
+export const EMULATION = probeKey<EmulationData>('emulation');
 
 /** A result that has not (yet) succeeded: the shape every check starts from and every early failure uses. */
 export function pendingResult(version: TpmVersion, level: CheckLevel, startedAt: number, steps: StepTiming[] = []): EmulationCheckResult {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { evaluateVersions, parseDpkgStatus, readVersions } from '../../src/health/checks/versions.js';
-import { upstreamVersion } from '../../src/health/version.js';
+import { upstreamVersion } from '../../src/host/versions.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { requireCommands } from '../harness/components.js';
 

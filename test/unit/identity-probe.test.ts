@@ -9,7 +9,7 @@ import { configSchema } from '../../src/config/schema.js';
 import type { NodeIdentity } from '../../src/identity/identity.js';
 import { nodeIdentityProbe } from '../../src/probes/node-identity.js';
 import { runProbe } from '../../src/probes/runner.js';
-import type { ProbeResult } from '../../src/probes/types.js';
+import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'vtpm-identity-'));

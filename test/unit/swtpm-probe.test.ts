@@ -6,8 +6,9 @@ import t from 'tap';
 import { verdictFromResults } from '../../src/current-verdict.js';
 import { defaultConfig } from '../../src/config/load.js';
 import { emulationProbe, emulationReport } from '../../src/probes/emulation.js';
-import type { ProbeResult } from '../../src/probes/types.js';
-import { emulationOutcomes, emulationOutcomesFromResult, plannedChecks, resolvePrincipal, type EmulationCheckResult, type EmulationData } from '../../src/swtpm/index.js';
+import type { ProbeResult } from '../../src/results.js';
+import { emulationOutcomes, emulationOutcomesFromResult } from '../../src/libvirt/emulation-outcomes.js';
+import { plannedChecks, resolvePrincipal, type EmulationCheckResult, type EmulationData } from '../../src/swtpm/index.js';
 import { computeVerdict } from '../../src/verdict.js';
 
 function check(partial: Partial<EmulationCheckResult> & Pick<EmulationCheckResult, 'version' | 'level' | 'ok'>): EmulationCheckResult {

@@ -9,7 +9,7 @@ import { parseEnvironPath } from '../parse/proc.js';
 import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { compareVersions } from '../version.js';
+import { compareVersions, SWTPM_LOCALCA_OPENSSL } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 /** libvirt needs all three on its own PATH (virTPMHasSwtpm). */
@@ -195,7 +195,7 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
   if (input.checkBinaries && !resolved.certtool && !resolved.openssl) {
     findings.push(finding('VTPM_HEALTH_CERT_TOOL_MISSING', 'fail', `Neither certtool nor openssl is on libvirt's PATH (from ${pathFrom}): swtpm_localca cannot sign EK certificates.`, { subject: 'certtool' }));
   } else if (input.checkBinaries && swtpmVersion) {
-    const needs = compareVersions(swtpmVersion, '0.11.0') < 0 ? 'certtool' : 'openssl';
+    const needs = compareVersions(swtpmVersion, SWTPM_LOCALCA_OPENSSL) < 0 ? 'certtool' : 'openssl';
     if (!resolved[needs]) {
       findings.push(finding('VTPM_HEALTH_CERT_TOOL_MISSING', 'fail', `swtpm ${swtpmVersion}'s swtpm_localca needs ${needs}, which is not on libvirt's PATH (from ${pathFrom}).`, { subject: needs }));
     }

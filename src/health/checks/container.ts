@@ -2,7 +2,7 @@ import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
 import { CAP_SYS_PTRACE, hasCap, mountFor, parseCapEff, parseMountinfo, type MountEntry } from '../parse/proc.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { compareVersions } from '../version.js';
+import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 export interface ContainerFacts {
@@ -40,7 +40,7 @@ export function evaluateContainer(f: ContainerFacts, libvirtVersion: string | nu
   }
   if (f.containerised !== true) return checkResult('container', [], { daemon: f.daemon, containerised: f.containerised }, 'not-applicable');
   const findings: Finding[] = [];
-  const old = libvirtVersion === null || compareVersions(libvirtVersion, '8.1.0') < 0;
+  const old = libvirtVersion === null || compareVersions(libvirtVersion, LIBVIRT_NO_PTRACE_NEEDED) < 0;
   if (old && f.capEff !== null && !hasCap(f.capEff, CAP_SYS_PTRACE)) {
     findings.push(finding('VTPM_HEALTH_CONTAINER_NO_PTRACE', 'fail', `${f.daemon.comm} (pid ${f.daemon.pid}) runs in a container without CAP_SYS_PTRACE and libvirt is ${libvirtVersion ?? 'of unknown version'}: vTPM guests fail with "Could not get process id of swtpm".`, { subject: f.daemon.comm }));
   }

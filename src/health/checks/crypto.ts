@@ -1,7 +1,7 @@
 import { readText } from '../fsinfo.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { compareVersions } from '../version.js';
+import { compareVersions, SWTPM_FIPS_WORKAROUND } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 export interface CryptoFacts {
@@ -29,10 +29,10 @@ export async function readCryptoFacts(hostPath: HostPathResolver, swtpmVersion: 
  */
 export function evaluateCrypto(f: CryptoFacts): CheckResult {
   const findings: Finding[] = [];
-  const old = f.swtpmVersion === null || compareVersions(f.swtpmVersion, '0.10.0') < 0;
+  const old = f.swtpmVersion === null || compareVersions(f.swtpmVersion, SWTPM_FIPS_WORKAROUND) < 0;
   if (f.fipsEnabled) {
     findings.push(
-      finding('VTPM_HEALTH_FIPS_ENABLED', old ? 'fail' : 'warn', `The kernel is in FIPS mode and swtpm is ${f.swtpmVersion ?? 'of unknown version'}${old ? ' (< 0.10: libtpms enters failure mode, TPM 2.0 guests silently lose their TPM)' : ''}.`, {
+      finding('VTPM_HEALTH_FIPS_ENABLED', old ? 'fail' : 'warn', `The kernel is in FIPS mode and swtpm is ${f.swtpmVersion ?? 'of unknown version'}${old ? ' (< ${SWTPM_FIPS_WORKAROUND}: libtpms enters failure mode, TPM 2.0 guests silently lose their TPM)' : ''}.`, {
         details: { swtpmVersion: f.swtpmVersion },
       }),
     );

@@ -4,7 +4,7 @@ import type { HostPathResolver } from '../../util/hostpath.js';
 import { readText } from '../fsinfo.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { compareVersions, upstreamVersion } from '../version.js';
+import { compareVersions, LIBVIRT_KEEP_TPM, upstreamVersion } from '../../host/versions.js';
 
 export const VERSION_COMPONENTS = ['libvirt', 'qemu', 'swtpm', 'libtpms', 'openssl'] as const;
 export type VersionComponent = (typeof VERSION_COMPONENTS)[number];
@@ -159,8 +159,8 @@ export function evaluateVersions(v: Versions, source: VersionsSource = 'agent'):
   for (const c of ['libvirt', 'qemu', 'swtpm', 'libtpms'] as const) {
     if (v[c] === null) findings.push(finding('VTPM_HEALTH_VERSION_UNKNOWN', 'warn', `The ${c} version could not be determined${where}.`, { subject: c }));
   }
-  if (v.libvirt && compareVersions(v.libvirt, '8.9.0') < 0) {
-    findings.push(finding('VTPM_HEALTH_LIBVIRT_NO_KEEP_TPM', 'warn', `libvirt ${v.libvirt} < 8.9.0 deletes a guest's TPM state on every undefine (no KEEP_TPM flag); Nova versions that undefine on hard reboot erase vTPMs.`, { subject: 'libvirt' }));
+  if (v.libvirt && compareVersions(v.libvirt, LIBVIRT_KEEP_TPM) < 0) {
+    findings.push(finding('VTPM_HEALTH_LIBVIRT_NO_KEEP_TPM', 'warn', `libvirt ${v.libvirt} < ${LIBVIRT_KEEP_TPM} deletes a guest's TPM state on every undefine (no KEEP_TPM flag); Nova versions that undefine on hard reboot erase vTPMs.`, { subject: 'libvirt' }));
   }
   return checkResult('versions', findings, { ...v, source });
 }
