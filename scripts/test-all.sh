@@ -55,6 +55,7 @@ no_ignored_sources() {
 }
 check "no git-ignored sources or fixtures" no_ignored_sources
 check "typecheck (tsc --noEmit)" npx tsc -p tsconfig.json --noEmit
+check "imports: no cycle, layers point one way" npx tsx scripts/check-imports.ts
 check "build (tsc)" npm run --silent build
 check "config.example.yaml current" npx tsx scripts/gen-config-example.ts --check
 if command -v systemd-analyze >/dev/null; then

@@ -3,7 +3,7 @@ import { verdictFromResults } from './current-verdict.js';
 import type { CheckSection, ProbeResult } from './results.js';
 import { LIBVIRT, SWTPM } from './libvirt/facts.js';
 import type { Probe } from './probes/types.js';
-import type { HostState } from './state.js';
+import type { StateView } from './results.js';
 import type { Verdict } from './verdict.js';
 import { buildInfo } from './version.js';
 
@@ -22,7 +22,7 @@ export interface HostReport {
   sections: CheckSection[];
 }
 
-export function buildReport(state: HostState, probes: Probe[], extraSections: CheckSection[]): HostReport {
+export function buildReport(state: StateView, probes: Probe[], extraSections: CheckSection[]): HostReport {
   const libvirt = state.get(LIBVIRT)?.data;
   const swtpm = state.get(SWTPM)?.data;
   const sections: CheckSection[] = [];

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import { barbicanReasons, type BarbicanReason, type FailureSource } from './reasons.js';
 
 /**

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import { preflightResults } from './client.js';
 import { registerBarbicanFailureSource } from './failure-metric.js';
 import type { Preflight } from './preflight.js';

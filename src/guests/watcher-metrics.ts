@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { Transition, Watch } from './watch.js';
 
 export interface WatcherView {

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import { ALL_HEALTH_PROBES, HEALTH_PROBE_NAMES } from './names.js';
 import type { CheckStatus, HealthProbeData } from './types.js';
 import type { ProbeResults } from '../results.js';

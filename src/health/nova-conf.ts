@@ -1,4 +1,4 @@
-import { readText } from './fsinfo.js';
+import { readText } from '../host/fsinfo.js';
 import { iniGet, parseIni, parseOsloBool, parseOsloList, type IniData } from '../util/ini.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { HealthConfig } from './config.js';

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { registerBarbicanFailureSource } from '../barbican/failure-metric.js';
 import { emptyReasonCounts } from '../barbican/reasons.js';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { NovaLogFollower } from './follower.js';
 
 /** At most this many per-instance series (the most recent); the state keeps more. */

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { SessionStats } from '../openstack/session.js';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { ReconcilerCounters, ReconcileResult, ReconcileState } from './reconciler.js';
 import { RECONCILE_STATES } from './reconciler.js';
 import { NOVA_TPM_TRAITS, TRAIT_STATES, isDrift } from './traits.js';

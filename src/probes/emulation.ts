@@ -4,7 +4,7 @@
  * the probe itself fails only when it could not run at all (timeout, abort).
  */
 import { Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import { rcHex } from '../swtpm/rc.js';
 import { EMULATION, runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
 import type { CheckSection, ProbeResult, ProbeResults } from '../results.js';

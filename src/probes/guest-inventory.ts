@@ -2,7 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { collectInventory, inventoryOptions } from '../guests/inventory.js';
 import { inventorySection } from '../guests/render.js';
 import { atRiskReasons, GUEST_INVENTORY, type GuestInventory } from '../guests/types.js';
-import { METRIC_PREFIX } from '../reporter/contributor.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { Probe, ProbeContext } from './types.js';
 
 /**

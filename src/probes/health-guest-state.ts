@@ -3,7 +3,7 @@ import { GUEST_INVENTORY } from '../guests/types.js';
 import { guestsFromResults } from '../health/guests.js';
 import type { GuestStateProbeData } from '../health/metrics.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
-import { loadPrincipal } from '../health/principal.js';
+import { loadPrincipal } from '../host/swtpm-principal.js';
 import { healthProbe } from '../health/probe.js';
 import { finding } from '../health/reasons.js';
 import { checkResult } from '../health/types.js';

@@ -1,6 +1,6 @@
 import { checkLocalCa } from '../health/checks/localca.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
-import { loadPrincipal } from '../health/principal.js';
+import { loadPrincipal } from '../host/swtpm-principal.js';
 import { healthProbe } from '../health/probe.js';
 import { checkResult, type HealthProbeData } from '../health/types.js';
 import { libvirtViewResolver } from '../util/container-paths.js';

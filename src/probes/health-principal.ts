@@ -1,7 +1,7 @@
 import { evaluatePrincipal } from '../health/checks/principal.js';
 import { HEALTH_PROBE_NAMES } from '../health/names.js';
 import { loadNovaSettings } from '../health/nova-conf.js';
-import { loadPrincipal } from '../health/principal.js';
+import { loadPrincipal } from '../host/swtpm-principal.js';
 import { healthProbe } from '../health/probe.js';
 import type { HealthProbeData } from '../health/types.js';
 import { libvirtViewResolver } from '../util/container-paths.js';

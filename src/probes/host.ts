@@ -2,10 +2,9 @@ import { stat } from 'node:fs/promises';
 import { release as kernelRelease } from 'node:os';
 import si from 'systeminformation';
 import { Gauge, type Registry } from 'prom-client';
-import { readAccounts } from '../host/accounts.js';
+import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
 import { readOsRelease } from '../host/os-release.js';
-import { swtpmNames } from '../swtpm/libvirt-names.js';
-import { libvirtViewPath } from '../util/container-paths.js';
+import { libvirtAccounts, swtpmNames } from '../host/swtpm-principal.js';
 import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
 import { HOST, LIBVIRT, type HostPrerequisites, type Reason } from '../libvirt/facts.js';
 import type { Probe } from './types.js';
@@ -25,10 +24,9 @@ export const hostProbe: Probe<HostPrerequisites> = {
     const { user, group } = names;
     // libvirt starts swtpm as this principal, so look it up where libvirtd lives: in Atmosphere the
     // swtpm user exists only in the libvirt container's /etc/passwd.
-    const [passwdPath, groupPath] = await Promise.all([libvirtViewPath('/etc/passwd', ctx.hostPath), libvirtViewPath('/etc/group', ctx.hostPath)]);
-    const [passwd, groups] = await Promise.all([readAccounts(passwdPath), readAccounts(groupPath)]);
-    const uid = passwd.find((e) => e.name === user)?.id ?? null;
-    const gid = groups.find((e) => e.name === group)?.id ?? null;
+    const { accounts } = await libvirtAccounts(ctx.hostPath);
+    const uid = userByName(accounts, user)?.uid ?? null;
+    const gid = groupByName(accounts, group)?.gid ?? null;
     const problems: string[] = [];
     let owner: string | null = null;
     let mode: string | null = null;
@@ -37,7 +35,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       const st = await stat(ctx.hostPath(stateDir));
       exists = st.isDirectory();
       if (!exists) problems.push(`${stateDir} is not a directory`);
-      owner = `${passwd.find((e) => e.id === st.uid)?.name ?? st.uid}:${groups.find((e) => e.id === st.gid)?.name ?? st.gid}`;
+      owner = `${userName(accounts, st.uid)}:${groupName(accounts, st.gid)}`;
       mode = modeString(st.mode);
       // libvirt creates it 0711 root:root; per-guest dirs below are chowned to the swtpm user.
       if (st.mode & 0o002) problems.push(`${stateDir} is world-writable (mode ${mode})`);

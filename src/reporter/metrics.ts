@@ -2,13 +2,13 @@ import { collectDefaultMetrics, Gauge, Counter, Registry } from 'prom-client';
 import { verdictFromResults } from '../current-verdict.js';
 import type { AgentExtension } from '../extension-api.js';
 import type { Probe } from '../probes/types.js';
-import type { HostState } from '../state.js';
+import type { StateView } from '../results.js';
 import { buildInfo } from '../version.js';
 
 export interface MetricsSources {
   probes: Probe[];
   extensions: AgentExtension[];
-  state: HostState;
+  state: StateView;
   /** Ticks skipped because a probe was still running. */
   skipped?: Map<string, number>;
 }

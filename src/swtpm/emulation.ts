@@ -10,8 +10,8 @@ import type { HostPathResolver } from '../util/hostpath.js';
 import type { TpmVersion } from '../libvirt/facts.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
-import { swtpmNames } from './libvirt-names.js';
-import { resolvePrincipal, type Principal } from './principal.js';
+import { swtpmNames } from '../host/swtpm-principal.js';
+import { runAsPrincipal, type Principal } from './principal.js';
 import { pendingResult, type CheckLevel, type EmulationCheckResult, type EmulationData } from './types.js';
 
 export interface EmulationRunOptions {
@@ -71,7 +71,7 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
   try {
     // The names libvirt would use (configured, or qemu.conf's); not needed when running as the agent itself.
     const names = config.emulation.runAs === 'self' ? null : await swtpmNames(config, options.hostPath);
-    principal = names ? await resolvePrincipal(config.emulation.runAs, names, options.hostPath, options.uid === undefined ? undefined : options.uid) : null;
+    principal = names ? await runAsPrincipal(config.emulation.runAs, names, options.hostPath, options.uid === undefined ? undefined : options.uid) : null;
   } catch (err) {
     const e = toAgentError(err, 'VTPM_ERR_SWTPM_START');
     data.checks = plan.map(({ version, level }) => notRun(version, level, 'principal', e.message, e.code));

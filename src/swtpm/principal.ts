@@ -3,10 +3,10 @@
  * agent is root the check does the same (a permission problem then shows as libvirt meets it);
  * otherwise it runs as the agent's own user.
  */
-import { readFile } from 'node:fs/promises';
 import { AgentError } from '../errors.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import { libvirtViewResolver } from '../util/container-paths.js';
+import { resolveGroup, resolveUser } from '../host/accounts.js';
+import { libvirtAccounts } from '../host/swtpm-principal.js';
 
 export type RunAs = 'auto' | 'swtpm-user' | 'self';
 
@@ -15,48 +15,6 @@ export interface Principal {
   group: string;
   uid: number;
   gid: number;
-}
-
-export interface DbEntry {
-  name: string;
-  id: number;
-}
-
-/**
- * Parses passwd(5) or group(5) text: `name:x:id:...`. Comments, blank lines and malformed lines
- * are skipped (a broken line must not hide the rest); never throws.
- */
-export function parseIdDatabase(text: string): DbEntry[] {
-  const out: DbEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const fields = line.split(':');
-    if (fields.length < 3) continue;
-    const name = fields[0]!;
-    const idText = fields[2]!;
-    if (!name || !/^\d{1,10}$/.test(idText)) continue;
-    const id = Number(idText);
-    if (id > 0xffffffff) continue;
-    out.push({ name, id });
-  }
-  return out;
-}
-
-async function lookup(file: string, name: string, kind: 'user' | 'group'): Promise<number> {
-  if (/^\d+$/.test(name)) return Number(name);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new AgentError('VTPM_ERR_SWTPM_START', `cannot read ${file} to resolve swtpm ${kind} '${name}': ${(err as Error).message}`, {
-      details: { file, name },
-    });
-  }
-  const entry = parseIdDatabase(text).find((e) => e.name === name);
-  if (!entry) {
-    throw new AgentError('VTPM_ERR_SWTPM_START', `swtpm ${kind} '${name}' does not exist (${file})`, { details: { file, name, kind } });
-  }
-  return entry.id;
 }
 
 /** The running process's uid, or null where the platform has none. */
@@ -68,7 +26,7 @@ export function currentUid(): number | null {
  * null means "run as the agent itself". `swtpm-user` when not root cannot switch users, so it
  * is an error rather than a silent downgrade.
  */
-export async function resolvePrincipal(
+export async function runAsPrincipal(
   runAs: RunAs,
   names: { user: string; group: string },
   hostPath: HostPathResolver,
@@ -83,10 +41,15 @@ export async function resolvePrincipal(
   }
   // The uid/gid libvirt would run swtpm as: looked up where libvirtd lives (in Atmosphere the
   // swtpm user exists only in the libvirt container).
-  const libvirtView = await libvirtViewResolver(hostPath);
-  const [u, g] = await Promise.all([
-    lookup(libvirtView('/etc/passwd'), names.user, 'user'),
-    lookup(libvirtView('/etc/group'), names.group, 'group'),
-  ]);
-  return { user: names.user, group: names.group, uid: u, gid: g };
+  const read = await libvirtAccounts(hostPath);
+  const u = resolveUser(read.accounts, names.user);
+  if (!u) throw unresolved('user', names.user, read.passwdError, '/etc/passwd');
+  const g = resolveGroup(read.accounts, names.group);
+  if (!g) throw unresolved('group', names.group, read.groupError, '/etc/group');
+  return { user: names.user, group: names.group, uid: u.uid, gid: g.gid };
+}
+
+function unresolved(kind: 'user' | 'group', name: string, readError: string | null, file: string): AgentError {
+  const message = readError ? `cannot read ${file} to resolve swtpm ${kind} '${name}': ${readError}` : `swtpm ${kind} '${name}' does not exist (${file})`;
+  return new AgentError('VTPM_ERR_SWTPM_START', message, { details: { file, name, kind } });
 }

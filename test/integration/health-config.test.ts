@@ -11,7 +11,7 @@ import t from 'tap';
 import { requireLibvirt } from '../harness/libvirt.js';
 import { requireCommands } from '../harness/components.js';
 import { healthProbes, healthRig } from '../harness/health.js';
-import { parsePasswd } from '../../src/health/parse/accounts.js';
+import { parsePasswd } from '../../src/host/accounts.js';
 import { healthBinariesProbe } from '../../src/probes/health-binaries.js';
 import { healthPrincipalProbe } from '../../src/probes/health-principal.js';
 import { healthLocalCaProbe } from '../../src/probes/health-localca.js';

@@ -14,7 +14,7 @@ import { requireLibvirt } from '../harness/libvirt.js';
 import { requireCommands } from '../harness/components.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
 import { defineGuest, findingsFor, healthProbes, healthRig, removeGuest, virsh, virshOk, type TestGuest } from '../harness/health.js';
-import { parsePasswd } from '../../src/health/parse/accounts.js';
+import { parsePasswd } from '../../src/host/accounts.js';
 import { healthGuestStateProbe } from '../../src/probes/health-guest-state.js';
 import { healthOrphansProbe } from '../../src/probes/health-orphans.js';
 import { healthLogsProbe } from '../../src/probes/health-logs.js';

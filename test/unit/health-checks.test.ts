@@ -1,8 +1,8 @@
 import t from 'tap';
 import { evaluatePrincipal } from '../../src/health/checks/principal.js';
-import { resolvePrincipal } from '../../src/health/principal.js';
-import { parseLibvirtConf } from '../../src/health/parse/libvirt-conf.js';
-import { parseGroup, parsePasswd, type Accounts } from '../../src/health/parse/accounts.js';
+import { resolvePrincipal } from '../../src/host/swtpm-principal.js';
+import { parseLibvirtConf } from '../../src/libvirt/qemu-conf.js';
+import { parseGroup, parsePasswd, type Accounts } from '../../src/host/accounts.js';
 import { novaSettings } from '../../src/health/nova-conf.js';
 import { parseIni } from '../../src/util/ini.js';
 import { evaluateAppArmor, evaluateSelinux } from '../../src/health/checks/mac.js';

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { parseLibvirtConf, confString } from '../../src/health/parse/libvirt-conf.js';
+import { parseLibvirtConf, confString } from '../../src/libvirt/qemu-conf.js';
 import { parseIni, iniGet, parseOsloBool, parseOsloList } from '../../src/util/ini.js';
-import { parseGroup, parsePasswd, supplementaryGids } from '../../src/health/parse/accounts.js';
+import { parseGroup, parsePasswd, supplementaryGids } from '../../src/host/accounts.js';
 import {
   CAP_SYS_PTRACE,
   devMajorMinor,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { parseColonFile } from '../../src/host/accounts.js';
+import { parsePasswd } from '../../src/host/accounts.js';
 import { parseSwtpmCapabilities } from '../../src/host/swtpm-capabilities.js';
 import { parseVirshVersion } from '../../src/libvirt/version.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -26,8 +26,8 @@ t.test('virsh version', async (t) => {
 });
 
 t.test('passwd and group files', async (t) => {
-  const entries = parseColonFile('root:x:0:0:root:/root:/bin/bash\n# comment\n\ntss:x:103:110::/var/lib/tpm:/bin/false\nbroken line\nbad:x:notanumber:1\n');
-  t.same(entries, [{ name: 'root', id: 0 }, { name: 'tss', id: 103 }]);
+  const entries = parsePasswd('root:x:0:0:root:/root:/bin/bash\n# comment\n\ntss:x:103:110::/var/lib/tpm:/bin/false\nbroken line\nbad:x:notanumber:1\n');
+  t.same(entries, [{ name: 'root', uid: 0, gid: 0 }, { name: 'tss', uid: 103, gid: 110 }]);
 });
 
 t.test('host paths resolve under the host root and cannot escape it', async (t) => {

@@ -8,7 +8,7 @@ import { defaultConfig } from '../../src/config/load.js';
 import { emulationProbe, emulationReport } from '../../src/probes/emulation.js';
 import type { ProbeResult } from '../../src/results.js';
 import { emulationOutcomes, emulationOutcomesFromResult } from '../../src/libvirt/emulation-outcomes.js';
-import { plannedChecks, resolvePrincipal, type EmulationCheckResult, type EmulationData } from '../../src/swtpm/index.js';
+import { plannedChecks, runAsPrincipal, type EmulationCheckResult, type EmulationData } from '../../src/swtpm/index.js';
 import { computeVerdict } from '../../src/verdict.js';
 
 function check(partial: Partial<EmulationCheckResult> & Pick<EmulationCheckResult, 'version' | 'level' | 'ok'>): EmulationCheckResult {
@@ -132,11 +132,11 @@ t.test('principal: swtpm user when root, self otherwise, by configuration', asyn
   await writeFile(path.join(dir, 'group'), 'root:x:0:\ntss:x:110:\n');
   const hostPath = (p: string) => path.join(dir, path.basename(p));
   const names = { user: 'tss', group: 'tss' };
-  t.same(await resolvePrincipal('auto', names, hostPath, 0), { user: 'tss', group: 'tss', uid: 103, gid: 110 });
-  t.equal(await resolvePrincipal('auto', names, hostPath, 1000), null);
-  t.equal(await resolvePrincipal('self', names, hostPath, 0), null);
-  t.same(await resolvePrincipal('swtpm-user', { user: '4242', group: '4343' }, hostPath, 0), { user: '4242', group: '4343', uid: 4242, gid: 4343 });
-  await t.rejects(resolvePrincipal('swtpm-user', names, hostPath, 1000), { code: 'VTPM_ERR_SWTPM_START', message: /not root/ });
-  await t.rejects(resolvePrincipal('auto', { user: 'nobody-here', group: 'tss' }, hostPath, 0), { message: /swtpm user 'nobody-here' does not exist/ });
-  await t.rejects(resolvePrincipal('auto', { user: 'tss', group: 'nogroup' }, hostPath, 0), { message: /swtpm group 'nogroup' does not exist/ });
+  t.same(await runAsPrincipal('auto', names, hostPath, 0), { user: 'tss', group: 'tss', uid: 103, gid: 110 });
+  t.equal(await runAsPrincipal('auto', names, hostPath, 1000), null);
+  t.equal(await runAsPrincipal('self', names, hostPath, 0), null);
+  t.same(await runAsPrincipal('swtpm-user', { user: '4242', group: '4343' }, hostPath, 0), { user: '4242', group: '4343', uid: 4242, gid: 4343 });
+  await t.rejects(runAsPrincipal('swtpm-user', names, hostPath, 1000), { code: 'VTPM_ERR_SWTPM_START', message: /not root/ });
+  await t.rejects(runAsPrincipal('auto', { user: 'nobody-here', group: 'tss' }, hostPath, 0), { message: /swtpm user 'nobody-here' does not exist/ });
+  await t.rejects(runAsPrincipal('auto', { user: 'tss', group: 'nogroup' }, hostPath, 0), { message: /swtpm group 'nogroup' does not exist/ });
 });

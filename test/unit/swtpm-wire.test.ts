@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { cmdInit, cmdShutdown, parseControlResult } from '../../src/swtpm/control.js';
-import { parseIdDatabase } from '../../src/swtpm/principal.js';
+import { parseGroup, parsePasswd } from '../../src/host/accounts.js';
 import { parseCmdline } from '../../src/swtpm/procscan.js';
 import { rcName, tpm12RcName, tpm2RcName, TpmResponseError } from '../../src/swtpm/rc.js';
 import * as tpm12 from '../../src/swtpm/tpm12.js';
@@ -231,14 +231,14 @@ t.test('fuzz: passwd/group and cmdline parsers never throw', async (t) => {
   const alphabet = 'ab:x0123456789\n#\0 é';
   for (let i = 0; i < 3000; i++) {
     const text = Array.from({ length: Math.floor(rand() * 120) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
-    const entries = parseIdDatabase(text);
-    for (const e of entries) if (!Number.isInteger(e.id) || e.id < 0 || !e.name) t.fail(`bad entry ${JSON.stringify(e)}`);
+    for (const e of parsePasswd(text)) if (!Number.isInteger(e.uid) || e.uid < 0 || e.uid > 0xffffffff || !e.name) t.fail(`bad entry ${JSON.stringify(e)}`);
+    for (const e of parseGroup(text)) if (!Number.isInteger(e.gid) || e.gid < 0 || e.gid > 0xffffffff || !e.name) t.fail(`bad entry ${JSON.stringify(e)}`);
     parseCmdline(Buffer.from(text));
   }
   t.pass('3000 random passwd/group/cmdline texts parsed without throwing');
-  t.same(parseIdDatabase('root:x:0:0:root:/root:/bin/bash\n# c\ntss:x:103:110::/var/lib/tpm:/bin/false\nbroken\nneg:x:-1:0\n'), [
-    { name: 'root', id: 0 },
-    { name: 'tss', id: 103 },
+  t.same(parsePasswd('root:x:0:0:root:/root:/bin/bash\n# c\ntss:x:103:110::/var/lib/tpm:/bin/false\nbroken\nneg:x:-1:0\nhuge:x:99999999999:0\n'), [
+    { name: 'root', uid: 0, gid: 0 },
+    { name: 'tss', uid: 103, gid: 110 },
   ]);
   t.same(parseCmdline(Buffer.from('swtpm\0socket\0--tpm2\0')), ['swtpm', 'socket', '--tpm2']);
 });

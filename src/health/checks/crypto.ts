@@ -1,4 +1,4 @@
-import { readText } from '../fsinfo.js';
+import { readText } from '../../host/fsinfo.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
 import { compareVersions, SWTPM_FIPS_WORKAROUND } from '../../host/versions.js';

@@ -1,11 +1,11 @@
 import { statfs } from 'node:fs/promises';
 import { canAccess } from '../access.js';
-import { octal, parentsOf, pathInfo } from '../fsinfo.js';
-import { groupName, userName, type Accounts } from '../parse/accounts.js';
+import { octal, parentsOf, pathInfo } from '../../host/fsinfo.js';
+import { groupName, userName, type Accounts } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, worst, type CheckResult, type CheckStatus, type Finding } from '../types.js';
 import { guestStatePaths, type HealthGuest } from '../guests.js';
-import type { Principal } from '../principal.js';
+import type { Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 /** statfs magic numbers of network/cluster filesystems (linux/magic.h and the FS sources). */

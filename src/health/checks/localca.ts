@@ -1,12 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { canAccess, type Want } from '../access.js';
-import { octal, parentsOf, pathInfo, readText } from '../fsinfo.js';
+import { octal, parentsOf, pathInfo, readText } from '../../host/fsinfo.js';
 import { iniGet, parseIni } from '../../util/ini.js';
-import { groupName, userName, type Accounts } from '../parse/accounts.js';
+import { groupName, userName, type Accounts } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import type { Principal } from '../principal.js';
+import type { Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 /** The lock swtpm_localca takes before touching the CA (swtpm_localca.c). */

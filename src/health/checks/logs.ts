@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
-import { pathInfo } from '../fsinfo.js';
+import { pathInfo } from '../../host/fsinfo.js';
 import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
 import { lineTime, manufactureTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
-import { readText } from '../fsinfo.js';
+import { readText } from '../../host/fsinfo.js';
 import {
   isSwtpmAppArmorDenial,
   isSwtpmAvc,

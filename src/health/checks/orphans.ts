@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathInfo } from '../fsinfo.js';
+import { pathInfo } from '../../host/fsinfo.js';
 import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
 import { procAlive, swtpmProcesses, type ProcInfo } from '../proc-read.js';
 import { finding } from '../reasons.js';

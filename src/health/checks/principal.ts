@@ -1,7 +1,7 @@
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { resolveGroup, resolveUser, type Accounts } from '../parse/accounts.js';
-import type { PrincipalResolution } from '../principal.js';
+import { resolveGroup, resolveUser, type Accounts } from '../../host/accounts.js';
+import type { PrincipalResolution } from '../../host/swtpm-principal.js';
 import type { NovaVtpmSettings } from '../nova-conf.js';
 
 /**

@@ -1,7 +1,7 @@
 import { parseVirshVersion } from '../../libvirt/version.js';
 import { runCommand } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
-import { readText } from '../fsinfo.js';
+import { readText } from '../../host/fsinfo.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, upstreamVersion } from '../../host/versions.js';

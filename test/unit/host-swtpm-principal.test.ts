@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
-import { swtpmNames } from '../../src/swtpm/libvirt-names.js';
+import { swtpmNames } from '../../src/host/swtpm-principal.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 
 // A host root with its own /etc: libvirtd is not running in it, so its paths are the host's (under the root).

@@ -1,8 +1,15 @@
-import { confString, parseLibvirtConf, type LibvirtConf } from './parse/libvirt-conf.js';
-import { parseGroup, parsePasswd, resolveGroup, resolveUser, supplementaryGids, userByName, groupByName, type Accounts } from './parse/accounts.js';
+/**
+ * The swtpm principal, resolved once for everyone: libvirt starts swtpm as qemu.conf's
+ * swtpm_user:swtpm_group (else tss, else root), looked up where libvirtd lives. The host probe,
+ * the emulation check and the health checks all read it from here.
+ */
+import { confString, parseLibvirtConf, type LibvirtConf } from '../libvirt/qemu-conf.js';
+import { readAccounts, resolveGroup, type AccountsRead, resolveUser, supplementaryGids, userByName, groupByName, type Accounts } from './accounts.js';
 import { readText } from './fsinfo.js';
+import type { AgentConfig } from '../config/schema.js';
+import { libvirtViewPath, libvirtViewResolver } from '../util/container-paths.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { HealthConfig } from './config.js';
+import type { HealthConfig } from '../health/config.js';
 
 export type PrincipalSource = 'qemu.conf' | 'default' | 'root-fallback';
 
@@ -34,8 +41,7 @@ export interface PrincipalResolution {
 const LIBVIRT_DEFAULT_SWTPM_ACCOUNT = 'tss';
 
 export async function loadAccounts(cfg: HealthConfig, hostPath: HostPathResolver): Promise<Accounts> {
-  const [p, g] = await Promise.all([readText(hostPath(cfg.passwdFile)), readText(hostPath(cfg.groupFile))]);
-  return { users: p.text ? parsePasswd(p.text) : [], groups: g.text ? parseGroup(g.text) : [] };
+  return (await readAccounts(hostPath(cfg.passwdFile), hostPath(cfg.groupFile))).accounts;
 }
 
 /** Pure: qemu.conf settings + accounts → the effective principal, following libvirt's rules. */
@@ -89,4 +95,48 @@ export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolve
     qemuConfMalformedLines: conf?.malformedLines ?? 0,
     accounts: acc,
   };
+}
+
+export type SwtpmNamesSource = 'config' | 'qemu.conf' | 'libvirt-default' | 'assumed';
+
+export interface SwtpmNames {
+  user: string;
+  group: string;
+  source: SwtpmNamesSource;
+  /** Why the names are a guess (qemu.conf unreadable), for the verdict's warnings. */
+  problem: string | null;
+}
+
+/**
+ * The user and group libvirt starts swtpm as: `swtpm.user`/`swtpm.group` when configured,
+ * otherwise libvirt's own choice — qemu.conf's swtpm_user/swtpm_group, read where libvirtd lives,
+ * else libvirt's default (tss, or root where no tss account exists). Debian ships qemu.conf 0600
+ * root: an agent running unprivileged cannot read it, and then says that it assumed the default.
+ */
+export async function swtpmNames(config: AgentConfig, hostPath: HostPathResolver): Promise<SwtpmNames> {
+  const { user, group } = config.swtpm;
+  if (user !== null && group !== null) return { user, group, source: 'config', problem: null };
+  const res = await loadPrincipal(config.health, await libvirtViewResolver(hostPath));
+  // Each name on its own: one unknown account in qemu.conf must not hide the other, valid one.
+  const libvirtUser = res.principal?.user ?? res.userSpec ?? 'tss';
+  const libvirtGroup = res.principal?.group ?? res.groupSpec ?? 'tss';
+  const fromConf = res.userSpec !== null || res.groupSpec !== null;
+  const problem = res.qemuConfError
+    ? `${config.health.qemuConf} cannot be read (${res.qemuConfError}): the swtpm user and group are assumed to be libvirt's default (${libvirtUser}:${libvirtGroup}); set swtpm.user and swtpm.group`
+    : null;
+  return {
+    user: user ?? libvirtUser,
+    group: group ?? libvirtGroup,
+    source: user !== null || group !== null ? 'config' : problem ? 'assumed' : fromConf ? 'qemu.conf' : 'libvirt-default',
+    problem: user !== null && group !== null ? null : problem,
+  };
+}
+
+/**
+ * passwd and group as libvirtd sees them: in Atmosphere the swtpm user exists only in the libvirt
+ * container's /etc, so the files are read through libvirtd's root when it runs in one.
+ */
+export async function libvirtAccounts(hostPath: HostPathResolver): Promise<AccountsRead> {
+  const [passwd, group] = await Promise.all([libvirtViewPath('/etc/passwd', hostPath), libvirtViewPath('/etc/group', hostPath)]);
+  return readAccounts(passwd, group);
 }
