@@ -5,12 +5,11 @@
  *   npx tsx scripts/gen-prometheusrule.ts          write the file
  *   npx tsx scripts/gen-prometheusrule.ts --check  exit 1 when the file is out of date
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { ROOT, runIfMain, writeOrCheck } from './lib/generated-files.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const RULES_DIR = path.join(ROOT, 'deploy/prometheus/rules');
 export const OUTPUT = path.join(ROOT, 'deploy/kubernetes/prometheusrule.yaml');
 
@@ -60,33 +59,6 @@ export async function renderPrometheusRule(rulesDir: string = RULES_DIR): Promis
   return `${header}\n${stringify(object, { lineWidth: 0 })}`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const text = await renderPrometheusRule();
-  if (argv.includes('--check')) {
-    let current = '';
-    try {
-      current = await readFile(OUTPUT, 'utf8');
-    } catch {
-      // missing counts as out of date
-    }
-    if (current !== text) {
-      process.stderr.write(`${path.relative(ROOT, OUTPUT)} is out of date: run npx tsx scripts/gen-prometheusrule.ts\n`);
-      return 1;
-    }
-    process.stdout.write(`${path.relative(ROOT, OUTPUT)} is up to date\n`);
-    return 0;
-  }
-  await writeFile(OUTPUT, text);
-  process.stdout.write(`wrote ${path.relative(ROOT, OUTPUT)}\n`);
-  return 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`gen-prometheusrule: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'gen-prometheusrule', async (argv) =>
+  writeOrCheck([{ path: OUTPUT, text: await renderPrometheusRule() }], argv, 'npx tsx scripts/gen-prometheusrule.ts'),
+);

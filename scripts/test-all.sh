@@ -69,6 +69,7 @@ for rules_test in deploy/prometheus/tests/*.test.yml; do
 done
 
 check "PrometheusRule current" npx tsx scripts/gen-prometheusrule.ts --check
+check "Grafana dashboard current" npx tsx scripts/gen-grafana.ts --check
 if [ "$#" = 0 ] && [ "${SKIP_IMAGE:-}" != 1 ]; then
   # The container image: built with buildah and smoke-tested with podman against the real libvirt.
   echo "=== container image build and smoke test"

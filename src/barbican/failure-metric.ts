@@ -1,13 +1,13 @@
 import { Counter, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../metric-prefix.js';
 import { barbicanReasons, type BarbicanReason, type FailureSource } from './reasons.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 /**
  * `vtpm_barbican_failures_total{source,reason}` is fed by two extensions (the preflight and the
  * nova-compute log follower) that can each be enabled alone. Whichever registers first creates
  * the counter; each adds a reader of its own in-memory totals. `collect()` only calls readers.
  */
-export const BARBICAN_FAILURES_METRIC = `${METRIC_PREFIX}barbican_failures_total`;
+export const BARBICAN_FAILURES_METRIC = METRIC_NAMES.barbicanFailures;
 
 type Reader = () => Readonly<Record<BarbicanReason, number>>;
 const readersByRegistry = new WeakMap<Registry, Map<FailureSource, Reader>>();

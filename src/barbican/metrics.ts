@@ -4,6 +4,7 @@ import { preflightResults } from './client.js';
 import { registerBarbicanFailureSource } from './failure-metric.js';
 import type { Preflight } from './preflight.js';
 import { emptyReasonCounts } from './reasons.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 /** Preflight metrics; `collect()` reads the preflight's memory only. */
 export function registerPreflightMetrics(registry: Registry, preflight: () => Preflight | null): void {
@@ -30,7 +31,7 @@ export function registerPreflightMetrics(registry: Registry, preflight: () => Pr
     },
   });
   new Gauge({
-    name: `${METRIC_PREFIX}barbican_preflight_guests`,
+    name: METRIC_NAMES.barbicanPreflightGuests,
     help: 'vTPM guests whose restart needs Barbican, by latest preflight result.',
     labelNames: ['result'],
     registers: [registry],

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { Transition, Watch } from './watch.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 export interface WatcherView {
   watch(): Watch | null;
@@ -21,7 +22,7 @@ export class WatcherMetrics {
 
   register(registry: Registry, view: WatcherView): void {
     this.restarts = new Counter({
-      name: `${METRIC_PREFIX}guest_restarts_total`,
+      name: METRIC_NAMES.guestRestarts,
       help: 'vTPM guests followed across a host reboot, by outcome (restarted, failed, gone = undefined before it came back)',
       labelNames: ['outcome'] as const,
       registers: [registry],
@@ -34,7 +35,7 @@ export class WatcherMetrics {
       registers: [registry],
     });
     new Gauge({
-      name: `${METRIC_PREFIX}guest_restart_failed`,
+      name: METRIC_NAMES.guestRestartFailed,
       help: 'A vTPM guest that was running before the host reboot, failed to restart and is still down (1), with the reason',
       labelNames: ['instance_uuid', 'domain', 'reason'] as const,
       registers: [registry],
@@ -65,7 +66,7 @@ export class WatcherMetrics {
       },
     });
     new Gauge({
-      name: `${METRIC_PREFIX}host_boot_timestamp_seconds`,
+      name: METRIC_NAMES.hostBootTimestamp,
       help: 'When the host booted (Unix seconds, /proc/stat btime)',
       registers: [registry],
       collect() {

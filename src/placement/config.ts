@@ -4,6 +4,9 @@ import { cronExpression } from '../config/cron.js';
 /** Placement's trait grammar (os-traits / placement: `^[A-Z0-9_]+$`, at most 255 characters). */
 const customTrait = z.string().max(255).regex(/^CUSTOM_[A-Z0-9_]+$/, 'must be a custom trait: CUSTOM_ followed by A-Z, 0-9 or _');
 
+/** The trait the agent sets on its provider while an advertised configuration fails (the fleet rules and dashboard read it). */
+export const DEFAULT_FENCING_TRAIT = 'CUSTOM_VTPM_DEGRADED';
+
 /** Section `placement`: the trait reconciler. Credentials come from section `openstack`. */
 export const placementConfigSchema = z
   .strictObject({
@@ -18,7 +21,7 @@ export const placementConfigSchema = z
       .default('CUSTOM_VTPM_')
       .describe('Traits under this prefix belong to the agent: it adds and removes them; it never touches any other trait.'),
     fencingTrait: customTrait
-      .default('CUSTOM_VTPM_DEGRADED')
+      .default(DEFAULT_FENCING_TRAIT)
       .describe('Set while an advertised vTPM configuration fails the local checks; put trait:<name>=forbidden on vTPM flavors.'),
     verifiedTraits: z
       .boolean()

@@ -9,6 +9,7 @@ import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { ReconcilerCounters, ReconcileResult, ReconcileState } from './reconciler.js';
 import { RECONCILE_STATES } from './reconciler.js';
 import { NOVA_TPM_TRAITS, TRAIT_STATES, isDrift } from './traits.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 export interface PlacementView {
   state(): ReconcileState;
@@ -96,7 +97,7 @@ export function registerPlacementMetrics(registry: Registry, view: PlacementView
     },
   });
   new Gauge({
-    name: `${P}trait_drift`,
+    name: METRIC_NAMES.placementTraitDrift,
     help: 'Nova vTPM trait drifting from the local checks (1: advertised but not usable, or usable but not advertised); absent until a pass with a verdict',
     labelNames: ['trait'] as const,
     registers,
@@ -121,7 +122,7 @@ export function registerPlacementMetrics(registry: Registry, view: PlacementView
     },
   });
   new Gauge({
-    name: `${P}owned_trait_present`,
+    name: METRIC_NAMES.placementOwnedTraitPresent,
     help: 'Agent-owned trait present on the resource provider (1) or not (0)',
     labelNames: ['trait'] as const,
     registers,

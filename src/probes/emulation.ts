@@ -9,6 +9,7 @@ import { rcHex } from '../swtpm/rc.js';
 import { EMULATION, runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
 import type { CheckSection, ProbeResult, ProbeResults } from '../results.js';
 import type { Probe } from './types.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 function latest(results: ProbeResults): EmulationCheckResult[] {
   return results.get(EMULATION)?.data?.checks ?? [];
@@ -17,7 +18,7 @@ function latest(results: ProbeResults): EmulationCheckResult[] {
 /** Metrics read the latest result only: a scrape never starts swtpm. */
 function registerEmulationMetrics(registry: Registry, results: ProbeResults): void {
   new Gauge({
-    name: `${METRIC_PREFIX}emulation_check_success`,
+    name: METRIC_NAMES.emulationCheckSuccess,
     help: 'Whether the latest local TPM emulation check passed (1) or failed (0), per TPM version and check level.',
     labelNames: ['version', 'level'],
     registers: [registry],
@@ -27,7 +28,7 @@ function registerEmulationMetrics(registry: Registry, results: ProbeResults): vo
     },
   });
   new Gauge({
-    name: `${METRIC_PREFIX}emulation_check_duration_seconds`,
+    name: METRIC_NAMES.emulationCheckDuration,
     help: 'Wall time of the latest local TPM emulation check, per TPM version and check level.',
     labelNames: ['version', 'level'],
     registers: [registry],

@@ -4,6 +4,7 @@ import { inventorySection } from '../guests/render.js';
 import { atRiskReasons, GUEST_INVENTORY, type GuestInventory } from '../guests/types.js';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { Probe, ProbeContext } from './types.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 /**
  * Every libvirt domain with an emulated TPM, with its Nova metadata, secret mode and the guests
@@ -34,7 +35,7 @@ export const guestInventoryProbe: Probe<GuestInventory> = {
       },
     });
     new Gauge({
-      name: `${METRIC_PREFIX}guests_at_risk`,
+      name: METRIC_NAMES.guestsAtRisk,
       help: 'Running vTPM guests that would not restart by themselves after a host reboot, by reason (a guest counts once per reason)',
       labelNames: ['reason'] as const,
       registers: [registry],

@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { gatherNodeIdentity, NODE_IDENTITY, type IdentityValue, type NodeIdentity } from '../identity/identity.js';
 import type { CheckSection, ProbeResult } from '../results.js';
 import type { Probe } from './types.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 /**
  * Names this compute node the way Nova and Placement do. On Atmosphere Prometheus's `instance`
@@ -25,7 +26,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
     }),
   registerMetrics(registry: Registry, results) {
     new Gauge({
-      name: 'vtpm_node_info',
+      name: METRIC_NAMES.nodeInfo,
       help: 'Identity of this compute node as Nova and Placement know it (value is always 1); empty label = unknown.',
       labelNames: ['nova_host', 'compute_node_uuid', 'provider_name'],
       registers: [registry],

@@ -4,6 +4,7 @@ import type { AgentExtension } from '../extension-api.js';
 import type { Probe } from '../probes/types.js';
 import type { StateView } from '../results.js';
 import { buildInfo } from '../version.js';
+import { METRIC_NAMES } from '../metric-names.js';
 
 export interface MetricsSources {
   probes: Probe[];
@@ -36,7 +37,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_probe_success',
+    name: METRIC_NAMES.probeSuccess,
     help: 'Whether the latest run of the probe succeeded (1) or failed (0).',
     labelNames: ['probe'],
     registers: [registry],
@@ -83,7 +84,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     return cached.verdict;
   };
   new Gauge({
-    name: 'vtpm_capability_usable',
+    name: METRIC_NAMES.capabilityUsable,
     help: 'Whether this host can run a vTPM guest of this TPM version and model (1) or not (0), from all local checks.',
     labelNames: ['version', 'model'],
     registers: [registry],
@@ -93,7 +94,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_capability_reasons',
+    name: METRIC_NAMES.capabilityReasons,
     help: 'Number of reasons that make this TPM version and model unusable, by stable reason code.',
     labelNames: ['version', 'model', 'reason'],
     registers: [registry],
@@ -105,7 +106,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_expected_nova_trait',
+    name: METRIC_NAMES.expectedNovaTrait,
     help: 'COMPUTE_SECURITY_TPM_* traits Nova would report for this host from libvirt domain capabilities (1 = expected).',
     labelNames: ['trait'],
     registers: [registry],

@@ -7,19 +7,19 @@ import { KINDS, MANIFEST_DIR, kindKey, label, loadManifests, schemaErrors, unkno
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifests are walked as plain JSON */
 const manifests = await loadManifests();
-const byKind = (kind: string): any => {
-  const found = manifests.filter((m) => m.doc.kind === kind);
-  if (found.length !== 1) throw new Error(`expected exactly one ${kind}, found ${found.length}`);
+const byKind = (kind: string, name?: string): any => {
+  const found = manifests.filter((m) => m.doc.kind === kind && (name === undefined || m.doc.metadata?.name === name));
+  if (found.length !== 1) throw new Error(`expected exactly one ${kind}${name ? ` named ${name}` : ''}, found ${found.length}`);
   return found[0]!.doc;
 };
 const daemonSet = byKind('DaemonSet');
 const podSpec = daemonSet.spec.template.spec;
 const container = podSpec.containers.find((c: any) => c.name === 'agent');
-const configMap = byKind('ConfigMap');
+const configMap = byKind('ConfigMap', 'vtpm-agent-config');
 const agentConfig = configSchema.parse(parse(configMap.data['config.yaml']));
 
 t.test('the directory holds the expected kinds, each known to the validator', async (t) => {
-  t.same(manifests.map((m) => m.doc.kind).sort(), ['ConfigMap', 'DaemonSet', 'PodMonitor', 'PrometheusRule', 'ServiceAccount']);
+  t.same(manifests.map((m) => m.doc.kind).sort(), ['ConfigMap', 'ConfigMap', 'DaemonSet', 'PodMonitor', 'PrometheusRule', 'ServiceAccount']);
   for (const { doc } of manifests) t.ok(KINDS[kindKey(doc)], `${label(doc)} has a model`);
   for (const { doc } of manifests) t.equal((doc as any).metadata?.namespace, undefined, `${label(doc)} is namespace-agnostic`);
 });
@@ -133,8 +133,17 @@ t.test('test of the test: broken manifests are rejected', async (t) => {
   const typoPodMonitor = clone(byKind('PodMonitor'));
   typoPodMonitor.spec.podMetricsEndpoints[0].relabelling = [];
   // … and the type check catches them, naming the manifest and the field.
-  const problems = await unknownFieldErrors([typoPodSpec, typoPodMonitor, byKind('ConfigMap')]);
+  const problems = await unknownFieldErrors([typoPodSpec, typoPodMonitor, configMap]);
   t.equal(problems.length, 2, problems.join('\n'));
   t.match(problems[0], /^DaemonSet\/vtpm-agent: TS2353 .*hostPid/);
   t.match(problems[1], /^PodMonitor\/vtpm-agent: TS2353 .*relabelling/);
+});
+
+t.test('the Grafana dashboard ConfigMap: the sidecar label and the generated dashboard JSON', async (t) => {
+  const cm = byKind('ConfigMap', 'vtpm-agent-grafana-dashboard');
+  t.equal(cm.metadata.labels.grafana_dashboard, '1', 'kube-prometheus-stack loads ConfigMaps labelled grafana_dashboard: "1"');
+  const json = readFileSync(path.join(MANIFEST_DIR, '../grafana/dashboards/vtpm-fleet.json'), 'utf8');
+  t.same(Object.keys(cm.data), ['vtpm-fleet.json']);
+  t.equal(cm.data['vtpm-fleet.json'], json, 'the same dashboard as deploy/grafana/dashboards/');
+  t.ok(Buffer.byteLength(json) < 262_144, 'fits kubectl apply’s last-applied annotation');
 });
