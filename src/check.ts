@@ -3,6 +3,9 @@ import type { AgentConfig } from './config/schema.js';
 import type { AgentExtension } from './extension-api.js';
 import type { CheckSection } from './results.js';
 import { extensionFactories } from './extension-list.js';
+import { AgentError } from './errors.js';
+import { collectInventory, inventoryOptions } from './guests/inventory.js';
+import { preRebootFailure, preRebootReport, type PreRebootReport } from './guests/pre-reboot.js';
 import { allProbes } from './probes/index.js';
 import type { Probe } from './probes/types.js';
 import { buildReport, type HostReport } from './report.js';
@@ -47,5 +50,18 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     controller.abort(new Error('check finished'));
+  }
+}
+
+/**
+ * `check --pre-reboot`: only the guest inventory (two virsh calls and nova.conf), none of the
+ * other probes, so a maintenance playbook gets its answer in about a second.
+ */
+export async function runPreRebootCheck(config: AgentConfig, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<PreRebootReport> {
+  try {
+    const inventory = await collectInventory(inventoryOptions(config, hostPathResolver(config.hostRoot), env, config.libvirt.timeoutSeconds * 1000, signal));
+    return preRebootReport(inventory);
+  } catch (err) {
+    return preRebootFailure(err instanceof AgentError ? err.code : 'VTPM_ERR_GUEST_INVENTORY', (err as Error).message);
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
-import { runCheck } from './check.js';
+import { runCheck, runPreRebootCheck } from './check.js';
+import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
 import { runReconcileOnce } from './placement/extension.js';
@@ -19,6 +20,10 @@ Commands:
                      (exit 0 usable, 1 none usable, 2 the check could not run; with --strict,
                      3 when usable but a section needs attention: a failed health check, a
                      guest at risk, drift)
+  check --pre-reboot [--json]
+                     may this host be rebooted? lists the running vTPM guests that would not
+                     come back after a reboot, and why (exit 0 none, 1 guests at risk, 2 could
+                     not tell: libvirt unreachable or a domain unreadable)
   serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
   reconcile --once [--dry-run] [--json]
                      check this host, then reconcile its Placement traits once (exit 0 consistent,
@@ -33,6 +38,7 @@ Options:
   --once             (reconcile) one pass, then exit
   --dry-run          (reconcile) show what would change in Placement, write nothing
   --strict           (check) exit 3 when vTPM is usable but a section needs attention
+  --pre-reboot       (check) only the vTPM guests a host reboot would strand
   -h, --help         this help
 `;
 
@@ -50,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
         once: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         strict: { type: 'boolean' },
+        'pre-reboot': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -69,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === 'reconcile' && !values.once) {
     process.stderr.write('vtpm-agent: reconcile runs inside `serve`; use `reconcile --once` for a single pass\n');
+    return EXIT.USAGE;
+  }
+  if (values['pre-reboot'] && command !== 'check') {
+    process.stderr.write(`vtpm-agent: --pre-reboot belongs to check, not ${command}\n\n${USAGE}`);
     return EXIT.USAGE;
   }
   if (command !== 'check' && command !== 'serve' && command !== 'reconcile') {
@@ -106,6 +117,11 @@ export async function main(argv: string[]): Promise<number> {
 
   if (command === 'check') {
     // The check's logs go to stderr (warn and up by default) so stdout is only the report.
+    if (values['pre-reboot']) {
+      const report = await runPreRebootCheck(config);
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderPreReboot(report)}\n`);
+      return PRE_REBOOT_EXIT[report.outcome];
+    }
     const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
     try {
       const report = await runCheck({ config, log });
