@@ -25,6 +25,8 @@ export function freePort(): Promise<number> {
 export interface PrometheusOptions {
   /** host:port of each scrape target. */
   targets: string[];
+  /** More targets with target labels (e.g. a region per group), in the same job. */
+  targetGroups?: Array<{ targets: string[]; labels?: Record<string, string> }>;
   job?: string;
   /** Absolute paths of rule files to load. */
   ruleFiles: string[];
@@ -68,7 +70,9 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     'scrape_configs:',
     `  - job_name: ${JSON.stringify(opts.job ?? 'vtpm-agent')}`,
     '    static_configs:',
-    `      - targets: ${JSON.stringify(opts.targets)}`,
+    ...[{ targets: opts.targets }, ...(opts.targetGroups ?? [])]
+      .filter((g) => g.targets.length > 0)
+      .map((g) => `      - ${JSON.stringify({ targets: g.targets, labels: 'labels' in g ? g.labels : undefined })}`),
     '',
   ].join('\n');
   writeFileSync(path.join(dir, 'prometheus.yml'), config);
