@@ -25,7 +25,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { buildFleetDashboard, panelQueries, withAllSelected } from '../../scripts/grafana/dashboard.js';
 import { freePort, repoRoot, spawnCli, waitFor } from '../harness/agent.js';
-import { requireCommands } from '../harness/components.js';
+import { requireCommands, stopChild } from '../harness/components.js';
 import { startKeystone } from '../harness/keystone.js';
 import { cleanupGuests, defineGuest, defineSecret, guestName, PREFIX, testUuid, virsh, virshOk, waitForLibvirt } from '../harness/libvirt-guests.js';
 import { startPlacement } from '../harness/placement.js';
@@ -90,15 +90,7 @@ async function startProcess(a: FleetAgent): Promise<void> {
 async function stopProcess(a: FleetAgent): Promise<void> {
   const proc = a.proc;
   a.proc = null;
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 8000);
-    proc.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    proc.kill('SIGTERM');
-  });
+  if (proc) await stopChild(proc, 8000);
 }
 
 async function scrape(a: FleetAgent): Promise<string> {
