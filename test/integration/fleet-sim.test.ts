@@ -133,10 +133,18 @@ t.teardown(async () => {
 t.test('a simulated fleet: dashboard queries, recording rules and alerts in a real Prometheus', async (t) => {
   await waitForLibvirt();
   await cleanupGuests();
-  const ks = await startKeystone({ users: [AGENT_USER] });
-  t.teardown(() => ks.stop());
-  const pl = await startPlacement(ks);
-  t.teardown(() => pl.stop());
+  // Keystone and Placement start (the slowest part) while the guests and the other agents do.
+  const openstack = (async () => {
+    const ks = await startKeystone({ users: [AGENT_USER] });
+    t.teardown(() => ks.stop());
+    const pl = await startPlacement(ks);
+    t.teardown(() => pl.stop());
+    // Nova advertised TPM 1.2 and 2.0 on the fenced host's provider.
+    const provider = await pl.createProvider('fenced.compute.example.org');
+    await pl.setTraits(provider.uuid, ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0']);
+    return { ks, pl, provider };
+  })();
+  openstack.catch(() => undefined); // awaited below; a failure there fails the test
 
   const agents = {} as Record<Name, FleetAgent>;
   for (const name of Object.keys(REGION) as Name[]) {
@@ -154,11 +162,6 @@ t.test('a simulated fleet: dashboard queries, recording rules and alerts in a re
   const missingStateDir = path.join(work, 'no-swtpm-state');
   agents.unusable.args.push('--set', `swtpm.stateDir=${missingStateDir}`);
   agents.fenced.args.push('--set', `swtpm.stateDir=${missingStateDir}`);
-  // fenced: enforce mode against the real Placement, where Nova advertised TPM 1.2 and 2.0.
-  const provider = await pl.createProvider('fenced.compute.example.org');
-  await pl.setTraits(provider.uuid, ['COMPUTE_SECURITY_TPM_1_2', 'COMPUTE_SECURITY_TPM_2_0']);
-  agents.fenced.args.push('--set', 'placement.enabled=true', '--set', 'placement.mode=enforce', '--set', `placement.providerName=${provider.name}`, '--set', 'placement.computeIdPath=null');
-  Object.assign(agents.fenced.env, ks.osEnv(AGENT_USER));
   // nolibvirt: a socket nobody listens on.
   agents.nolibvirt.args.push('--set', `libvirt.uri=qemu+unix:///system?socket=${path.join(work, 'no-libvirt.sock')}`, '--set', 'libvirt.timeoutSeconds=3');
   // rebooted: follows guests across a (simulated) reboot, inventories every 2 s.
@@ -184,7 +187,13 @@ t.test('a simulated fleet: dashboard queries, recording rules and alerts in a re
   await defineSecret({ uuid: stranded.secretUuid, instanceUuid: stranded.uuid, key: strandedKey, ephemeral: true });
   await virshOk(['start', stranded.name]);
 
-  await Promise.all(all.map((a) => startProcess(a)));
+  await Promise.all(all.filter((a) => a.name !== 'fenced').map((a) => startProcess(a)));
+  // fenced: enforce mode against the real Placement.
+  const { pl, ks, provider } = await openstack;
+  agents.fenced.args.push('--set', 'placement.enabled=true', '--set', 'placement.mode=enforce', '--set', `placement.providerName=${provider.name}`, '--set', 'placement.computeIdPath=null');
+  Object.assign(agents.fenced.env, ks.osEnv(AGENT_USER));
+  const fencedStarted = startProcess(agents.fenced);
+  fencedStarted.catch(() => undefined); // awaited below
 
   // The rebooted host before its reboot: wait for the snapshot with the guest, stop, "reboot".
   const snapshot = path.join(work, 'rebooted', 'state', 'guests', 'snapshot.json');
@@ -205,6 +214,7 @@ t.test('a simulated fleet: dashboard queries, recording rules and alerts in a re
   await defineSecret({ uuid: atRisk.secretUuid, instanceUuid: atRisk.uuid, key: randomBytes(32), ephemeral: true });
   await virshOk(['start', atRisk.name]);
 
+  await fencedStarted;
   // The fenced host's reconciler wrote the fencing trait into the real Placement.
   await waitFor('CUSTOM_VTPM_DEGRADED on the fenced provider', async () => (await pl.getTraits(provider.uuid)).traits.includes('CUSTOM_VTPM_DEGRADED'), 60_000, 500);
 
