@@ -99,7 +99,7 @@ async function inventoryBench(): Promise<string[][]> {
       const split: Array<[number, number]> = [];
       const agentMs = await timeIt(async () => {
         const t0 = performance.now();
-        const raw = await fetchInventoryRaw(virshOpts);
+        const raw = await fetchInventoryRaw(virshOpts, 128 * 1024);
         const t1 = performance.now();
         const inv = buildInventory(raw, null);
         split.push([t1 - t0, performance.now() - t1]);

@@ -14,14 +14,11 @@ export function verdictFromResults(results: ProbeResults): Verdict | null {
   const swtpm = results.get(SWTPM);
   const host = results.get(HOST);
   if (!libvirt || !swtpm || !host) return null;
-  const domcaps = primaryDomainCapabilities(libvirt.data);
-  const domcapsError = libvirt.ok
-    ? libvirt.data?.machines.map((m) => m.error).filter(Boolean).join('; ') || undefined
-    : libvirt.error?.message;
   return computeVerdict({
-    domcaps,
-    domcapsError,
+    domcaps: primaryDomainCapabilities(libvirt.data),
+    ...(libvirt.ok || !libvirt.error ? {} : { libvirtFailure: libvirt.error }),
     swtpm: swtpm.data ?? null,
+    ...(swtpm.ok || !swtpm.error ? {} : { swtpmFailure: swtpm.error }),
     host: host.data ?? null,
     // null while the emulation check is off or has not run: it then neither helps nor hurts.
     emulation: emulationOutcomesFromResult(results.get(EMULATION)),

@@ -10,6 +10,7 @@ export const errorCatalogue = {
   VTPM_ERR_EXEC_FAILED: 'command failed',
   VTPM_ERR_EXEC_ABORTED: 'command aborted',
   VTPM_ERR_PARSE: 'output could not be parsed',
+  VTPM_ERR_OUTPUT_TOO_LARGE: 'command output exceeded its cap (the command was killed)',
   VTPM_ERR_PROBE_TIMEOUT: 'probe timed out',
   VTPM_ERR_PROBE_FAILED: 'probe failed',
   VTPM_ERR_LIBVIRT_UNAVAILABLE: 'libvirt is not reachable',

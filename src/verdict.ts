@@ -13,11 +13,20 @@ export const TPM_COMBINATIONS: ReadonlyArray<{ version: TpmVersion; model: TpmMo
   { version: '2.0', model: 'tpm-crb' },
 ];
 
+/** Why a probe the verdict reads did not produce its data (its coded error). */
+export interface ProbeFailureCause {
+  code: string;
+  message: string;
+}
+
 export interface VerdictInputs {
   /** Domain capabilities per machine type asked; null when libvirt could not be asked. */
   domcaps: DomainCapabilities | null;
-  domcapsError?: string;
+  /** The libvirt probe's failure, cited by the reason that replaces the domain capabilities. */
+  libvirtFailure?: ProbeFailureCause;
   swtpm: SwtpmFacts | null;
+  /** The swtpm probe's failure, cited when `swtpm` is null. */
+  swtpmFailure?: ProbeFailureCause;
   host: HostFacts | null;
   /** Absent when the emulation check is off or has not run yet. */
   emulation?: EmulationOutcome[] | null;
@@ -63,13 +72,25 @@ function err(code: ReasonCode, message: string): Reason {
   return { code, severity: 'error', message };
 }
 
+/** Output that could not be used gets its own reason, so "libvirt is down" and "libvirt printed garbage" read apart. */
+const OUTPUT_REASONS: Record<'libvirt' | 'swtpm', Partial<Record<string, ReasonCode>>> = {
+  libvirt: { VTPM_ERR_PARSE: 'LIBVIRT_OUTPUT_UNPARSABLE', VTPM_ERR_OUTPUT_TOO_LARGE: 'LIBVIRT_OUTPUT_TOO_LARGE' },
+  swtpm: { VTPM_ERR_PARSE: 'SWTPM_OUTPUT_UNPARSABLE', VTPM_ERR_OUTPUT_TOO_LARGE: 'SWTPM_OUTPUT_TOO_LARGE' },
+};
+
+/** The reason standing in for a probe's missing data, citing the probe's own error code and message. */
+function probeFailureReason(probe: 'libvirt' | 'swtpm', fallback: ReasonCode, what: string, failure: ProbeFailureCause | undefined): Reason {
+  if (!failure) return err(fallback, what);
+  return err(OUTPUT_REASONS[probe][failure.code] ?? fallback, `${what}: the ${probe} probe failed with ${failure.code}: ${failure.message}`);
+}
+
 export function computeVerdict(inputs: VerdictInputs): Verdict {
   const common: Reason[] = [];
   const warnings: Reason[] = [...(inputs.host?.warnings ?? [])];
   const { domcaps, swtpm, host } = inputs;
 
   if (!domcaps) {
-    common.push(err('LIBVIRT_UNAVAILABLE', `libvirt domain capabilities could not be read${inputs.domcapsError ? `: ${inputs.domcapsError}` : ''}`));
+    common.push(probeFailureReason('libvirt', 'LIBVIRT_UNAVAILABLE', 'libvirt domain capabilities could not be read', inputs.libvirtFailure));
   } else if (!domcaps.tpm.present) {
     common.push(err('DOMCAPS_NO_TPM', 'libvirt reports no <tpm> in domain capabilities (libvirt < 8.0 or TPM unsupported by this QEMU)'));
   } else {
@@ -85,7 +106,7 @@ export function computeVerdict(inputs: VerdictInputs): Verdict {
     common.push(err('QEMU_TOO_OLD', `QEMU ${host.qemuVersion} is older than Nova's minimum ${QEMU_MIN}`));
   }
   if (!swtpm) {
-    common.push(err('SWTPM_CAPABILITIES_UNREADABLE', 'swtpm facts are not available (the swtpm probe has not succeeded)'));
+    common.push(probeFailureReason('swtpm', 'SWTPM_CAPABILITIES_UNREADABLE', 'swtpm facts are not available (the swtpm probe has not succeeded)', inputs.swtpmFailure));
   } else {
     if (!swtpm.binaries.swtpm) common.push(err('SWTPM_MISSING', 'swtpm is not installed or not on PATH'));
     if (!swtpm.binaries.swtpm_setup) common.push(err('SWTPM_SETUP_MISSING', 'swtpm_setup is not installed or not on PATH'));

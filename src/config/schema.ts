@@ -17,6 +17,20 @@ export const libvirtConfigSchema = z.strictObject({
   virtType: z.enum(['auto', 'kvm', 'qemu']).default('auto').describe('`auto`: kvm when /dev/kvm exists, else qemu (TCG).'),
   machineTypes: z.array(z.string().min(1)).min(1).default(['default', 'q35']).describe('Machine types to ask domain capabilities for; `default` means libvirt\'s default machine type.'),
   timeoutSeconds: positiveSeconds.default(30).describe('Limit of one virsh call.'),
+  domcapsMaxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('Output cap of one `virsh domcapabilities` (real answers are 5–30 KiB); past it virsh is killed and the libvirt probe fails with LIBVIRT_OUTPUT_TOO_LARGE.'),
+  domainXmlMaxBytes: z
+    .number()
+    .int()
+    .min(16 * 1024)
+    .max(16 * 1024 * 1024)
+    .default(128 * 1024)
+    .describe("Output allowance per domain for the guest inventory's `virsh dumpxml` batch (Nova's domain XML is 5–30 KiB); a batch may print 64 KiB + this × its domains + 16 KiB × its secrets."),
 });
 
 export const swtpmConfigSchema = z.strictObject({

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { AgentError } from '../errors.js';
-import { virshBatch, type VirshOptions } from '../libvirt/virsh.js';
+import { virshBatch, type BatchOutputCap, type VirshOptions } from '../libvirt/virsh.js';
+import { KiB, MiB } from '../util/exec.js';
 import { atRiskGuests, inferSecretMode } from './classify.js';
 import { parseDomainXml } from './domain-xml.js';
 import { parseResumeGuestsStateOnHostBoot } from './nova-conf.js';
@@ -11,6 +12,8 @@ import type { HostPathResolver } from '../util/hostpath.js';
 
 export interface InventoryOptions {
   virsh: VirshOptions;
+  /** Output allowance per domain XML (`libvirt.domainXmlMaxBytes`). */
+  domainXmlMaxBytes: number;
   /** Resolved (host-root) path of nova.conf, or null to not judge `resume_guests_state_on_host_boot`. */
   novaConfPath: string | null;
 }
@@ -39,11 +42,29 @@ export async function readResumeFlag(path: string | null): Promise<boolean | nul
 }
 
 /**
+ * Output cap of the first batch (list, secret-list, version, domstats --state). The domain count
+ * is not known before it, so it is sized for a large host: about 250 B per domain across the list
+ * (37 B), its domstats (~80 B) and its secret (~110 B), so 8 MiB holds 30,000 domains.
+ */
+export const LISTS_BATCH_CAP: BatchOutputCap = { baseBytes: 8 * MiB, perCommandBytes: () => 0 };
+
+/** A `<secret>` document is ~300 B. */
+const SECRET_XML_BYTES = 16 * KiB;
+
+/**
+ * Output cap of the second batch, from what it asks for: 64 KiB plus `domainXmlMaxBytes` per
+ * `dumpxml` and 16 KiB per `secret-dumpxml` in the process (virshBatch sums it per chunk).
+ */
+export function xmlBatchCap(domainXmlMaxBytes: number): BatchOutputCap {
+  return { baseBytes: 64 * KiB, perCommandBytes: (command) => (command.startsWith('dumpxml ') ? domainXmlMaxBytes : SECRET_XML_BYTES) };
+}
+
+/**
  * Two virsh processes whatever the number of domains: the lists, versions and every domain's
  * state (one bulk `domstats` call) first, then each domain's XML and each vTPM secret's flags.
  */
-export async function fetchInventoryRaw(virsh: VirshOptions): Promise<InventoryRaw> {
-  const first = await virshBatch(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], virsh);
+export async function fetchInventoryRaw(virsh: VirshOptions, domainXmlMaxBytes: number): Promise<InventoryRaw> {
+  const first = await virshBatch(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], virsh, LISTS_BATCH_CAP);
   const [list, secretList, version, domstats] = first.outputs.map((o) => o.stdout);
   const uuids = parseUuidList(list ?? '');
   const secretListFailed = /secret/i.test(first.stderr);
@@ -51,7 +72,7 @@ export async function fetchInventoryRaw(virsh: VirshOptions): Promise<InventoryR
   const commands: string[] = [];
   for (const uuid of uuids) commands.push(`dumpxml ${uuid}`);
   for (const s of vtpmSecrets) commands.push(`secret-dumpxml ${s.uuid}`);
-  const second = await virshBatch(commands, virsh);
+  const second = await virshBatch(commands, virsh, xmlBatchCap(domainXmlMaxBytes));
   const domains = uuids.map((uuid, i) => ({ uuid, xml: second.outputs[i]?.stdout ?? '' }));
   const secretXml: Record<string, string> = {};
   vtpmSecrets.forEach((s, i) => {
@@ -60,7 +81,11 @@ export async function fetchInventoryRaw(virsh: VirshOptions): Promise<InventoryR
   return { list: list ?? '', secretList: secretList ?? '', secretListFailed, version: version ?? '', domstats: domstats ?? '', domains, secretXml };
 }
 
-/** Turns raw virsh output into the inventory; a bad domain becomes an error entry, never hides others. */
+/**
+ * Turns raw virsh output into the inventory. Lists that cannot be parsed throw VTPM_ERR_PARSE (the
+ * inventory would be a guess); one bad domain becomes an error entry and never hides the others,
+ * but when no domain's XML could be parsed at all there is no inventory either.
+ */
 export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: boolean | null, now = Date.now()): GuestInventory {
   const errors: DomainError[] = [];
   let secrets: LibvirtSecret[] | null = null;
@@ -108,7 +133,16 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
       secretPresent: encryptionSecret === null || secretIds === null ? null : secretIds.has(encryptionSecret),
     });
   }
+  const unparsable = errors.filter((e) => e.code === 'VTPM_ERR_PARSE');
+  if (unparsable.length > 0 && unparsable.length === raw.domains.filter((d) => stripPrompts(d.xml).trim()).length) {
+    throw new AgentError('VTPM_ERR_PARSE', `virsh dumpxml printed no parsable domain XML (${unparsable.length} of ${raw.domains.length} domains): ${unparsable[0]!.message}`, {
+      details: { command: 'virsh dumpxml', domains: unparsable.length },
+    });
+  }
   const libvirtVersion = parseLibvirtVersion(raw.version);
+  if (libvirtVersion === null) {
+    throw new AgentError('VTPM_ERR_PARSE', `virsh version printed no libvirt version: ${JSON.stringify(stripPrompts(raw.version).trim().slice(0, 200))}`, { details: { command: 'virsh version' } });
+  }
   return {
     collectedAt: now,
     guests,
@@ -123,7 +157,7 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
 
 /** The whole inventory: two virsh processes plus one file read. */
 export async function collectInventory(options: InventoryOptions): Promise<GuestInventory> {
-  const [raw, resume] = await Promise.all([fetchInventoryRaw(options.virsh), readResumeFlag(options.novaConfPath)]);
+  const [raw, resume] = await Promise.all([fetchInventoryRaw(options.virsh, options.domainXmlMaxBytes), readResumeFlag(options.novaConfPath)]);
   return buildInventory(raw, resume);
 }
 
@@ -139,5 +173,6 @@ export function inventoryOptions(config: AgentConfig, hostPath: HostPathResolver
       env,
     },
     novaConfPath: config.guests.novaConfPath ? hostPath(config.guests.novaConfPath) : null,
+    domainXmlMaxBytes: config.libvirt.domainXmlMaxBytes,
   };
 }

@@ -1,4 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { AgentError } from '../errors.js';
 import type { DomainState, LibvirtSecret } from './types.js';
 
 /**
@@ -18,13 +19,19 @@ export function isUuid(value: string): boolean {
   return UUID_RE.test(value);
 }
 
-/** `virsh list --all --uuid`: one UUID per line. */
+/** A line virsh would never print there: its output is not what the inventory can use. */
+function unexpectedLine(command: string, line: string): AgentError {
+  return new AgentError('VTPM_ERR_PARSE', `virsh ${command} printed a line it never prints: ${JSON.stringify(line.slice(0, 120))}`, { details: { command: `virsh ${command}` } });
+}
+
+/** `virsh list --all --uuid`: one UUID per line; any other line is a VTPM_ERR_PARSE. */
 export function parseUuidList(text: string): string[] {
-  return stripPrompts(text)
+  const lines = stripPrompts(text)
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => isUuid(l))
-    .map((l) => l.toLowerCase());
+    .filter(Boolean);
+  for (const l of lines) if (!isUuid(l)) throw unexpectedLine('list --all --uuid', l);
+  return lines.map((l) => l.toLowerCase());
 }
 
 const STATES: Record<string, DomainState> = {
@@ -84,6 +91,7 @@ export function parseDomStats(text: string): Map<string, { state: DomainState; r
   };
   for (const raw of stripPrompts(text).split('\n')) {
     const line = raw.trim();
+    if (!line) continue;
     const d = /^Domain: '(.*)'$/.exec(line);
     if (d) {
       flush();
@@ -94,20 +102,23 @@ export function parseDomStats(text: string): Map<string, { state: DomainState; r
     if (kv && name !== null) {
       if (kv[1] === 'state') code = Number(kv[2]);
       else reason = Number(kv[2]);
+    } else if (!/^[\w.-]+=/.test(line)) {
+      // Other `key=value` statistics are tolerated (a newer libvirt may add some); anything else is not domstats.
+      throw unexpectedLine('domstats --state', line);
     }
   }
   flush();
   return out;
 }
 
-/** `virsh -q secret-list`: ` UUID   usage-type usage-name`. */
+/** `virsh -q secret-list`: ` UUID   usage-type usage-name`; a line not starting with a UUID is a VTPM_ERR_PARSE. */
 export function parseSecretList(text: string): Array<{ uuid: string; usageType: string | null; usageName: string | null }> {
   const out: Array<{ uuid: string; usageType: string | null; usageName: string | null }> = [];
   for (const raw of stripPrompts(text).split('\n')) {
     const line = raw.trim();
     if (!line) continue;
     const [uuid, usageType, ...rest] = line.split(/\s+/);
-    if (!uuid || !isUuid(uuid)) continue;
+    if (!uuid || !isUuid(uuid)) throw unexpectedLine('secret-list', line);
     out.push({ uuid: uuid.toLowerCase(), usageType: usageType ?? null, usageName: rest.length ? rest.join(' ') : null });
   }
   return out;

@@ -3,7 +3,7 @@ import { toAgentError } from '../errors.js';
 import type { AgentConfig } from '../config/schema.js';
 import { libvirtHostname } from '../libvirt/hostname.js';
 import { probeKey } from '../results.js';
-import { runCommand } from '../util/exec.js';
+import { runCommand, SMALL_OUTPUT_BYTES } from '../util/exec.js';
 import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess } from '../util/container-paths.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import { parseComputeId, parseHostname, parseNovaConfHost } from './parse.js';
@@ -66,7 +66,7 @@ async function novaHost(ctx: IdentityInputs): Promise<IdentityValue> {
     }
   }
   try {
-    const result = await runCommand(hostnamePath, ['--fqdn'], { timeoutMs: timeoutMs(ctx), signal: ctx.signal, env: ctx.env });
+    const result = await runCommand(hostnamePath, ['--fqdn'], { timeoutMs: timeoutMs(ctx), maxOutputBytes: SMALL_OUTPUT_BYTES, signal: ctx.signal, env: ctx.env });
     if (result.exitCode !== 0) throw new Error(`hostname --fqdn exited ${result.exitCode}: ${result.stderr.trim().slice(0, 200)}`);
     const value = parseHostname(result.stdout, 'hostname --fqdn');
     return confNote ? { value, source: 'hostname --fqdn', error: confNote } : { value, source: 'hostname --fqdn' };

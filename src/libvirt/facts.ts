@@ -11,6 +11,8 @@ export type TpmModel = 'tpm-tis' | 'tpm-crb';
 /** Stable reason codes: alerts, dashboards and scripts match on these, so never rename one. */
 export type ReasonCode =
   | 'LIBVIRT_UNAVAILABLE'
+  | 'LIBVIRT_OUTPUT_UNPARSABLE'
+  | 'LIBVIRT_OUTPUT_TOO_LARGE'
   | 'LIBVIRT_TOO_OLD'
   | 'LIBVIRT_TPM_STATE_ERASURE_RISK'
   | 'KVM_MISSING'
@@ -25,6 +27,8 @@ export type ReasonCode =
   | 'SWTPM_IOCTL_MISSING'
   | 'SWTPM_VERSION_UNSUPPORTED'
   | 'SWTPM_CAPABILITIES_UNREADABLE'
+  | 'SWTPM_OUTPUT_UNPARSABLE'
+  | 'SWTPM_OUTPUT_TOO_LARGE'
   | 'SWTPM_USER_MISSING'
   | 'SWTPM_GROUP_MISSING'
   | 'SWTPM_STATE_DIR_MISSING'

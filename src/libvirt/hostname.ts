@@ -1,5 +1,6 @@
 import type { AgentConfig } from '../config/schema.js';
 import { parseHostname } from '../identity/parse.js';
+import { SMALL_OUTPUT_BYTES } from '../util/exec.js';
 import { virsh } from './virsh.js';
 
 export interface HostnameCall {
@@ -13,7 +14,7 @@ export interface HostnameCall {
  * node, and so the Placement resource provider, by it. Throws with the reason when unreadable.
  */
 export async function libvirtHostname(libvirt: AgentConfig['libvirt'], call: HostnameCall): Promise<string> {
-  const out = await virsh(['hostname'], { virshPath: libvirt.virshPath, uri: libvirt.uri, readOnly: true, ...call });
+  const out = await virsh(['hostname'], { virshPath: libvirt.virshPath, uri: libvirt.uri, readOnly: true, ...call }, SMALL_OUTPUT_BYTES);
   return parseHostname(out, 'virsh hostname');
 }
 

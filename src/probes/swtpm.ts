@@ -1,6 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import { parseSwtpmCapabilities } from '../host/swtpm-capabilities.js';
-import { runCommand } from '../util/exec.js';
+import { runCommand, SMALL_OUTPUT_BYTES } from '../util/exec.js';
 import { which } from '../util/which.js';
 import { toAgentError } from '../errors.js';
 import { SWTPM, type SwtpmFacts } from '../libvirt/facts.js';
@@ -9,6 +9,8 @@ import type { Probe, ProbeContext } from './types.js';
 async function capabilities(ctx: ProbeContext, file: string, args: string[], what: string): Promise<{ features: string[]; version: string | null }> {
   const result = await runCommand(file, [...args, '--print-capabilities'], {
     timeoutMs: Math.min(ctx.config.swtpm.timeoutSeconds * 1000, ctx.remainingMs()),
+    // A JSON object of a few hundred bytes.
+    maxOutputBytes: SMALL_OUTPUT_BYTES,
     signal: ctx.signal,
     env: ctx.env,
   });
@@ -17,6 +19,16 @@ async function capabilities(ctx: ProbeContext, file: string, args: string[], wha
   }
   const parsed = parseSwtpmCapabilities(result.stdout, what);
   return { features: parsed.features, version: parsed.version ?? null };
+}
+
+/**
+ * An answer that is not data (unparsable or past its cap) fails the probe; a binary that refuses
+ * (non-zero exit) is a finding the verdict reports as SWTPM_CAPABILITIES_UNREADABLE.
+ */
+function recordOrFail(facts: SwtpmFacts, err: unknown): void {
+  const e = toAgentError(err);
+  if (e.code === 'VTPM_ERR_PARSE' || e.code === 'VTPM_ERR_OUTPUT_TOO_LARGE') throw e;
+  facts.errors.push(e.message);
 }
 
 /** Presence of the swtpm binaries (as libvirt and Nova look them up) and their capabilities. */
@@ -40,7 +52,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
         facts.socketFeatures = caps.features;
         facts.version = caps.version;
       } catch (err) {
-        facts.errors.push(toAgentError(err).message);
+        recordOrFail(facts, err);
       }
     }
     if (swtpmSetup) {
@@ -49,7 +61,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
         facts.setupFeatures = caps.features;
         facts.version ??= caps.version;
       } catch (err) {
-        facts.errors.push(toAgentError(err).message);
+        recordOrFail(facts, err);
       }
     }
     return facts;

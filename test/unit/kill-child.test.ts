@@ -54,10 +54,10 @@ t.test('killChild on a running child signals that child', async (t) => {
 
 t.test('runCommand never spawns a missing binary (a cancelled failed spawn would kill pid 0)', async (t) => {
   const controller = new AbortController();
-  const pending = runCommand('vtpm-agent-no-such-binary', [], { timeoutMs: 1000, signal: controller.signal });
+  const pending = runCommand('vtpm-agent-no-such-binary', [], { timeoutMs: 1000, maxOutputBytes: 1024, signal: controller.signal });
   controller.abort();
   await t.rejects(pending, { code: 'VTPM_ERR_EXEC_NOT_FOUND' });
-  await t.rejects(runCommand('true', [], { timeoutMs: 1000, signal: AbortSignal.abort() }), { code: 'VTPM_ERR_EXEC_ABORTED' }, 'an aborted call does not start');
-  const ok = await runCommand('sh', ['-c', 'echo hi'], { timeoutMs: 5000 });
+  await t.rejects(runCommand('true', [], { timeoutMs: 1000, maxOutputBytes: 1024, signal: AbortSignal.abort() }), { code: 'VTPM_ERR_EXEC_ABORTED' }, 'an aborted call does not start');
+  const ok = await runCommand('sh', ['-c', 'echo hi'], { timeoutMs: 5000, maxOutputBytes: 1024 });
   t.equal(ok.stdout, 'hi\n');
 });

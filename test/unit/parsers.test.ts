@@ -50,7 +50,7 @@ t.test('children never get the agent credentials', async (t) => {
   const env = childEnv({ PATH: '/usr/bin', LANG: 'C', OS_PASSWORD: 'x', OS_AUTH_URL: 'u', VTPM_AGENT__OPENSTACK__AUTH__PASSWORD: 'y', MY_API_TOKEN: 'z', HOME: '/root' });
   t.same(env, { PATH: '/usr/bin', LANG: 'C', HOME: '/root' });
   const { runCommand } = await import('../../src/util/exec.js');
-  const out = await runCommand('env', [], { timeoutMs: 10_000, env: { ...process.env, OS_PASSWORD: 'hunter2' } });
+  const out = await runCommand('env', [], { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024, env: { ...process.env, OS_PASSWORD: 'hunter2' } });
   t.notMatch(out.stdout, /hunter2|OS_PASSWORD/);
   t.match(out.stdout, /PATH=/);
 });

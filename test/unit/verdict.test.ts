@@ -57,9 +57,23 @@ t.test('a version libvirt does not list is unusable for that version only', asyn
 
 t.test('no <tpm> element, libvirt unreachable', async (t) => {
   t.same(codes(computeVerdict({ domcaps: fixture('qemu_4.2.0-q35.x86_64.xml'), swtpm, host }), '2.0', 'tpm-tis'), ['DOMCAPS_NO_TPM']);
-  const down = computeVerdict({ domcaps: null, domcapsError: 'virsh: failed to connect to the hypervisor', swtpm, host });
+  const down = computeVerdict({ domcaps: null, libvirtFailure: { code: 'VTPM_ERR_LIBVIRT_UNAVAILABLE', message: 'virsh: failed to connect to the hypervisor' }, swtpm, host });
   t.equal(down.anyUsable, false);
-  t.match(down.combinations[0]!.reasons[0]!, { code: 'LIBVIRT_UNAVAILABLE', message: /failed to connect/ });
+  t.match(down.combinations[0]!.reasons[0]!, { code: 'LIBVIRT_UNAVAILABLE', message: /libvirt probe failed with VTPM_ERR_LIBVIRT_UNAVAILABLE: virsh: failed to connect/ });
+});
+
+t.test('output the probes could not use is its own reason, citing the probe failure', async (t) => {
+  const garbage = computeVerdict({ domcaps: null, libvirtFailure: { code: 'VTPM_ERR_PARSE', message: 'virsh domcapabilities --virttype kvm: domain capabilities are not well-formed XML' }, swtpm, host });
+  t.match(garbage.combinations[0]!.reasons[0]!, { code: 'LIBVIRT_OUTPUT_UNPARSABLE', severity: 'error', message: /VTPM_ERR_PARSE: virsh domcapabilities --virttype kvm: domain capabilities are not well-formed XML/ });
+  t.equal(garbage.anyUsable, false);
+  const huge = computeVerdict({ domcaps: null, libvirtFailure: { code: 'VTPM_ERR_OUTPUT_TOO_LARGE', message: 'virsh -c qemu:///system domcapabilities printed more than 1 MiB on stdout (the cap for this call) and was killed' }, swtpm, host });
+  t.match(huge.combinations[2]!.reasons[0]!, { code: 'LIBVIRT_OUTPUT_TOO_LARGE', message: /more than 1 MiB/ });
+  const swtpmGarbage = computeVerdict({ domcaps: captured, swtpm: null, swtpmFailure: { code: 'VTPM_ERR_PARSE', message: 'swtpm_setup --print-capabilities did not print JSON: "x"' }, host });
+  t.same(codes(swtpmGarbage, '2.0', 'tpm-crb'), ['SWTPM_OUTPUT_UNPARSABLE']);
+  const swtpmHuge = computeVerdict({ domcaps: captured, swtpm: null, swtpmFailure: { code: 'VTPM_ERR_OUTPUT_TOO_LARGE', message: 'swtpm_setup --print-capabilities printed more than 64 KiB' }, host });
+  t.same(codes(swtpmHuge, '2.0', 'tpm-crb'), ['SWTPM_OUTPUT_TOO_LARGE']);
+  const swtpmTimeout = computeVerdict({ domcaps: captured, swtpm: null, swtpmFailure: { code: 'VTPM_ERR_PROBE_TIMEOUT', message: 'probe swtpm did not finish within 30000 ms' }, host });
+  t.match(swtpmTimeout.combinations[0]!.reasons[0]!, { code: 'SWTPM_CAPABILITIES_UNREADABLE', message: /VTPM_ERR_PROBE_TIMEOUT/ });
 });
 
 t.test('swtpm_setup without tpm-1.2 feature', async (t) => {

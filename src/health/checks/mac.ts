@@ -21,7 +21,7 @@ import { lineTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
 import { loadJson, saveJson } from '../store.js';
 import { checkResult, worst, type CheckResult, type Finding } from '../types.js';
-import { runCommand } from '../../util/exec.js';
+import { MiB, runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 
 const storeSchema = z.object({
@@ -191,7 +191,7 @@ export function evaluateSelinux(facts: SelinuxFacts | null, recent: Store['recen
 /** `stat -c %C` prints the SELinux context of a file (or `?`). */
 async function selinuxLabel(file: string, input: MacInput): Promise<string | null> {
   try {
-    const r = await runCommand('stat', ['-c', '%C', file], { timeoutMs: input.timeoutMs, signal: input.signal });
+    const r = await runCommand('stat', ['-c', '%C', file], { timeoutMs: input.timeoutMs, maxOutputBytes: SMALL_OUTPUT_BYTES, signal: input.signal });
     if (r.exitCode !== 0) return null;
     return selinuxType(r.stdout.trim());
   } catch {
@@ -205,7 +205,8 @@ async function restoreconDryRun(input: MacInput): Promise<Relabel[] | null> {
   if (input.hostPath('/') !== '/') return null;
   try {
     const targets = ['/usr/bin/swtpm', '/usr/bin/swtpm_setup', '/usr/bin/swtpm_ioctl', ...input.swtpmPaths];
-    const r = await runCommand('restorecon', ['-R', '-n', '-v', ...targets], { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
+    // One line per file to relabel: a few hundred at most under the swtpm state directories.
+    const r = await runCommand('restorecon', ['-R', '-n', '-v', ...targets], { timeoutMs: input.timeoutMs, maxOutputBytes: 4 * MiB, signal: input.signal, env: input.env });
     return parseRestoreconDryRun(r.stdout);
   } catch {
     return null;

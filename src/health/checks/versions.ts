@@ -1,5 +1,5 @@
 import { parseVirshVersion } from '../../libvirt/version.js';
-import { runCommand } from '../../util/exec.js';
+import { runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { readText } from '../../host/fsinfo.js';
 import { finding } from '../reasons.js';
@@ -79,7 +79,7 @@ export function parseOpensslVersion(output: string): string | null {
 
 async function tryRun(file: string, args: string[], input: VersionsInput): Promise<string | null> {
   try {
-    const r = await runCommand(file, args, { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
+    const r = await runCommand(file, args, { timeoutMs: input.timeoutMs, maxOutputBytes: SMALL_OUTPUT_BYTES, signal: input.signal, env: input.env });
     return r.exitCode === 0 ? r.stdout : null;
   } catch {
     return null;
