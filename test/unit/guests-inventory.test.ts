@@ -155,3 +155,31 @@ t.test('at-risk: host mode on new libvirt with resume on is safe; unknown nova.c
   t.same(riskReasons({ ...g, secretMode: 'user' }, { libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: null }), ['user_secret_mode']);
   t.same(atRiskGuests([g], { libvirtVersion: '8.0.0', resumeGuestsStateOnHostBoot: null })[0]?.reasons, ['libvirt_state_erasure']);
 });
+
+t.test('virsh output the inventory cannot use is a VTPM_ERR_PARSE naming the command, not an empty list', async (t) => {
+  t.throws(() => parseUuidList('3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f\n<domainCapabilities><devices\n'), { code: 'VTPM_ERR_PARSE', message: /virsh list --all --uuid printed a line it never prints: "<domainCapabilities><devices"/ });
+  t.throws(() => parseSecretList('garbage line\n'), { code: 'VTPM_ERR_PARSE', message: /virsh secret-list/ });
+  t.throws(() => parseDomStats("Domain: 'a'\n  state.state=1\n\u0000\u0001binary\n"), { code: 'VTPM_ERR_PARSE', message: /virsh domstats --state/ });
+  t.same([...parseDomStats("Domain: 'a'\n  state.state=1\n  state.reason=1\n  state.future_stat=7\n").keys()], ['a'], 'other key=value statistics are tolerated');
+  t.same(parseUuidList(''), [], 'no domains is a valid answer');
+});
+
+t.test('inventory: garbage in every domain XML, or no libvirt version, is no inventory', async (t) => {
+  const uuid = '00000000-0000-4000-8000-000000000001';
+  t.throws(() => buildInventory(raw([{ uuid, xml: fx('garbage.xml') }, { uuid: '00000000-0000-4000-8000-000000000002', xml: '' }]), null), {
+    code: 'VTPM_ERR_PARSE',
+    message: /virsh dumpxml printed no parsable domain XML \(1 of 2 domains\)/,
+  });
+  t.throws(() => buildInventory({ ...raw([]), version: 'garbage\n' }, null), { code: 'VTPM_ERR_PARSE', message: /virsh version printed no libvirt version: "garbage"/ });
+  // Only vanished domains: nothing was unparsable, so the inventory stands (with its error entries).
+  t.equal(buildInventory(raw([{ uuid, xml: '' }]), null).errors[0]?.code, 'VTPM_ERR_GUEST_DOMAIN_UNREADABLE');
+});
+
+t.test('inventory output caps: the XML batch is sized from the domains and secrets it asks for', async (t) => {
+  const { batchCapBytes } = await import('../../src/libvirt/virsh.js');
+  const { LISTS_BATCH_CAP, xmlBatchCap } = await import('../../src/guests/inventory.js');
+  const cap = xmlBatchCap(128 * 1024);
+  t.equal(batchCapBytes(['dumpxml a', 'dumpxml b', 'secret-dumpxml s'], cap), 64 * 1024 + 2 * 128 * 1024 + 16 * 1024);
+  t.equal(batchCapBytes([], cap), 64 * 1024);
+  t.equal(batchCapBytes(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], LISTS_BATCH_CAP), 8 * 1024 * 1024);
+});
