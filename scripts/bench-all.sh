@@ -13,6 +13,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
     "bench/guests-inventory.ts --sizes 50,200 --baseline-max 50"
     "bench/logs-follower.ts --size-mb 256 --seconds 10"
     "bench/placement-reconcile.ts 100 4"
+    "bench/exec-output-cap.ts --runs 3"
   )
 else
   benches=(
@@ -21,6 +22,7 @@ else
     "bench/guests-inventory.ts"
     "bench/logs-follower.ts"
     "bench/placement-reconcile.ts"
+    "bench/exec-output-cap.ts"
   )
 fi
 failed=0

@@ -43,10 +43,11 @@ export async function readResumeFlag(path: string | null): Promise<boolean | nul
 
 /**
  * Output cap of the first batch (list, secret-list, version, domstats --state). The domain count
- * is not known before it, so it is sized for a large host: about 250 B per domain across the list
- * (37 B), its domstats (~80 B) and its secret (~110 B), so 8 MiB holds 30,000 domains.
+ * is not known before it, so it is sized for the largest host: about 250 B per domain across the
+ * list (37 B), its domstats (~80 B) and its secret (~110 B), so 2 MiB holds 8,000 domains (a
+ * compute node runs hundreds at most).
  */
-export const LISTS_BATCH_CAP: BatchOutputCap = { baseBytes: 8 * MiB, perCommandBytes: () => 0 };
+export const LISTS_BATCH_CAP: BatchOutputCap = { baseBytes: 2 * MiB, perCommandBytes: () => 0 };
 
 /** A `<secret>` document is ~300 B. */
 const SECRET_XML_BYTES = 16 * KiB;

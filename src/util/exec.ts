@@ -103,14 +103,15 @@ export async function runCommand(file: string, args: readonly string[], options:
     });
   }
   const result = await subprocess;
-  const stdout = decoder.decode(result.stdout ?? new Uint8Array());
-  const stderr = decoder.decode(result.stderr ?? new Uint8Array());
+  // Checked before decoding: the partial output of a runaway child is never turned into a string.
   if (overflow !== null || result.isMaxBuffer) {
     const stream = overflow ?? 'stdout';
     throw new AgentError('VTPM_ERR_OUTPUT_TOO_LARGE', `${command} printed more than ${formatBytes(cap)} on ${stream} (the cap for this call) and was killed`, {
       details: { command, kind: 'too-large' satisfies ExecKind, stream, maxOutputBytes: cap },
     });
   }
+  const stdout = decoder.decode(result.stdout ?? new Uint8Array());
+  const stderr = decoder.decode(result.stderr ?? new Uint8Array());
   if (result.timedOut) {
     throw new AgentError('VTPM_ERR_EXEC_TIMEOUT', `${file} did not finish within ${options.timeoutMs} ms and was killed`, {
       details: { command, kind: 'timeout' satisfies ExecKind, timeoutMs: options.timeoutMs },

@@ -181,5 +181,5 @@ t.test('inventory output caps: the XML batch is sized from the domains and secre
   const cap = xmlBatchCap(128 * 1024);
   t.equal(batchCapBytes(['dumpxml a', 'dumpxml b', 'secret-dumpxml s'], cap), 64 * 1024 + 2 * 128 * 1024 + 16 * 1024);
   t.equal(batchCapBytes([], cap), 64 * 1024);
-  t.equal(batchCapBytes(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], LISTS_BATCH_CAP), 8 * 1024 * 1024);
+  t.equal(batchCapBytes(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], LISTS_BATCH_CAP), 2 * 1024 * 1024);
 });
