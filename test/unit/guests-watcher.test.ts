@@ -112,7 +112,7 @@ const NEW_BOOT = 'bbbbbbbb-0000-4000-8000-000000000002';
 const FIXTURE_UUID = '3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
 
 /**
- * A fake virsh that answers a batch script: echoes the markers and, when `withDomain`, lists the
+ * A fake virsh that answers a batch script: echoes the markers and `version`, and when `withDomain` lists the
  * fixture vTPM domain (nova-1.1-host.xml) as shut off (destroyed), i.e. still pending after a reboot.
  */
 function batchVirsh(dir: string, opts: { delaySeconds: number; withDomain: boolean }): string {
@@ -132,6 +132,7 @@ for a; do last=$a; done
 printf '%s\\n' "$last" | sed 's/; /\\n/g' | while IFS= read -r cmd; do
   case "$cmd" in
     "echo "*) printf '%s' "\${cmd#echo }" ;;
+    version) printf 'Compiled against library: libvirt 9.0.0\\nUsing library: libvirt 9.0.0\\n' ;;
 ${domain}  esac
 done
 `,
