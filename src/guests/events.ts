@@ -1,6 +1,5 @@
 import { killChild } from '../util/kill-child.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { childEnv } from '../util/child-env.js';
 
@@ -16,6 +15,12 @@ export interface LifecycleEvent {
 
 /** How long a fresh `virsh event` child must live to count as connected. */
 const SETTLE_MS = 300;
+
+/**
+ * Output cap of the stream: the longest line (an event line is ~150 B). A virsh printing past it
+ * without a newline is killed and restarted like one that died, so it never grows our memory.
+ */
+export const MAX_EVENT_LINE_BYTES = 64 * 1024;
 
 const LINE = /^(?:(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)([+-]\d{4})?: )?event 'lifecycle' for domain '(.+)': (\S+)(?: (.*))?$/;
 
@@ -100,15 +105,27 @@ export class EventStream {
         this.options.onConnect?.();
       }, SETTLE_MS);
     });
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (line) => {
-      const event = parseEventLine(line);
-      if (event) this.options.onEvent(event);
+    let carry = '';
+    let overflowed = false;
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      if (overflowed) return;
+      const lines = (carry + chunk).split('\n');
+      carry = lines.pop() ?? '';
+      for (const line of lines) {
+        const event = parseEventLine(line);
+        if (event) this.options.onEvent(event);
+      }
+      if (carry.length > MAX_EVENT_LINE_BYTES) {
+        overflowed = true;
+        carry = '';
+        stderr = `${stderr}\n[vtpm-agent] output line longer than ${MAX_EVENT_LINE_BYTES} bytes: killed`.slice(-2000);
+        killChild(child, 'SIGTERM');
+      }
     });
     child.on('error', (err) => log.warn({ err }, 'libvirt event stream error'));
     child.on('close', (code, signal) => {
       clearTimeout(settle);
-      rl.close();
       this.connected = false;
       if (this.child === child) this.child = undefined;
       if (this.stopped) return;

@@ -66,6 +66,22 @@ t.test('a hanging virsh event child is killed at stop', async (t) => {
   t.equal(stream.connected, false);
 });
 
+t.test('a virsh event child printing a line past the cap is killed and restarted; events around it still arrive', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'virsh');
+  // One event, then 1 MB without a newline, then it would sleep: only the cap ends it.
+  writeFileSync(file, `#!/bin/sh\necho "event 'lifecycle' for domain 'vm1': Started Booted"\nhead -c 1000000 /dev/zero | tr '\\000' x\nexec sleep 600\n`);
+  chmodSync(file, 0o755);
+  const events: LifecycleEvent[] = [];
+  const stream = new EventStream({ virshPath: file, uri: 'x', env: {}, log, onEvent: (e) => events.push(e), minBackoffMs: 20, maxBackoffMs: 40 });
+  stream.start();
+  const until = Date.now() + 20_000;
+  while (stream.restarts < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  await stream.stop();
+  t.ok(stream.restarts >= 2, `killed at the cap and restarted (${stream.restarts} restarts; a sleeping child is never restarted otherwise)`);
+  t.ok(events.length >= 2 && events.every((e) => e.domain === 'vm1'), 'the event before the flood arrives from each incarnation');
+});
+
 t.test('watcher: corrupt snapshot is moved aside, unreachable libvirt is reported, no crash', async (t) => {
   const dir = tempDir(t);
   const stateDir = path.join(dir, 'state');
