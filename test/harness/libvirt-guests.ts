@@ -163,7 +163,7 @@ export async function cleanupGuests(): Promise<void> {
 
 const SOCKET = '/run/libvirt/libvirt-sock';
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { AgentError } from '../../src/errors.js';
 import { formatBytes, runCommand } from '../../src/util/exec.js';
+import { pidAlive } from '../harness/libvirt-guests.js';
 
 async function failure(p: Promise<unknown>): Promise<AgentError> {
   try {
@@ -18,15 +19,6 @@ async function failure(p: Promise<unknown>): Promise<AgentError> {
     throw err;
   }
   throw new Error('expected the call to fail');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 t.test('a child printing 50 MB is stopped at a 1 MiB cap with a typed error', async (t) => {
@@ -46,7 +38,7 @@ t.test('a child that survives the closed pipe and keeps running is killed, not w
   const err = await failure(runCommand('sh', ['-c', script], { timeoutMs: 100_000, maxOutputBytes: 64 * 1024 }));
   t.equal(err.code, 'VTPM_ERR_OUTPUT_TOO_LARGE');
   const pid = Number((await readFile(pidFile, 'utf8')).trim());
-  t.notOk(alive(pid), 'the child is gone when the call returns');
+  t.notOk(pidAlive(pid), 'the child is gone when the call returns');
 });
 
 t.test('stderr has the same cap', async (t) => {
