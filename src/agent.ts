@@ -10,7 +10,9 @@ import type { Probe } from './probes/types.js';
 import { buildReport } from './report.js';
 import { createMetricsRegistry } from './reporter/metrics.js';
 import { ExpositionCache } from './reporter/exposition-cache.js';
-import { createServer } from './reporter/server.js';
+import { createServer, httpLimits, type AgentServer } from './reporter/server.js';
+import type { WebConfig } from './reporter/web-config.js';
+import { WebConfigWatcher } from './reporter/web-config-watch.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
@@ -22,6 +24,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   probes?: Probe[];
   extensions?: AgentExtension[];
+  /** The loaded `web.configFile` (TLS, basic auth, headers); null or absent: plain HTTP, no auth. */
+  webConfig?: WebConfig | null;
 }
 
 /** How long an extension may take to stop before the agent gives up on it. */
@@ -41,6 +45,9 @@ export class Agent {
   private readonly notifier: SystemdNotifier;
   private readonly env: NodeJS.ProcessEnv;
   private server: FastifyInstance | undefined;
+  private http: AgentServer | undefined;
+  private webWatcher: WebConfigWatcher | undefined;
+  private readonly onHangup = () => void this.reloadWebConfig('SIGHUP');
   private heartbeat: NodeJS.Timeout | undefined;
   private lastHeartbeat = Date.now();
   private stopping = false;
@@ -108,10 +115,20 @@ export class Agent {
   async start(): Promise<{ address: string }> {
     const { config, log } = this.options;
     this.heartbeat = setInterval(() => (this.lastHeartbeat = Date.now()), HEARTBEAT_MS);
-    this.server = createServer(
+    const web = this.options.webConfig ?? null;
+    this.http = createServer(
       { metrics: new ExpositionCache(this.registry), live: () => this.live(), ready: () => this.ready(), status: () => this.status() },
       log,
+      httpLimits(config.web),
+      web,
     );
+    this.server = this.http.app;
+    if (web) {
+      const http = this.http;
+      this.webWatcher = new WebConfigWatcher(web, (next) => http.applyWebConfig(next), log);
+      await this.webWatcher.start();
+      process.on('SIGHUP', this.onHangup);
+    }
     const address = await this.server.listen({ host: config.listen.host, port: config.listen.port });
     if (this.stopping) return { address };
     log.info({ address, probes: this.probes.map((p) => p.name), extensions: this.extensions.map((e) => e.name) }, 'vtpm-agent serving');
@@ -143,10 +160,22 @@ export class Agent {
     return { address };
   }
 
+  /** Re-reads the web configuration file now (SIGHUP; certificates also reload on change by themselves). */
+  async reloadWebConfig(why = 'reload'): Promise<void> {
+    await this.webWatcher?.reload(why);
+  }
+
+  /** The HTTP server's connection guard and auth (tests and benches read their counters). */
+  get httpServer(): AgentServer | undefined {
+    return this.http;
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     const { log } = this.options;
+    this.webWatcher?.stop();
+    process.off('SIGHUP', this.onHangup);
     await this.notifier.notify('STOPPING=1');
     this.notifier.stopWatchdog();
     this.controller.abort(new Error('agent stopping'));

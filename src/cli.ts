@@ -5,6 +5,7 @@ import { runCheck, runPreRebootCheck } from './check.js';
 import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logger.js';
+import { loadWebConfig, type WebConfig } from './reporter/web-config.js';
 import { runReconcileOnce } from './placement/extension.js';
 import { renderReport, renderSection, sectionsNeedingAttention } from './report.js';
 import { buildInfo } from './version.js';
@@ -33,6 +34,9 @@ Commands:
 Options:
   -c, --config PATH  configuration file (default /etc/vtpm-agent/config.yaml, optional)
   --set KEY=VALUE    override one configuration key, e.g. --set listen.port=9643 (repeatable)
+  --web.config.file PATH
+                     (serve) exporter-toolkit web configuration (TLS, basic auth, headers), the
+                     file node_exporter takes; same as --set web.configFile=PATH
   --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
   --json             (check, reconcile) print JSON instead of the table
   --once             (reconcile) one pass, then exit
@@ -51,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         set: { type: 'string', multiple: true },
+        'web.config.file': { type: 'string' },
         'log-level': { type: 'string' },
         json: { type: 'boolean' },
         once: { type: 'boolean' },
@@ -88,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const overrides = [...(values.set ?? [])];
   if (values['log-level']) overrides.push(`logLevel=${values['log-level']}`);
+  if (values['web.config.file']) overrides.push(`web.configFile=${JSON.stringify(values['web.config.file'])}`);
   let loaded;
   try {
     loaded = await loadConfig({ path: values.config, overrides });
@@ -136,9 +142,21 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
+  let webConfig: WebConfig | null = null;
+  if (config.web.configFile) {
+    try {
+      webConfig = await loadWebConfig(config.web.configFile);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`vtpm-agent: ${err.message}\n`);
+        return EXIT.CONFIG;
+      }
+      throw err;
+    }
+  }
   const log = createLogger(config.logLevel);
   log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo.version }, 'starting vtpm-agent');
-  const agent = new Agent({ config, log });
+  const agent = new Agent({ config, log, webConfig });
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     if (stopping) return;
