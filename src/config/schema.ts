@@ -81,6 +81,7 @@ export const configSchema = z.strictObject({
       requestTimeoutSeconds: z.number().positive().max(600).default(30).describe('Limit for receiving one whole request (Node requestTimeout).'),
       keepAliveTimeoutSeconds: z.number().positive().max(600).default(72).describe('Idle keep-alive connections are closed after this long (longer than any scrape interval, so Prometheus reuses connections).'),
       maxConnections: z.number().int().min(8).max(65_536).default(256).describe('At most this many open connections; at the cap, the oldest connection not being served (slow or idle) is shed for the new one.'),
+      maxPipelinedRequests: z.number().int().min(1).max(1024).default(16).describe('A connection with more requests than this pipelined and unanswered is closed (a flood; Prometheus sends one at a time).'),
       maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(16_384).describe('Largest request head (request line and headers) accepted; larger gets 431.'),
     })
     .prefault({}),

@@ -14,6 +14,8 @@ export interface GuardLimits {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  /** Requests a connection may have unanswered at once (pipelined) before it is closed. */
+  maxPipelined: number;
 }
 
 interface Tracked {
@@ -28,12 +30,13 @@ export interface GuardCounters {
   shed: number;
   refused: number;
   timedOut: number;
+  pipelineOverflows: number;
 }
 
 export class ConnectionGuard {
   /** Insertion order = age: the first evictable entry is the oldest. */
   private readonly open = new Map<string, Tracked>();
-  readonly counters: GuardCounters = { accepted: 0, shed: 0, refused: 0, timedOut: 0 };
+  readonly counters: GuardCounters = { accepted: 0, shed: 0, refused: 0, timedOut: 0, pipelineOverflows: 0 };
 
   constructor(private readonly limits: GuardLimits) {}
 
@@ -90,11 +93,25 @@ export class ConnectionGuard {
     return false;
   }
 
-  /** A complete request arrived on this connection (`req.socket`, TLS or plain). */
-  requestStarted(socket: { remoteAddress?: string; remotePort?: number }): () => void {
+  /**
+   * A complete request arrived on this connection (`req.socket`, TLS or plain); returns the
+   * callback for its end, or undefined when the connection was closed instead: a client with
+   * more than `maxPipelined` requests unanswered is flooding (Node parses a whole pipelined
+   * chunk in one go, thousands of requests, and would starve everyone else meanwhile).
+   */
+  requestStarted(socket: { remoteAddress?: string; remotePort?: number; destroyed?: boolean; destroy(): void }): (() => void) | undefined {
+    if (socket.destroyed) return undefined;
     const key = ConnectionGuard.key(socket);
     const entry = this.open.get(key);
     if (!entry) return () => undefined;
+    if (entry.busy >= this.limits.maxPipelined) {
+      this.counters.pipelineOverflows += 1;
+      clearTimeout(entry.timer);
+      this.open.delete(key);
+      socket.destroy();
+      entry.socket.destroy();
+      return undefined;
+    }
     entry.busy += 1;
     clearTimeout(entry.timer);
     let done = false;

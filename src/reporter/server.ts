@@ -26,6 +26,7 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
   maxConnections: number;
   maxHeaderBytes: number;
+  maxPipelined: number;
 }
 
 export interface AgentServer {
@@ -100,14 +101,16 @@ export function createServer(sources: ServerSources, log: Logger, limits: HttpLi
   let web = initialWeb;
   const auth = new BasicAuth(web?.users ?? new Map());
   let bucket = web?.rateLimit ? new TokenBucket(web.rateLimit) : null;
-  const guard = new ConnectionGuard({ headersTimeoutMs: limits.headersTimeoutMs, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxConnections: limits.maxConnections });
+  const guard = new ConnectionGuard(limits);
   const metricHeaders = (gzip: boolean) => ({ 'content-type': sources.metrics.contentType, vary: 'accept-encoding', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
   let netServer: NetServer | undefined;
 
   // Runs before routing for every request: limits, auth, headers, then the /metrics fast path
   // (a fresh cached exposition written from memory), else fastify.
   const front = async (req: IncomingMessage, res: ServerResponse, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<void> => {
-    res.once('close', guard.requestStarted(req.socket));
+    const done = guard.requestStarted(req.socket);
+    if (!done) return;
+    res.once('close', done);
     for (const [name, value] of Object.entries(web?.headers ?? {})) res.setHeader(name, value);
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
     if ((req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined) {
@@ -211,12 +214,13 @@ export function createServer(sources: ServerSources, log: Logger, limits: HttpLi
   return { app, guard, auth, applyWebConfig };
 }
 
-export function httpLimits(web: { headersTimeoutSeconds: number; requestTimeoutSeconds: number; keepAliveTimeoutSeconds: number; maxConnections: number; maxHeaderBytes: number }): HttpLimits {
+export function httpLimits(web: { headersTimeoutSeconds: number; requestTimeoutSeconds: number; keepAliveTimeoutSeconds: number; maxConnections: number; maxHeaderBytes: number; maxPipelinedRequests: number }): HttpLimits {
   return {
     headersTimeoutMs: web.headersTimeoutSeconds * 1000,
     requestTimeoutMs: web.requestTimeoutSeconds * 1000,
     keepAliveTimeoutMs: web.keepAliveTimeoutSeconds * 1000,
     maxConnections: web.maxConnections,
     maxHeaderBytes: web.maxHeaderBytes,
+    maxPipelined: web.maxPipelinedRequests,
   };
 }
