@@ -19,6 +19,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
 else
   benches=(
     "bench/metrics-http.ts"
+    "bench/http-hostile.ts"
     "bench/swtpm-emulation.ts"
     "bench/guests-inventory.ts"
     "bench/logs-follower.ts"
