@@ -54,7 +54,8 @@ function scalar(text: string): unknown {
   }
 }
 
-function formatIssues(error: z.ZodError): string[] {
+/** One line per zod issue, `path: message` (unknown keys listed by name). */
+export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     const where = issue.path.length ? issue.path.join('.') : '(root)';
     if (issue.code === 'unrecognized_keys') return `${where}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, formatIssues } from '../config/load.js';
 
 /** Go's crypto/tls version names → Node's. */
 const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
@@ -146,14 +146,6 @@ function goDurationMs(text: string): number {
   return total;
 }
 
-function issuesOf(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
-    const where = issue.path.length ? issue.path.join('.') : '(root)';
-    if (issue.code === 'unrecognized_keys') return `${where}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    return `${where}: ${issue.message}`;
-  });
-}
-
 /** Reads and validates the web configuration file; throws WebConfigError naming each bad field. */
 export async function loadWebConfig(path: string): Promise<WebConfig> {
   const fail = (issues: string[]): never => {
@@ -173,7 +165,7 @@ export async function loadWebConfig(path: string): Promise<WebConfig> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(['(root): must be a mapping of keys to values']);
   const parsed = webConfigFileSchema.safeParse(raw);
-  if (!parsed.success) return fail(issuesOf(parsed.error));
+  if (!parsed.success) return fail(formatIssues(parsed.error));
   const file = parsed.data;
   const files = [path];
   const issues: string[] = [];
