@@ -6,7 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../errors.js';
 import { loadWebConfig, type WebConfig } from './web-config.js';
 
 /** How often the files are looked at: rotation tools write then rename, which fs.watch loses. */
