@@ -53,6 +53,9 @@ t.test('check as an unprivileged libvirt-group user: a table of works / unknown 
     t.equal(localca?.status, 'unknown', 'C4 cannot list the local CA: unknown, never pass');
     t.ok(localca?.findings.some((f) => f.reason === 'VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT' && f.subject === '/var/lib/swtpm-localca' && /EACCES/.test(f.message)), 'the finding names the path and the error');
   }
+  if (report.probes.some((p) => p.probe === 'guest-inventory' && !p.ok)) {
+    t.equal(checks.find((c) => c.check === 'secrets')?.status, 'unknown', 'C12 without the guest inventory: unknown, not "not applicable"');
+  }
   const principal = checks.find((c) => c.check === 'principal');
   const qemuConf = statSync('/etc/libvirt/qemu.conf', { throwIfNoEntry: false });
   if (qemuConf && (qemuConf.mode & 0o004) === 0) {
