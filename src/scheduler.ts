@@ -6,6 +6,7 @@ import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
 import type { HostPathResolver } from './util/hostpath.js';
 import { Semaphore } from './util/semaphore.js';
+import { scheduleIntervalMs, splayIdentity, splayOffsetMs, splayWait } from './util/splay.js';
 
 export interface SchedulerOptions {
   probes: Probe[];
@@ -19,6 +20,8 @@ export interface SchedulerOptions {
   readOnlyState?: boolean;
   /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
   overdueGraceMs?: number;
+  /** What the splay offset hashes; default: the configured provider / Nova host name, else the OS host name. */
+  splayIdentity?: string;
 }
 
 /** A schedule whose tick did not come: the cron loop stopped, or an earlier cycle never ended. */
@@ -46,6 +49,8 @@ interface ScheduleWatch {
   inCycle: boolean;
   /** Monotonic ms (performance.now()) by which node-cron must have fired this schedule's timer again. */
   dueBy: number;
+  /** This host's splay: each tick's cycle starts this long after the tick. */
+  offsetMs: number;
 }
 
 /** Monotonic ms of the task's next run plus the grace: immune to wall-clock steps after it is taken. */
@@ -134,14 +139,16 @@ export class ProbeScheduler {
       bySchedule.set(expr, [...(bySchedule.get(expr) ?? []), probe]);
     }
     const graceMs = this.options.overdueGraceMs ?? 60_000;
+    const identity = this.options.splayIdentity ?? splayIdentity(this.options.config.identity);
     for (const [expr, probes] of bySchedule) {
-      const watch: ScheduleWatch = { expr, probes, inCycle: false, dueBy: Infinity };
+      const watch: ScheduleWatch = { expr, probes, inCycle: false, dueBy: Infinity, offsetMs: 0 };
       const task = cron.schedule(
         expr,
         async () => {
+          // The splay wait counts as part of the cycle: it is not lateness.
           watch.inCycle = true;
           try {
-            await this.runCycle(probes);
+            if (await splayWait(watch.offsetMs, this.options.signal)) await this.runCycle(probes);
           } finally {
             watch.inCycle = false;
             watch.dueBy = nextDue(task, graceMs);
@@ -154,6 +161,7 @@ export class ProbeScheduler {
       for (const event of ['execution:overlap', 'execution:missed', 'execution:skipped'] as const) task.on(event, () => {
         watch.dueBy = nextDue(task, graceMs);
       });
+      watch.offsetMs = splayOffsetMs(`${identity} ${expr}`, scheduleIntervalMs(task), this.options.config.splay);
       watch.dueBy = nextDue(task, graceMs);
       this.watches.push(watch);
       this.tasks.push(task);
@@ -178,6 +186,11 @@ export class ProbeScheduler {
       if (probe && now - since > probeTimeoutMs(probe, this.options.config) + grace) stuckProbes.push({ probe: name, runningSeconds: Math.round((now - since) / 1000) });
     }
     return { overdueSchedules, stuckProbes };
+  }
+
+  /** Each schedule's splay offset (for /status and tests). */
+  splayOffsets(): Array<{ schedule: string; probes: string[]; offsetMs: number }> {
+    return this.watches.map((w) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), offsetMs: w.offsetMs }));
   }
 
   async stop(): Promise<void> {

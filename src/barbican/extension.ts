@@ -11,6 +11,7 @@ import { checkSecret } from './client.js';
 import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
 import { Preflight, preflightTargets } from './preflight.js';
+import { delayToNextSlotMs, splayIdentity, splayOffsetMs } from '../util/splay.js';
 
 /**
  * Barbican secret access preflight: as Nova's identity, checks that every vTPM guest whose
@@ -85,10 +86,19 @@ export class BarbicanPreflightExtension implements AgentExtension {
     // soon as it appears, not a whole interval later.
     if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, tick);
     tick();
-    this.timer = setInterval(() => {
-      if (!this.running) tick();
-    }, ctx.config.barbican.intervalSeconds * 1000);
-    this.timer.unref();
+    // Later rounds start in this host's splay slot of each interval (wall-clock aligned), so a
+    // fleet restarted at once does not send its rounds to Barbican in the same second.
+    const intervalMs = ctx.config.barbican.intervalSeconds * 1000;
+    const offsetMs = splayOffsetMs(`${splayIdentity(ctx.config.identity)} barbican-preflight`, intervalMs, ctx.config.splay);
+    const next = (): void => {
+      if (this.stopped) return;
+      this.timer = setTimeout(() => {
+        if (!this.running) tick();
+        next();
+      }, ctx.config.splay > 0 ? delayToNextSlotMs(Date.now(), intervalMs, offsetMs) : intervalMs);
+      this.timer.unref();
+    };
+    next();
   }
 
   private waitForInventory(ctx: ExtensionContext, tick: () => void): void {
@@ -136,7 +146,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopWaiting?.();
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.abort.abort();
     await this.running?.catch(() => undefined);

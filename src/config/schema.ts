@@ -63,6 +63,14 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (JSON logs on stdout).'),
   hostRoot: z.string().startsWith('/').default('/').describe('Host paths are resolved under this prefix (a pod mounting the host at /host sets `/host`).'),
   stateDir: z.string().startsWith('/').default('/var/lib/vtpm-agent').describe('Where the agent keeps persistent state (systemd StateDirectory).'),
+  splay: z
+    .number()
+    .min(0)
+    .max(86400)
+    .default(300)
+    .describe(
+      'Seconds: every scheduled run (probes, Placement reconcile, Barbican preflight) starts at a stable per-host offset after its tick, a hash of the host identity (identity.providerName, identity.novaHost, else the OS host name) times min(splay, the schedule interval), so a fleet does not call Keystone, Placement and Barbican in the same second. 0 disables.',
+    ),
   listen: z
     .strictObject({
       host: z.string().min(1).default('0.0.0.0').describe('Address /metrics, /healthz, /readyz and /status listen on.'),

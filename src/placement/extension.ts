@@ -16,6 +16,7 @@ import { backoffDelay } from '../openstack/backoff.js';
 import { describeCloud } from '../openstack/credentials.js';
 import type { OpenStackSession } from '../openstack/session.js';
 import { hostPathResolver } from '../util/hostpath.js';
+import { scheduleIntervalMs, splayIdentity, splayOffsetMs, splayWait } from '../util/splay.js';
 import type { Verdict } from '../verdict.js';
 import { registerPlacementMetrics } from './metrics.js';
 import { PlacementReconciler, type ReconcileResult, type ReconcileState } from './reconciler.js';
@@ -52,6 +53,8 @@ export class PlacementReconcilerExtension implements AgentExtension {
   private readonly counts = { success: 0, failure: 0 };
   private failures = 0;
   private task: ScheduledTask | null = null;
+  /** This host's delay after each scheduled tick (splay). */
+  splayOffsetMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private nextAttemptAt: number | null = null;
   private running: Promise<void> | null = null;
@@ -111,14 +114,20 @@ export class PlacementReconcilerExtension implements AgentExtension {
     this.reconciler = opened.reconciler;
     this.baseState = 'waiting-for-verdict';
     log.info({ cloud: describeCloud(opened.session.cloud), mode: ctx.config.placement.mode }, 'Placement reconciler started');
-    this.task = cron.schedule(
+    let offsetMs = 0;
+    const task = cron.schedule(
       ctx.config.placement.schedule,
-      () => {
+      async () => {
+        // This host's splay slot within the interval: a fleet does not reconcile in the same second.
+        if (!(await splayWait(offsetMs, this.abort.signal))) return;
         // During a backoff the retry timer owns the next attempt.
         if (!this.retryTimer) this.trigger();
       },
       { name: 'placement-reconcile', noOverlap: true },
     );
+    offsetMs = splayOffsetMs(`${splayIdentity(ctx.config.identity)} placement-reconcile`, scheduleIntervalMs(task), ctx.config.splay);
+    this.splayOffsetMs = offsetMs;
+    this.task = task;
     ctx.state.on('cycle', this.onCycle);
     ctx.state.on('result', this.onCycle);
     this.lastVerdictKey = verdictKey(this.options.verdict(ctx.state));
