@@ -4,6 +4,8 @@ import { Agent } from './agent.js';
 import { runCheck, runPreRebootCheck } from './check.js';
 import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { renderFailures, renderFleet } from './fleet/render.js';
+import { runFleet } from './fleet/run.js';
 import { createLogger } from './logger.js';
 import { loadWebConfig, type WebConfig } from './reporter/web-config.js';
 import { runReconcileOnce } from './placement/extension.js';
@@ -29,6 +31,12 @@ Commands:
   reconcile --once [--dry-run] [--json]
                      check this host, then reconcile its Placement traits once (exit 0 consistent,
                      1 drift, 2 failure, 3 no OpenStack credentials configured)
+  fleet [--prometheus URL] [--json] [--timeout SECONDS]
+                     from any admin host with OpenStack credentials: every compute provider's vTPM
+                     traits and fencing (Placement), capacity per TPM version × model, the agents'
+                     verdicts, drift and guests at risk (with --prometheus), and an audit of vTPM
+                     flavors (Nova) and images (Glance) (exit 0 consistent, 1 findings, 2 could
+                     not run)
   version            print the version
 
 Options:
@@ -38,11 +46,13 @@ Options:
                      (serve) exporter-toolkit web configuration (TLS, basic auth, headers), the
                      file node_exporter takes; same as --set web.configFile=PATH
   --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
-  --json             (check, reconcile) print JSON instead of the table
+  --json             (check, reconcile, fleet) print JSON instead of the table
   --once             (reconcile) one pass, then exit
   --dry-run          (reconcile) show what would change in Placement, write nothing
   --strict           (check) exit 3 when vTPM is usable but a section needs attention
   --pre-reboot       (check) only the vTPM guests a host reboot would strand
+  --prometheus URL   (fleet) Prometheus scraping the agents, e.g. http://prometheus:9090
+  --timeout SECONDS  (fleet) limit of the whole run (default 120; each request has openstack.timeoutSeconds)
   -h, --help         this help
 `;
 
@@ -62,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         'dry-run': { type: 'boolean' },
         strict: { type: 'boolean' },
         'pre-reboot': { type: 'boolean' },
+        prometheus: { type: 'string' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -87,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vtpm-agent: --pre-reboot belongs to check, not ${command}\n\n${USAGE}`);
     return EXIT.USAGE;
   }
-  if (command !== 'check' && command !== 'serve' && command !== 'reconcile') {
+  if (command !== 'check' && command !== 'serve' && command !== 'reconcile' && command !== 'fleet') {
     process.stderr.write(`vtpm-agent: unknown command '${command}'\n\n${USAGE}`);
     return EXIT.USAGE;
   }
@@ -117,6 +129,27 @@ export async function main(argv: string[]): Promise<number> {
       return outcome.exitCode;
     } catch (err) {
       process.stderr.write(`vtpm-agent: reconcile could not run: ${(err as Error).stack ?? String(err)}\n`);
+      return EXIT.CHECK_FAILED;
+    }
+  }
+
+  if (command === 'fleet') {
+    const timeoutSeconds = values.timeout === undefined ? 120 : Number(values.timeout);
+    if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 3600) {
+      process.stderr.write(`vtpm-agent: --timeout must be a number of seconds between 0 and 3600, got ${JSON.stringify(values.timeout)}\n`);
+      return EXIT.USAGE;
+    }
+    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    try {
+      const outcome = await runFleet({ config, log, prometheusUrl: values.prometheus ?? null, timeoutSeconds });
+      if (outcome.report) process.stdout.write(values.json ? `${JSON.stringify(outcome.report, null, 2)}\n` : `${renderFleet(outcome.report)}\n`);
+      else {
+        if (values.json) process.stdout.write(`${JSON.stringify({ failures: outcome.failures }, null, 2)}\n`);
+        process.stderr.write(`${renderFailures(outcome.failures)}\n`);
+      }
+      return outcome.exitCode;
+    } catch (err) {
+      process.stderr.write(`vtpm-agent: fleet could not run: ${(err as Error).stack ?? String(err)}\n`);
       return EXIT.CHECK_FAILED;
     }
   }

@@ -36,6 +36,7 @@ export const errorCatalogue = {
   VTPM_ERR_LOG_READ: 'nova-compute log cannot be read',
   VTPM_ERR_STATE_WRITE: 'persisted state cannot be written',
   VTPM_ERR_BARBICAN_PREFLIGHT: 'Barbican secret preflight failed',
+  VTPM_ERR_PROMETHEUS_QUERY: 'Prometheus query failed',
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;

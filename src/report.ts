@@ -6,6 +6,7 @@ import type { Probe } from './probes/types.js';
 import type { StateView } from './results.js';
 import type { Verdict } from './verdict.js';
 import { buildInfo } from './version.js';
+import { renderTable } from './util/table.js';
 
 /**
  * The document behind `vtpm-agent check --json` and `/status`. Its shape is a stable contract
@@ -48,17 +49,11 @@ export function buildReport(state: StateView, probes: Probe[], extraSections: Ch
   };
 }
 
-function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
-  return rows.map((row) => row.map((cell, i) => cell + ' '.repeat((widths[i] ?? 0) - [...cell].length)).join('  ').trimEnd()).join('\n');
-}
-
 const mark = (ok: boolean | null): string => (ok === null ? '–' : ok ? '✓' : '✗');
 
 export function renderSection(section: CheckSection): string {
   const lines = [`${mark(section.ok)} ${section.name}: ${section.summary}`];
-  if (section.table && section.table.length > 1) lines.push(table(section.table).replace(/^/gm, '  '));
+  if (section.table && section.table.length > 1) lines.push(renderTable(section.table).replace(/^/gm, '  '));
   return lines.join('\n');
 }
 
@@ -83,7 +78,7 @@ export function renderReport(report: HostReport): string {
       rows.push([c.version, c.model, mark(c.usable), reasons.length ? `${reasons[0]!.code}: ${reasons[0]!.message}` : '']);
       for (const r of reasons.slice(1)) rows.push(['', '', '', `${r.code}: ${r.message}`]);
     }
-    out.push(table(rows));
+    out.push(renderTable(rows));
     out.push('');
     out.push(`Traits Nova would report: ${v.expectedNovaTraits.join(', ') || '(none)'}`);
     for (const w of v.warnings) out.push(`warning ${w.code}: ${w.message}`);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { OpenStackError } from '../openstack/errors.js';
+import { parseServiceBody } from '../openstack/parse.js';
 import type { OpenStackSession } from '../openstack/session.js';
 
 export const SERVICE_TYPE = 'placement';
@@ -23,15 +24,7 @@ export interface ProviderTraits {
 }
 
 function parse<T>(schema: z.ZodType<T>, body: unknown, method: string, path: string): T {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new OpenStackError(
-      { kind: 'bad-response', service: SERVICE_TYPE, method, path },
-      `placement: ${method} ${path} answered an unexpected shape (${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'})`,
-    );
-  }
-  return r.data;
+  return parseServiceBody(schema, body, { service: SERVICE_TYPE, method, path });
 }
 
 export type PutTraitsResult = { ok: true; traits: ProviderTraits } | { ok: false; conflict: true; detail: string | undefined };

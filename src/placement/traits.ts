@@ -32,8 +32,8 @@ export interface TraitAssessment {
   reasons: string[];
 }
 
-const VERSION_TRAIT: Record<TpmVersion, NovaTpmTrait> = { '1.2': 'COMPUTE_SECURITY_TPM_1_2', '2.0': 'COMPUTE_SECURITY_TPM_2_0' };
-const MODEL_TRAIT: Record<TpmModel, NovaTpmTrait> = { 'tpm-tis': 'COMPUTE_SECURITY_TPM_TIS', 'tpm-crb': 'COMPUTE_SECURITY_TPM_CRB' };
+export const VERSION_TRAIT: Record<TpmVersion, NovaTpmTrait> = { '1.2': 'COMPUTE_SECURITY_TPM_1_2', '2.0': 'COMPUTE_SECURITY_TPM_2_0' };
+export const MODEL_TRAIT: Record<TpmModel, NovaTpmTrait> = { 'tpm-tis': 'COMPUTE_SECURITY_TPM_TIS', 'tpm-crb': 'COMPUTE_SECURITY_TPM_CRB' };
 
 function combinationsFor(verdict: Verdict, trait: NovaTpmTrait) {
   return verdict.combinations.filter((c) => VERSION_TRAIT[c.version] === trait || MODEL_TRAIT[c.model] === trait);
@@ -67,8 +67,13 @@ export function assessTraits(verdict: Verdict, current: ReadonlySet<string>, kno
  * when the provider advertises any model trait (Nova 2024.2+), the model trait too.
  */
 export function advertisedCombinations(verdict: Verdict, current: ReadonlySet<string>) {
+  return verdict.combinations.filter((c) => isAdvertised(c, current));
+}
+
+/** Whether a provider with these traits advertises a TPM version × model (see advertisedCombinations). */
+export function isAdvertised(c: { version: TpmVersion; model: TpmModel }, current: ReadonlySet<string>): boolean {
   const modelsAdvertised = current.has('COMPUTE_SECURITY_TPM_TIS') || current.has('COMPUTE_SECURITY_TPM_CRB');
-  return verdict.combinations.filter((c) => current.has(VERSION_TRAIT[c.version]) && (!modelsAdvertised || current.has(MODEL_TRAIT[c.model])));
+  return current.has(VERSION_TRAIT[c.version]) && (!modelsAdvertised || current.has(MODEL_TRAIT[c.model]));
 }
 
 /** Fence while any advertised configuration fails the local checks. */

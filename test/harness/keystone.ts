@@ -165,7 +165,7 @@ export function sqliteWal(dbFile: string): void {
   run(PYTHON, ['-c', `import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('PRAGMA journal_mode=WAL').fetchone()[0]); c.close()`, dbFile]);
 }
 
-function packageVersion(pkg: string): string {
+export function packageVersion(pkg: string): string {
   const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
   return (r.stdout || 'unknown').replace(/[^A-Za-z0-9.+-]/g, '_');
 }
