@@ -19,6 +19,7 @@ import { hostPathResolver } from '../src/util/hostpath.js';
 import type { Verdict } from '../src/verdict.js';
 import { startKeystone } from '../test/harness/keystone.js';
 import { hostVerdict, startPlacement } from '../test/harness/placement.js';
+import { fmt, quantile, table } from './table.js';
 
 const FLEET = Number(process.argv[2] ?? 500);
 /**
@@ -29,19 +30,6 @@ const CONCURRENCY = Number(process.argv[3] ?? 4);
 const log = pino({ level: 'silent' });
 const AGENT = { name: 'vtpm-agent', password: 'agent-pw', project: 'service', roles: ['admin'] };
 
-const quantile = (xs: number[], q: number) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-};
-const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-
-function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
-}
 
 /** What kind of request a record is, for counting. */
 function kind(r: RequestRecord): string {

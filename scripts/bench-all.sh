@@ -15,6 +15,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
     "bench/logs-follower.ts --size-mb 256 --seconds 10"
     "bench/placement-reconcile.ts 100 4"
     "bench/exec-output-cap.ts --runs 3"
+    "bench/splay.ts --agents 16 --interval 10 --intervals 2"
   )
 else
   benches=(
@@ -25,6 +26,7 @@ else
     "bench/logs-follower.ts"
     "bench/placement-reconcile.ts"
     "bench/exec-output-cap.ts"
+    "bench/splay.ts"
   )
 fi
 failed=0
