@@ -21,6 +21,7 @@ import { computeVerdict, type Verdict } from '../../src/verdict.js';
 import { capturedDomcaps, hostFacts, swtpmFacts } from '../fixtures/debian12-facts.js';
 import { requireCommands } from './components.js';
 import { cachedTemplate, freePort, PYTHON, sqliteWal, startProcess, waitForHttp, type Keystone, type ManagedProcess } from './keystone.js';
+import { adminClient } from './wsgi-service.js';
 
 export const PLACEMENT_MICROVERSION = '1.39';
 
@@ -134,30 +135,7 @@ export async function startPlacement(ks: Keystone, options: PlacementOptions = {
   url = `http://127.0.0.1:${port}`;
   await ks.registerService('placement', url);
 
-  let token: string | null = null;
-  const api = async <T>(method: string, apiPath: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      token ??= await ks.issueToken();
-      const res = await fetch(`${url}${apiPath}`, {
-        method,
-        headers: {
-          'x-auth-token': token,
-          'openstack-api-version': `placement ${PLACEMENT_MICROVERSION}`,
-          accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      if (res.status === 401 && attempt === 0) {
-        token = null;
-        continue;
-      }
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    }
-    throw new Error('unreachable');
-  };
+  const api = adminClient(ks, url, { 'openstack-api-version': `placement ${PLACEMENT_MICROVERSION}` });
 
   const pl: Placement = {
     url,

@@ -1,5 +1,5 @@
 /**
- * What the OpenStack API harnesses (nova-api, glance) share: a service user in the harness
+ * What the OpenStack API harnesses (nova-api, glance; placement for its admin client) share: a service user in the harness
  * Keystone with its `[keystone_authtoken]` section, a pbr WSGI script started on a free loopback
  * port (wsgiref, single-threaded as sqlite needs), and an admin client for the test's own setup.
  */

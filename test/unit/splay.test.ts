@@ -109,8 +109,9 @@ t.test('scheduler: each tick runs its cycle at the host offset after the tick, a
   const splayed = await runsAt(300, identity);
   t.ok(splayed.offsetMs > 900 && splayed.offsetMs < 1300, `offset ${splayed.offsetMs} ms`);
   t.ok(splayed.phases.length >= 1, `ran ${splayed.phases.length} time(s) on schedule`);
-  for (const ph of splayed.phases) t.ok(Math.abs(ph - splayed.offsetMs) < 400, `run ${ph} ms after the tick ≈ offset ${splayed.offsetMs}`);
+  // Timers never fire early; a loaded machine may make them late (so only lateness gets slack).
+  for (const ph of splayed.phases) t.ok(ph >= splayed.offsetMs - 50 && ph < splayed.offsetMs + 650, `run ${ph} ms after the tick ≈ offset ${splayed.offsetMs}`);
   const plain = await runsAt(0, identity);
   t.equal(plain.offsetMs, 0);
-  for (const ph of plain.phases) t.ok(ph < 400, `splay 0: run ${ph} ms after the tick`);
+  for (const ph of plain.phases) t.ok(ph < 650, `splay 0: run ${ph} ms after the tick`);
 });
