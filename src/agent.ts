@@ -16,6 +16,7 @@ import { WebConfigWatcher } from './reporter/web-config-watch.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
+import { StateFiles } from './util/state-file.js';
 import { SystemdNotifier } from './util/sdnotify.js';
 
 export interface AgentOptions {
@@ -38,6 +39,8 @@ const HEARTBEAT_STALE_MS = 60_000;
 export class Agent {
   readonly state = new HostState();
   readonly registry: Registry;
+  /** Every state file of this agent: a file that cannot be used makes its owner not ready. */
+  readonly stateFiles: StateFiles;
   private readonly controller = new AbortController();
   private readonly scheduler: ProbeScheduler;
   private readonly probes: Probe[];
@@ -57,6 +60,7 @@ export class Agent {
     const { config, log } = options;
     this.env = options.env ?? process.env;
     this.probes = enabledProbes(options.probes ?? allProbes, config);
+    this.stateFiles = new StateFiles({ log });
     this.extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config));
     this.scheduler = new ProbeScheduler({
       probes: this.probes,
@@ -66,18 +70,21 @@ export class Agent {
       env: this.env,
       state: this.state,
       signal: this.controller.signal,
+      stateFiles: this.stateFiles,
     });
     this.registry = createMetricsRegistry({ probes: this.probes, extensions: this.extensions, state: this.state, skipped: this.scheduler.skipped });
+    this.stateFiles.register(this.registry);
     this.notifier = new SystemdNotifier(this.env);
   }
 
-  private extensionContext(): ExtensionContext {
+  private extensionContext(name: string): ExtensionContext {
     return {
       config: this.options.config,
       log: this.options.log,
       hostPath: hostPathResolver(this.options.config.hostRoot),
       env: this.env,
       state: this.state,
+      stateFiles: this.stateFiles.store(name),
       signal: this.controller.signal,
     };
   }
@@ -108,6 +115,11 @@ export class Agent {
       probes: { ready: this.state.completedCycles > 0, detail: `${this.state.completedCycles} completed cycle(s)` },
     };
     for (const e of this.startedExtensions) checks[e.name] = e.readiness?.() ?? { ready: true };
+    // A capability that cannot keep its state is not ready: which file, where, why, what it does meanwhile.
+    for (const [owner, problems] of this.stateFiles.problems()) {
+      const own = checks[owner];
+      checks[owner] = { ready: false, detail: [own && !own.ready ? own.detail : null, ...problems].filter(Boolean).join('; ') };
+    }
     return { ok: !this.stopping && Object.values(checks).every((c) => c.ready), detail: { checks } };
   }
 
@@ -135,7 +147,7 @@ export class Agent {
     for (const extension of this.extensions) {
       if (this.stopping) break;
       try {
-        await extension.start(this.extensionContext());
+        await extension.start(this.extensionContext(extension.name));
       } catch (err) {
         // An extension that cannot start must not take the agent down; it shows in /status.
         log.error({ extension: extension.name, err }, 'extension failed to start');

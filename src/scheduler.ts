@@ -4,6 +4,7 @@ import type { AgentConfig } from './config/schema.js';
 import { probeTimeoutMs, startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
+import type { StateFiles } from './util/state-file.js';
 import type { HostPathResolver } from './util/hostpath.js';
 import { Semaphore } from './util/semaphore.js';
 
@@ -17,6 +18,8 @@ export interface SchedulerOptions {
   signal: AbortSignal;
   /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
   readOnlyState?: boolean;
+  /** The agent's state-file registry (see RunProbeOptions.stateFiles). */
+  stateFiles?: StateFiles;
   /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
   overdueGraceMs?: number;
 }

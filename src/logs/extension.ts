@@ -57,6 +57,7 @@ export class NovaLogExtension implements AgentExtension {
     return new NovaLogFollower({
       config: ctx.config.novaLog,
       stateFile: stateFilePath(ctx.config.stateDir, ctx.config.novaLog.stateFile),
+      store: ctx.stateFiles,
       hostPath: ctx.hostPath,
       log,
       env: ctx.env,

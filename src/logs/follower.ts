@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -13,7 +12,7 @@ import { FileTail, type TailEvent, type TailPosition } from './file-tail.js';
 import { emptyIncidentState, IncidentTracker, parseIncidentState, type Incident, type IncidentState, type InstanceFailure } from './incidents.js';
 import { JournalFollower } from './journald.js';
 import { isCandidateLine, scanCandidateLines } from './scan.js';
-import { writeJsonAtomic } from './statefile.js';
+import { StateFiles, type StateFile, type StateStore } from '../util/state-file.js';
 
 /**
  * Follows nova-compute's log from one source (file, journald, CRI), classifies its lines and
@@ -58,6 +57,17 @@ const filePositionSchema = z.object({
 });
 const tailPositionSchema = z.object({ current: filePositionSchema.nullable(), previous: filePositionSchema.nullable() });
 
+/** The saved document; positions are checked one by one in load (a bad one is dropped, not the whole file). */
+const persistedSchema = z.object({
+  version: z.literal(1),
+  source: z.enum(['none', 'file', 'journald', 'cri']).catch('none'),
+  target: z.string().catch(''),
+  file: z.unknown(),
+  cri: z.record(z.string(), z.unknown()).catch({}),
+  journalCursor: z.string().nullable().catch(null),
+  incidents: z.unknown().transform((v, c) => parseIncidentState(v) ?? (c.addIssue({ code: 'custom', message: 'the incident counts are malformed' }), z.NEVER)),
+});
+
 /** A saved position, or null when it is not one (then the source starts at `startAt`). */
 function parsePosition(value: unknown): TailPosition | null {
   const r = tailPositionSchema.safeParse(value);
@@ -74,6 +84,8 @@ export interface FollowerOptions {
   config: NovaLogConfig;
   /** Absolute path of the state file. */
   stateFile: string;
+  /** The owner's state files (the agent's, so a problem shows in /readyz); a private one when absent. */
+  store?: StateStore;
   hostPath: HostPathResolver;
   log: Logger;
   env?: NodeJS.ProcessEnv;
@@ -147,9 +159,18 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   private saving: Promise<void> = Promise.resolve();
   private stopped = false;
   private starting: Promise<void> = Promise.resolve();
+  private readonly stateFile: StateFile<z.infer<typeof persistedSchema>>;
 
   constructor(private readonly options: FollowerOptions) {
     super();
+    const store = options.store ?? new StateFiles({ log: options.log, readOnly: options.readOnly }).store('nova-log');
+    this.stateFile = store.file({
+      name: 'nova-log',
+      path: options.stateFile,
+      version: 1,
+      schema: persistedSchema,
+      consequence: 'Barbican failure counts and log positions are not saved (a restart would lose or recount them)',
+    });
     this.config = options.config;
     this.log = options.log;
     this.journalBackoff = { ...JOURNAL_BACKOFF, ...options.journalBackoff };
@@ -446,79 +467,41 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
   }
 
   /**
-   * The saved state, or null when there is none to use. An unreadable file (permissions, I/O
-   * error) is left in place and never saved over; a corrupt one is moved aside
-   * (`<file>.corrupt-<time>`) so its counts can still be recovered by hand. Invalid positions are
-   * dropped one by one: their source starts at `startAt`, never again from 0 (double counts).
+   * The saved state, or null when there is none to use. The state file helper leaves an unreadable
+   * file in place (never saved over: counts are not persisted until it is readable, and the
+   * extension is not ready meanwhile) and sets a corrupt one aside. Invalid positions are dropped
+   * one by one: their source starts at `startAt`, never again from 0 (double counts).
    */
   private async load(): Promise<PersistedLogState | null> {
-    const file = this.options.stateFile;
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      const e = toAgentError(err, 'VTPM_ERR_STATE_CORRUPT');
-      this.stats.stateProblem = `cannot read the state file ${file} (${(err as NodeJS.ErrnoException).code ?? e.message}); counts are not saved until it is readable`;
-      this.stats.lastError = { code: 'VTPM_ERR_STATE_CORRUPT', message: this.stats.stateProblem };
-      this.log.warn({ err: e.toJSON(), file }, 'nova-compute log state unreadable; leaving it alone and not saving over it');
+    const loaded = await this.stateFile.load();
+    if (!loaded.canSave && !this.options.readOnly) {
+      this.stats.stateProblem = loaded.problem;
+      this.stats.lastError = { code: 'VTPM_ERR_STATE_UNREADABLE', message: loaded.problem ?? 'state file unusable' };
       return null;
     }
-    let problem: string;
-    try {
-      const r = JSON.parse(text) as Partial<Record<keyof PersistedLogState, unknown>> | null;
-      const incidents = parseIncidentState(r?.incidents);
-      if (r === null || typeof r !== 'object' || r.version !== 1 || incidents === null) {
-        problem = r?.version !== 1 ? 'not version 1' : 'the incident counts are malformed';
-      } else {
-        const dropped: string[] = [];
-        let filePos: TailPosition | null = null;
-        if (r.file !== undefined && r.file !== null) {
-          filePos = parsePosition(r.file);
-          if (filePos === null) dropped.push('file');
-        }
-        const cri: Record<string, TailPosition> = {};
-        if (typeof r.cri === 'object' && r.cri !== null) {
-          for (const [target, value] of Object.entries(r.cri)) {
-            const pos = parsePosition(value);
-            if (pos) cri[target] = pos;
-            else {
-              dropped.push(`cri:${target}`);
-              this.criInvalid.add(target);
-            }
-          }
-        }
-        if (dropped.length) {
-          this.log.warn({ file, dropped, startAt: this.config.startAt }, 'invalid saved nova-compute log positions dropped; those logs start at startAt');
-        }
-        return {
-          version: 1,
-          source: typeof r.source === 'string' ? (r.source as NovaLogConfig['source']) : 'none',
-          target: typeof r.target === 'string' ? r.target : '',
-          file: filePos,
-          cri,
-          journalCursor: typeof r.journalCursor === 'string' ? r.journalCursor : null,
-          incidents,
-        };
+    this.stats.stateProblem = null;
+    if (loaded.problem) this.stats.lastError = { code: 'VTPM_ERR_STATE_CORRUPT', message: loaded.problem };
+    const r = loaded.value;
+    if (!r) return null;
+    const dropped: string[] = [];
+    let filePos: TailPosition | null = null;
+    if (r.file !== undefined && r.file !== null) {
+      filePos = parsePosition(r.file);
+      if (filePos === null) dropped.push('file');
+    }
+    const cri: Record<string, TailPosition> = {};
+    for (const [target, value] of Object.entries(r.cri)) {
+      const pos = parsePosition(value);
+      if (pos) cri[target] = pos;
+      else {
+        dropped.push(`cri:${target}`);
+        this.criInvalid.add(target);
       }
-    } catch (err) {
-      problem = `not JSON: ${(err as Error).message}`;
     }
-    this.stats.lastError = { code: 'VTPM_ERR_STATE_CORRUPT', message: `state file ${file} is corrupt (${problem})` };
-    if (this.options.readOnly) {
-      this.log.warn({ file, problem, code: 'VTPM_ERR_STATE_CORRUPT' }, 'nova-compute log state is corrupt; ignoring it');
-      return null;
+    if (dropped.length) {
+      this.log.warn({ file: this.stateFile.path, dropped, startAt: this.config.startAt }, 'invalid saved nova-compute log positions dropped; those logs start at startAt');
     }
-    const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      await rename(file, aside);
-    } catch (err) {
-      this.stats.stateProblem = `state file ${file} is corrupt and could not be moved aside (${(err as Error).message}); counts are not saved`;
-      this.log.warn({ file, problem, err: toAgentError(err, 'VTPM_ERR_STATE_WRITE').toJSON() }, 'nova-compute log state is corrupt and could not be moved aside; not saving over it');
-      return null;
-    }
-    this.log.warn({ file, movedTo: aside, problem, code: 'VTPM_ERR_STATE_CORRUPT' }, 'nova-compute log state is corrupt; moved aside, counting starts afresh');
-    return null;
+    return { version: 1, source: r.source as NovaLogConfig['source'], target: r.target, file: filePos, cri, journalCursor: r.journalCursor, incidents: r.incidents };
   }
 
   snapshot(): PersistedLogState {
@@ -537,7 +520,16 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
 
   private lastSave = 0;
   private async save(force: boolean): Promise<void> {
-    if (this.config.source === 'none' || this.options.readOnly || this.stats.stateProblem !== null) return;
+    if (this.config.source === 'none' || this.options.readOnly) return;
+    if (this.stats.stateProblem !== null) {
+      // The file could not be read at start: look again, and once it is gone or set aside (the
+      // operator fixed the path) save ours. A file readable again is never overwritten.
+      const again = await this.stateFile.load();
+      if (!again.canSave || again.value !== null) return;
+      this.stats.stateProblem = null;
+      this.log.info({ file: this.stateFile.path }, 'nova-compute log state file usable again; saving counts and positions');
+      force = true;
+    }
     if (!this.dirty && !force) return;
     const interval = this.options.saveIntervalMs ?? 1000;
     if (!force && Date.now() - this.lastSave < interval) return;
@@ -547,13 +539,13 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
     this.lastSave = Date.now();
     this.saving = this.saving.then(async () => {
       try {
-        await writeJsonAtomic(this.options.stateFile, snapshot);
+        await this.stateFile.save(snapshot);
         this.stats.lastSavedAt = Date.now();
       } catch (err) {
+        // Logged once per change and shown in /readyz by the state file; retried at the next save.
         this.dirty = true;
         const e = toAgentError(err, 'VTPM_ERR_STATE_WRITE');
         this.stats.lastError = { code: e.code, message: e.message };
-        this.log.warn({ err: e.toJSON() }, 'saving the nova-compute log position failed');
       }
     });
     await this.saving;

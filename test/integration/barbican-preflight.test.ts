@@ -18,6 +18,7 @@ import { startBarbican } from '../harness/barbican.js';
 import { startKeystone } from '../harness/keystone.js';
 import { LineBook } from '../harness/nova-log.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
+import { stateStore } from '../fixtures/state-files.js';
 
 const G1 = '0b1e2c3d-0000-4000-8000-000000000001';
 const G2 = '0b1e2c3d-0000-4000-8000-000000000002';
@@ -102,7 +103,7 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   };
   state.set({ probe: 'guest-inventory', ok: true, data: inventory, startedAt: Date.now(), durationSeconds: 0.1, lastSuccessAt: null });
   const abort = new AbortController();
-  const ctx: ExtensionContext = { config, log, hostPath: hostPathResolver('/'), env: { ...process.env, ...ks.osEnv('nova') }, state, signal: abort.signal };
+  const ctx: ExtensionContext = { config, log, hostPath: hostPathResolver('/'), env: { ...process.env, ...ks.osEnv('nova') }, state, stateFiles: stateStore(), signal: abort.signal };
 
   const ext = new BarbicanPreflightExtension();
   const logs = new NovaLogExtension();

@@ -6,6 +6,7 @@ import type { ExtensionContext } from '../../src/extension-api.js';
 import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { stateStore } from '../fixtures/state-files.js';
 
 const inventory = {
   ...inventoryOf([guest('00000001-0000-4000-8000-000000000001', { name: 'instance-00000001', encryptionSecret: 'aaaaaaaa-0000-4000-8000-000000000001' })]),
@@ -28,7 +29,7 @@ t.test('the first round runs as soon as the guest inventory appears, not an inte
     barbican: { intervalSeconds: 600, spread: false },
   });
   const state = new HostState();
-  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, signal: new AbortController().signal };
+  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, stateFiles: stateStore(), signal: new AbortController().signal };
   const ext = new BarbicanPreflightExtension();
   await ext.start(ctx);
   t.teardown(() => ext.stop());
@@ -54,7 +55,7 @@ t.test('stop removes the inventory listener', async (t) => {
   });
   const state = new HostState();
   const ext = new BarbicanPreflightExtension();
-  await ext.start({ config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, signal: new AbortController().signal });
+  await ext.start({ config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, stateFiles: stateStore(), signal: new AbortController().signal });
   t.equal(state.listenerCount('result'), 1);
   await ext.stop();
   t.equal(state.listenerCount('result'), 0);
