@@ -6,7 +6,7 @@ import { isActiveState, restartFailureReasons, type GuestInventory, type Restart
  * whole state survives an agent restart (it is persisted after each change).
  */
 
-const secretModes = ['user', 'host', 'deployment', 'unknown'] as const;
+const secretModes = ['none', 'user', 'host', 'deployment', 'unknown'] as const;
 
 const snapshotGuestSchema = z.object({
   uuid: z.string(),

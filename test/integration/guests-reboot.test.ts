@@ -121,9 +121,9 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
     [
       [specs.a.name, 'user', true, '2.0'],
       [specs.b.name, 'user', true, '2.0'],
-      [specs.c.name, 'host', null, '1.2'],
+      [specs.c.name, 'none', null, '1.2'],
     ].sort(),
-    'inventory: secret mode inferred (ephemeral secret → user) or from the extra spec',
+    'inventory: secret mode inferred (ephemeral secret → user); an unencrypted vTPM is none whatever its extra spec says',
   );
   const atRisk = (status.atRisk as Array<{ name: string; reasons: string[] }>).filter((r) => r.name.startsWith(RUN_PREFIX));
   t.same(atRisk.map((r) => [r.name, r.reasons]).sort(), [[specs.a.name, ['user_secret_mode']], [specs.b.name, ['user_secret_mode']]].sort(), 'user-mode guests are at risk');
