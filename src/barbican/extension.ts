@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
@@ -10,7 +11,8 @@ import { openSession, type OpenStackSession } from '../openstack/index.js';
 import { checkSecret } from './client.js';
 import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
-import { Preflight, preflightTargets } from './preflight.js';
+import { Preflight, preflightTargets, preflightTotalsSchema, type PreflightTotals } from './preflight.js';
+import type { StateFile } from '../util/state-file.js';
 
 /**
  * Barbican secret access preflight: as Nova's identity, checks that every vTPM guest whose
@@ -33,6 +35,11 @@ export class BarbicanPreflightExtension implements AgentExtension {
   /** Removes the one-shot listener waiting for the first guest inventory. */
   private stopWaiting: (() => void) | null = null;
   private stopped = false;
+  private totalsFile: StateFile<PreflightTotals> | null = null;
+  /** False while the totals file could not be read: it is looked at again before each save, never saved over. */
+  private totalsLoaded = false;
+  private saving: Promise<void> = Promise.resolve();
+  private savePending = false;
 
   enabled(config: AgentConfig): boolean {
     return config.barbican.enabled;
@@ -60,6 +67,39 @@ export class BarbicanPreflightExtension implements AgentExtension {
       concurrency: cfg.concurrency,
       spreadMs: cfg.spread ? cfg.intervalSeconds * 1000 * 0.8 : 0,
       check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
+      onCounted: () => this.requestSave(),
+    });
+    this.totalsFile = ctx.stateFiles.file({
+      name: 'barbican/preflight',
+      path: path.join(ctx.config.stateDir, 'barbican', 'preflight.json'),
+      version: 1,
+      schema: preflightTotalsSchema,
+      consequence: 'Barbican preflight counts are kept in memory only (a restart would lose them)',
+    });
+  }
+
+  /**
+   * Restores the counts an earlier agent saved (so a crash before the next scrape loses none). A
+   * file unreadable at start is read again before each save: its counts are then added to ours.
+   */
+  private async loadTotals(): Promise<boolean> {
+    if (this.totalsLoaded) return true;
+    const loaded = await this.totalsFile!.load();
+    if (!loaded.canSave) return false;
+    if (loaded.value) this.preflight!.restore(addTotals(loaded.value, this.preflight!.totals()));
+    this.totalsLoaded = true;
+    return true;
+  }
+
+  /** Saves after each counted check, coalesced: one write in flight and at most one queued. */
+  private requestSave(): void {
+    if (this.savePending || !this.totalsFile) return;
+    this.savePending = true;
+    this.saving = this.saving.then(async () => {
+      this.savePending = false;
+      if (!(await this.loadTotals())) return;
+      // Failures are logged once per change and shown in /readyz by the state file.
+      await this.totalsFile!.save(this.preflight!.totals()).catch(() => undefined);
     });
   }
 
@@ -69,6 +109,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.setup(ctx);
     const preflight = this.preflight;
     if (!preflight) return;
+    await this.loadTotals();
     this.unregister = registerRestartReasonSource({
       reasonFor: (uuid) => {
         const r = preflight.resultFor(uuid);
@@ -140,6 +181,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.timer = null;
     this.abort.abort();
     await this.running?.catch(() => undefined);
+    await this.saving;
     this.unregister?.();
     this.unregister = null;
     await this.session?.close();
@@ -199,4 +241,9 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.session = null;
     return section;
   }
+}
+
+function addTotals(a: PreflightTotals, b: PreflightTotals): PreflightTotals {
+  const sum = <K extends string>(x: Record<K, number>, y: Record<K, number>) => Object.fromEntries(Object.keys(x).map((k) => [k, x[k as K] + (y[k as K] ?? 0)])) as Record<K, number>;
+  return { version: 1, checksByResult: sum(a.checksByResult, b.checksByResult), failures: sum(a.failures, b.failures) };
 }

@@ -12,7 +12,7 @@ import { guestStateFiles, type GuestStateFiles } from './state-files.js';
 import { externalReasonFor } from './reasons.js';
 import { swtpmFailureSince } from './swtpm-log.js';
 import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
-import { evaluateWatch, snapshotFromInventory, startWatch, type FailureContext, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
+import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
 import { libvirtViewResolver } from '../util/container-paths.js';
@@ -50,6 +50,8 @@ export class GuestRestartWatcher implements AgentExtension {
    * may be overwritten. Until then no snapshot is written and initialize is retried each refresh.
    */
   private watchReady = false;
+  /** Restart totals of the last saved watch when this boot has none (yet). */
+  private carriedTotals: RestartTotals = noRestartTotals();
   private stopping = false;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
   private running: Promise<void> | null = null;
@@ -128,6 +130,8 @@ export class GuestRestartWatcher implements AgentExtension {
       return;
     }
     const existing = usable(await files.watch.load());
+    // The totals go on from the last watch, whichever boot it was for.
+    this.carriedTotals = existing?.totals ?? noRestartTotals();
     if (existing && existing.bootId === this.bootId) {
       this.watch = existing;
       this.watchReady = true;
@@ -136,7 +140,7 @@ export class GuestRestartWatcher implements AgentExtension {
     }
     const snapshot = usable(await files.snapshot.load());
     if (snapshot && snapshot.bootId !== this.bootId) {
-      this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds);
+      this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds, this.carriedTotals);
       this.log?.warn({ previousBootId: snapshot.bootId, guests: snapshot.guests.length }, 'host rebooted since the last snapshot; following vTPM guests that were running');
       await files.watch.save(this.watch);
       this.watchReady = true;
@@ -291,6 +295,7 @@ export class GuestRestartWatcher implements AgentExtension {
   registerMetrics(registry: Registry): void {
     this.metrics.register(registry, {
       watch: () => this.watch,
+      totals: () => this.watch?.totals ?? this.carriedTotals,
       bootTime: () => this.bootTime,
       eventStreamUp: () => (this.events ? this.events.connected : null),
       eventStreamRestarts: () => this.events?.restarts ?? 0,
