@@ -20,7 +20,10 @@ import type { Verdict } from '../verdict.js';
 import { registerPlacementMetrics } from './metrics.js';
 import { PlacementReconciler, type ReconcileResult, type ReconcileState } from './reconciler.js';
 import { placementSection } from './report.js';
-import { managedTraitNames } from './traits.js';
+import { isDrift, managedTraitNames } from './traits.js';
+
+/** How often an unchanged drift is logged again (it stays visible in the metrics meanwhile). */
+export const DRIFT_REMINDER_MS = 6 * 3600 * 1000;
 
 export type VerdictSource = (results: ProbeResults) => Verdict | null;
 
@@ -60,6 +63,9 @@ export class PlacementReconcilerExtension implements AgentExtension {
   private abort = new AbortController();
   private readonly onCycle = () => this.verdictMaybeChanged();
   private readonly random: () => number;
+  /** What drifts (null: nothing) and when it was last logged: a warning on change, a rare reminder. */
+  private driftKey: string | null = null;
+  private driftLoggedAt = 0;
   /** Test hook: called after every pass. */
   onResult: ((r: ReconcileResult) => void) | undefined;
 
@@ -194,9 +200,29 @@ export class PlacementReconcilerExtension implements AgentExtension {
       this.lastSuccessAt = result.at;
       this.lastReadResult = result;
       if (result.wrote) this.log?.info({ plan: result.plan, provider: result.provider }, 'updated agent-owned traits');
-      if (result.state === 'drift') this.log?.warn({ summary: result.summary }, 'vTPM trait drift');
+      this.logDrift(result);
     }
     this.onResult?.(result);
+  }
+
+  /**
+   * A fenced or drifting host stays so for hours: one warning when the drift begins or changes,
+   * one info line when it ends, and a reminder every DRIFT_REMINDER_MS in between, never per pass.
+   */
+  private logDrift(result: ReconcileResult): void {
+    const key =
+      result.state === 'drift'
+        ? JSON.stringify([result.fence, (result.assessment ?? []).filter((a) => isDrift(a.state)).map((a) => `${a.trait}=${a.state}`)])
+        : null;
+    if (key !== this.driftKey) {
+      if (key !== null) this.log?.warn({ summary: result.summary }, 'vTPM trait drift');
+      else if (this.driftKey !== null) this.log?.info({ summary: result.summary }, 'vTPM trait drift cleared');
+      this.driftKey = key;
+      this.driftLoggedAt = result.at;
+    } else if (key !== null && result.at - this.driftLoggedAt >= DRIFT_REMINDER_MS) {
+      this.log?.warn({ summary: result.summary }, 'vTPM trait drift continues');
+      this.driftLoggedAt = result.at;
+    }
   }
 
   async stop(): Promise<void> {
