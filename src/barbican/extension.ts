@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
+import { SerialRunner } from '../util/serial-runner.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection, ProbeResult } from '../results.js';
 import { registerRestartReasonSource } from '../guests/reasons.js';
 import { GUEST_INVENTORY } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';
 import { checkSecret } from './client.js';
-import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
 import { Preflight, preflightTargets, preflightTotalsSchema, type PreflightTotals } from './preflight.js';
 import type { StateFile } from '../util/state-file.js';
@@ -27,7 +27,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
   private state: 'not-configured' | 'invalid' | 'ready' = 'not-configured';
   private problem: string | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  /** One round at a time; the interval skips a tick while a (spread) round still runs. */
+  private runner: SerialRunner | null = null;
   private abort = new AbortController();
   private unregister: (() => void) | null = null;
   private log: Logger | null = null;
@@ -117,31 +118,25 @@ export class BarbicanPreflightExtension implements AgentExtension {
         return { reason: 'barbican_access', detail: `Barbican preflight as Nova's identity: ${r.result} (${r.detail})` };
       },
     });
-    const tick = () => {
-      this.running = this.round(ctx, ctx.config.barbican).finally(() => {
-        this.running = null;
-      });
-    };
+    const runner = new SerialRunner({
+      run: () => this.round(ctx, preflight),
+      onError: (err) => this.log?.error({ err: toAgentError(err, 'VTPM_ERR_BARBICAN_PREFLIGHT').toJSON() }, 'Barbican preflight round failed'),
+    });
+    this.runner = runner;
     // Usually the agent starts before the first guest inventory: the first round then runs as
     // soon as it appears, not a whole interval later.
-    if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, tick);
-    tick();
-    this.timer = setInterval(() => {
-      if (!this.running) tick();
-    }, ctx.config.barbican.intervalSeconds * 1000);
+    if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, runner);
+    void runner.trigger();
+    this.timer = setInterval(() => runner.triggerIfIdle(), ctx.config.barbican.intervalSeconds * 1000);
     this.timer.unref();
   }
 
-  private waitForInventory(ctx: ExtensionContext, tick: () => void): void {
+  private waitForInventory(ctx: ExtensionContext, runner: SerialRunner): void {
     const onResult = (r: ProbeResult): void => {
       if (r.probe !== GUEST_INVENTORY || !r.data) return;
       this.stopWaiting?.();
-      const go = (): void => {
-        if (!this.stopped && !this.running) tick();
-      };
-      // A round still finishing (it found no inventory) is let end first.
-      if (this.running) void this.running.then(go);
-      else go();
+      // A round still finishing (it found no inventory) ends first; this one runs right after.
+      if (!this.stopped) void runner.trigger();
     };
     ctx.state.on('result', onResult);
     this.stopWaiting = () => {
@@ -150,8 +145,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
     };
   }
 
-  private async round(ctx: ExtensionContext, cfg: BarbicanConfig): Promise<void> {
-    void cfg;
+  /** One round of `preflight` (the daemon's, or the one-shot check's own without spreading). */
+  private async round(ctx: ExtensionContext, preflight: Preflight): Promise<void> {
     const inv = ctx.state.get(GUEST_INVENTORY);
     if (!inv?.data) {
       this.problem = 'no guest inventory yet';
@@ -160,7 +155,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.inventoryAt = inv.data.collectedAt;
     const targets = preflightTargets(inv.data);
     try {
-      const done = await this.preflight!.run(targets, AbortSignal.any([this.abort.signal, ctx.signal]));
+      const done = await preflight.run(targets, AbortSignal.any([this.abort.signal, ctx.signal]));
       this.problem = null;
       for (const c of done) {
         if (c.result !== 'ok') this.log?.warn({ instanceUuid: c.instanceUuid, secretUuid: c.secretUuid, mode: c.mode, result: c.result, detail: c.detail }, 'vTPM secret not accessible to Nova\'s identity');
@@ -180,7 +175,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.abort.abort();
-    await this.running?.catch(() => undefined);
+    await this.runner?.stop();
     await this.saving;
     this.unregister?.();
     this.unregister = null;
@@ -225,8 +220,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.abort = new AbortController();
     this.setup(ctx);
     if (this.preflight) {
-      // One round now, without spreading: `check` is interactive.
-      const cfg = { ...ctx.config.barbican, spread: false };
+      // One round now, not spread over the interval and ignoring the TTL: `check` is interactive.
+      const cfg = ctx.config.barbican;
       const session = this.session!;
       this.preflight = new Preflight({
         ttlMs: 0,
@@ -234,7 +229,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
         spreadMs: 0,
         check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
       });
-      await this.round(ctx, cfg);
+      await this.round(ctx, this.preflight);
     }
     const section = this.status();
     await this.session?.close();

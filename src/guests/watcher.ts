@@ -16,6 +16,7 @@ import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
 import { libvirtViewResolver } from '../util/container-paths.js';
+import { SerialRunner } from '../util/serial-runner.js';
 
 export { SNAPSHOT_FILE, WATCH_FILE } from './state-files.js';
 const INVENTORY_TIMEOUT_MS = 15_000;
@@ -54,8 +55,7 @@ export class GuestRestartWatcher implements AgentExtension {
   private carriedTotals: RestartTotals = noRestartTotals();
   private stopping = false;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
-  private running: Promise<void> | null = null;
-  private again = false;
+  private runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
   private readonly metrics = new WatcherMetrics();
   /** Test/bench hook: called after every refresh with the decisions it made. */
   onTransitions: ((transitions: Transition[], at: number) => void) | undefined;
@@ -72,6 +72,7 @@ export class GuestRestartWatcher implements AgentExtension {
   async start(ctx: ExtensionContext): Promise<void> {
     this.ctx = ctx;
     this.stopping = false;
+    this.runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
     this.watchReady = false;
     this.log = ctx.log.child({ extension: this.name });
     const cfg = ctx.config.guests;
@@ -173,19 +174,7 @@ export class GuestRestartWatcher implements AgentExtension {
 
   /** Runs a refresh now, or once more after the one in flight. */
   refreshSoon(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.refresh();
-      } while (this.again && !this.stopping);
-    })().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.runner.trigger();
   }
 
   private async refresh(timeoutMs = INVENTORY_TIMEOUT_MS): Promise<void> {
@@ -279,7 +268,7 @@ export class GuestRestartWatcher implements AgentExtension {
     this.deadlineTimer = undefined;
     const eventsStopped = this.events?.stop();
     // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
-    await this.running?.catch(() => undefined);
+    await this.runner.stop();
     if (this.ctx && this.bootId && this.watchReady) {
       const ctx = this.ctx;
       try {
