@@ -16,6 +16,7 @@ import { WebConfigWatcher } from './reporter/web-config-watch.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
+import { RestartReasons } from './guests/reasons.js';
 import { StateFiles } from './util/state-file.js';
 import { SystemdNotifier } from './util/sdnotify.js';
 
@@ -41,6 +42,7 @@ export class Agent {
   readonly registry: Registry;
   /** Every state file of this agent: a file that cannot be used makes its owner not ready. */
   readonly stateFiles: StateFiles;
+  private readonly restartReasons = new RestartReasons();
   private readonly controller = new AbortController();
   private readonly scheduler: ProbeScheduler;
   private readonly probes: Probe[];
@@ -85,6 +87,7 @@ export class Agent {
       env: this.env,
       state: this.state,
       stateFiles: this.stateFiles.store(name),
+      restartReasons: this.restartReasons,
       signal: this.controller.signal,
     };
   }

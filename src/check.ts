@@ -12,6 +12,7 @@ import { buildReport, type HostReport } from './report.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
+import { RestartReasons } from './guests/reasons.js';
 import { StateFiles } from './util/state-file.js';
 
 export interface CheckOptions {
@@ -39,11 +40,12 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
     const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true, stateFiles });
     await scheduler.runCycle();
     state.completeCycle();
+    const restartReasons = new RestartReasons();
     const extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config) && e.checkOnce);
     const sections: CheckSection[] = [];
     for (const extension of extensions) {
       try {
-        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, stateFiles: stateFiles.store(extension.name), signal: controller.signal }));
+        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, stateFiles: stateFiles.store(extension.name), restartReasons, signal: controller.signal }));
       } catch (err) {
         sections.push({ name: extension.name, ok: false, summary: `check failed: ${(err as Error).message}`, data: null });
       }

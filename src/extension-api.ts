@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
 import type { CheckSection, StateView } from './results.js';
 import type { HostPathResolver } from './util/hostpath.js';
+import type { RestartReasons } from './guests/reasons.js';
 import type { StateStore } from './util/state-file.js';
 
 export interface ExtensionContext {
@@ -14,6 +15,8 @@ export interface ExtensionContext {
   state: StateView;
   /** This extension's files under the state directory (read-only in `vtpm-agent check`). */
   stateFiles: StateStore;
+  /** Why a guest failed to restart, as other extensions know it (this agent's registry). */
+  restartReasons: RestartReasons;
   /** Aborted when the agent stops. */
   signal: AbortSignal;
 }

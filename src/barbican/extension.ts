@@ -6,7 +6,6 @@ import { toAgentError } from '../errors.js';
 import { SerialRunner } from '../util/serial-runner.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection, ProbeResult } from '../results.js';
-import { registerRestartReasonSource } from '../guests/reasons.js';
 import { GUEST_INVENTORY } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';
 import { checkSecret } from './client.js';
@@ -111,7 +110,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     const preflight = this.preflight;
     if (!preflight) return;
     await this.loadTotals();
-    this.unregister = registerRestartReasonSource({
+    this.unregister = ctx.restartReasons.register({
       reasonFor: (uuid) => {
         const r = preflight.resultFor(uuid);
         if (!r || r.result === 'ok' || r.result === 'unavailable') return undefined;

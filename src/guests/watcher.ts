@@ -9,7 +9,6 @@ import { classifyFailure } from './classify-failure.js';
 import { EventStream, type LifecycleEvent } from './events.js';
 import { collectInventory, inventoryOptions } from './inventory.js';
 import { guestStateFiles, type GuestStateFiles } from './state-files.js';
-import { externalReasonFor } from './reasons.js';
 import { swtpmFailureSince } from './swtpm-log.js';
 import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
 import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
@@ -215,7 +214,7 @@ export class GuestRestartWatcher implements AgentExtension {
 
   private classify(t: TrackedGuest, current: VtpmGuest, fctx: FailureContext, evidence: Map<string, string | null>) {
     return classifyFailure(t, current, fctx, {
-      external: externalReasonFor(t.instanceUuid ?? t.uuid),
+      external: this.ctx!.restartReasons.reasonFor(t.instanceUuid ?? t.uuid),
       swtpmLine: evidence.get(t.uuid) ?? null,
     });
   }
@@ -334,7 +333,7 @@ export class GuestRestartWatcher implements AgentExtension {
         const dir = (await libvirtViewResolver(ctx.hostPath))(cfg.swtpmLogDir);
         for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
         watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
-          classifyFailure(t, c, f, { external: externalReasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
+          classifyFailure(t, c, f, { external: ctx.restartReasons.reasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
         ).watch;
       }
     } catch (err) {

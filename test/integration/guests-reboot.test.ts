@@ -24,7 +24,7 @@ import type { Probe } from '../../src/probes/types.js';
 import { cleanupGuests, defineGuest, defineSecret, domState, guestName, PREFIX, RUN_PREFIX, restartLibvirtd, secretUuids, testUuid, virsh, virshOk, waitFor, waitForLibvirt, type GuestSpec } from '../harness/libvirt-guests.js';
 import { freePort, startPrometheus } from '../harness/prometheus.js';
 import { requireCommands } from '../harness/components.js';
-import { stateStore } from '../fixtures/state-files.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 requireCommands('virsh', 'libvirtd', 'qemu-system-x86_64', 'swtpm', 'prometheus');
 
@@ -210,7 +210,7 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
     hostPath: (p) => p,
     env: process.env,
     state: third.agent.state,
-    stateFiles: stateStore(),
+    ...contextTools(),
     signal: new AbortController().signal,
   });
   t.equal(section.ok, false);

@@ -21,7 +21,7 @@ import { startKeystone } from '../harness/keystone.js';
 import { hostProbe } from '../../src/probes/host.js';
 import type { Probe } from '../../src/probes/types.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
-import { stateStore } from '../fixtures/state-files.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const AGENT = { name: 'vtpm-agent', password: 'agent-pw', project: 'service', roles: ['admin'] };
@@ -75,7 +75,7 @@ function startExtension(env: Record<string, string>) {
   const registry = new Registry();
   ext.registerMetrics(registry);
   const state = new HostState();
-  return { ext, registry, state, ctx: { config: config(), log, hostPath: hostPathResolver('/'), env, state, stateFiles: stateStore(), signal: new AbortController().signal } };
+  return { ext, registry, state, ctx: { config: config(), log, hostPath: hostPathResolver('/'), env, state, ...contextTools(), signal: new AbortController().signal } };
 }
 
 t.test('revoked token: Placement answers 401, the session re-authenticates once and succeeds', async (t) => {

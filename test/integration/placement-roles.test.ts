@@ -14,7 +14,7 @@ import { hostPathResolver } from '../../src/util/hostpath.js';
 import type { Verdict } from '../../src/verdict.js';
 import { startKeystone } from '../harness/keystone.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
-import { stateStore } from '../fixtures/state-files.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const SERVICE_ONLY = { name: 'vtpm-agent-svc', password: 'svc-pw', project: 'service', roles: ['service'] };
@@ -70,7 +70,7 @@ t.test('drift is logged when it begins, changes and ends; not at every pass whil
     hostPath: hostPathResolver('/'),
     env: ks.osEnv(ADMIN),
     state,
-    stateFiles: stateStore(),
+    ...contextTools(),
     signal: new AbortController().signal,
   });
   t.teardown(() => ext.stop());

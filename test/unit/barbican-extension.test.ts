@@ -9,7 +9,7 @@ import type { ExtensionContext } from '../../src/extension-api.js';
 import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
-import { stateStore } from '../fixtures/state-files.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const inventory = {
   ...inventoryOf([guest('00000001-0000-4000-8000-000000000001', { name: 'instance-00000001', encryptionSecret: 'aaaaaaaa-0000-4000-8000-000000000001' })]),
@@ -39,7 +39,7 @@ t.test('the first round runs as soon as the guest inventory appears, not an inte
     stateDir: tempStateDir(t),
   });
   const state = new HostState();
-  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, stateFiles: stateStore(), signal: new AbortController().signal };
+  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, ...contextTools(), signal: new AbortController().signal };
   const ext = new BarbicanPreflightExtension();
   await ext.start(ctx);
   t.teardown(() => ext.stop());
@@ -61,7 +61,7 @@ t.test('the first round runs as soon as the guest inventory appears, not an inte
   await ext.stop();
   // The next agent (no inventory yet, so no round of its own) starts from the saved counts.
   const next = new BarbicanPreflightExtension();
-  await next.start({ ...ctx, state: new HostState(), stateFiles: stateStore() });
+  await next.start({ ...ctx, state: new HostState(), ...contextTools() });
   t.teardown(() => next.stop());
   t.same((next.status().data as { checksByResult: Record<string, number> }).checksByResult, { ok: 0, forbidden: 0, not_found: 0, unauthenticated: 0, unavailable: 1 });
 });
@@ -74,7 +74,7 @@ t.test('stop removes the inventory listener', async (t) => {
   });
   const state = new HostState();
   const ext = new BarbicanPreflightExtension();
-  await ext.start({ config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, stateFiles: stateStore(), signal: new AbortController().signal });
+  await ext.start({ config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: {}, state, ...contextTools(), signal: new AbortController().signal });
   t.equal(state.listenerCount('result'), 1);
   await ext.stop();
   t.equal(state.listenerCount('result'), 0);

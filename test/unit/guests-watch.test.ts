@@ -7,7 +7,7 @@ import { classifyFailure } from '../../src/guests/classify-failure.js';
 import { parseEventLine } from '../../src/guests/events.js';
 import { guestStateFiles } from '../../src/guests/state-files.js';
 import { stateStore } from '../fixtures/state-files.js';
-import { externalReasonFor, registerRestartReasonSource } from '../../src/guests/reasons.js';
+import { RestartReasons } from '../../src/guests/reasons.js';
 import { swtpmFailureSince } from '../../src/guests/swtpm-log.js';
 import { guest, inventory } from '../fixtures/guests.js';
 import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/watch.js';
@@ -87,14 +87,17 @@ t.test('failure classification order', async (t) => {
   t.match(classifyFailure(tracked, down, { attempted: false }, {}).detail, /hw:tpm_secret_security=host/);
 });
 
-t.test('restart reason sources: first answer wins, a throwing source is ignored, unregister works', async (t) => {
-  const off1 = registerRestartReasonSource({ reasonFor: () => { throw new Error('boom'); } });
-  const off2 = registerRestartReasonSource({ reasonFor: (id) => (id === 'x' ? { reason: 'barbican_access', detail: 'denied' } : undefined) });
-  t.same(externalReasonFor('x'), { reason: 'barbican_access', detail: 'denied' });
-  t.equal(externalReasonFor('y'), undefined);
+t.test('restart reason sources: first answer wins, a throwing source is ignored, unregister works, two agents do not share', async (t) => {
+  const reasons = new RestartReasons();
+  const other = new RestartReasons();
+  const off1 = reasons.register({ reasonFor: () => { throw new Error('boom'); } });
+  const off2 = reasons.register({ reasonFor: (id) => (id === 'x' ? { reason: 'barbican_access', detail: 'denied' } : undefined) });
+  t.same(reasons.reasonFor('x'), { reason: 'barbican_access', detail: 'denied' });
+  t.equal(reasons.reasonFor('y'), undefined);
+  t.equal(other.reasonFor('x'), undefined, 'another agent in the same process does not see these sources');
   off2();
   off1();
-  t.equal(externalReasonFor('x'), undefined);
+  t.equal(reasons.reasonFor('x'), undefined);
 });
 
 t.test('event lines from virsh event --timestamp', async (t) => {
