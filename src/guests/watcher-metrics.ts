@@ -5,8 +5,11 @@ import { METRIC_NAMES } from '../metric-names.js';
 
 export interface WatcherView {
   watch(): Watch | null;
-  /** Persisted with the watch, so they survive a crash between a decision and the next scrape. */
-  totals(): RestartTotals;
+  /**
+   * Persisted with the watch, so they survive a crash between a decision and the next scrape;
+   * null until loaded (no series then: a 0 before the restore would read as a false increase).
+   */
+  totals(): RestartTotals | null;
   bootTime(): number | null;
   eventStreamUp(): boolean | null;
   eventStreamRestarts(): number;
@@ -31,6 +34,7 @@ export class WatcherMetrics {
         // Mirrors the persisted totals (restored at start): a crash loses no outcome.
         this.reset();
         const totals = view.totals();
+        if (!totals) return;
         for (const outcome of ['restarted', 'failed', 'gone'] as const) this.inc({ outcome }, totals[outcome]);
       },
     });

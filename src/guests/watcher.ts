@@ -283,7 +283,7 @@ export class GuestRestartWatcher implements AgentExtension {
   registerMetrics(registry: Registry): void {
     this.metrics.register(registry, {
       watch: () => this.watch,
-      totals: () => this.watch?.totals ?? this.carriedTotals,
+      totals: () => (this.watchReady ? (this.watch?.totals ?? this.carriedTotals) : null),
       bootTime: () => this.bootTime,
       eventStreamUp: () => (this.events ? this.events.connected : null),
       eventStreamRestarts: () => this.events?.restarts ?? 0,

@@ -87,7 +87,9 @@ t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL 
   await first.kill();
 
   const second = await serve(t);
-  t.equal(await second.sample('vtpm_guest_restarts_total', 'outcome="gone"'), 1, 'the outcome decided by the killed agent is in the total');
+  // The series appears once the watch is loaded, already with the restored total (never a 0 first).
+  const seen = await waitFor('restart totals exported', async () => second.sample('vtpm_guest_restarts_total', 'outcome="gone"'));
+  t.equal(seen, 1, 'the outcome decided by the killed agent is in the total');
   t.equal(await second.sample('vtpm_guest_restarts_total', 'outcome="restarted"'), 0);
   await waitFor('log counts restored', async () => (await second.sample('vtpm_barbican_failures_total', 'source="log",reason="forbidden"')) === 1);
   // One more failure line, then a crash again right after it is saved.
@@ -96,7 +98,7 @@ t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL 
   await second.kill();
 
   const third = await serve(t);
-  t.equal(await third.sample('vtpm_guest_restarts_total', 'outcome="gone"'), 1, 'not counted twice');
+  t.equal(await waitFor('restart totals exported', async () => third.sample('vtpm_guest_restarts_total', 'outcome="gone"')), 1, 'not counted twice');
   await waitFor('log counts restored, none twice', async () => (await third.sample('vtpm_barbican_failures_total', 'source="log",reason="forbidden"')) === 2);
   // Stays at 2: the saved position says both lines were read.
   await new Promise((r) => setTimeout(r, 2500));
