@@ -7,10 +7,10 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { stringify } from 'yaml';
-import { freePort, spawnCli, waitFor } from '../harness/agent.js';
+import { waitFor } from '../harness/agent.js';
 import { requireCommands } from '../harness/components.js';
 import { failureLine } from '../harness/nova-log.js';
+import { serve, testGuestsConfig } from '../harness/serve.js';
 
 requireCommands('virsh', 'libvirtd');
 
@@ -20,49 +20,14 @@ const stateDir = path.join(work, 'state');
 const novaLog = path.join(work, 'nova-compute.log');
 const GONE_UUID = '0badc0de-0000-4000-8000-00000000dead';
 
-async function serve(t: { teardown(fn: () => unknown): void }) {
-  const port = await freePort();
-  const config = {
-    logLevel: 'info',
+function agent(t: { teardown(fn: () => unknown): void }) {
+  return serve(t, work, {
     stateDir,
-    listen: { host: '127.0.0.1', port },
     emulation: { enabled: false },
     health: { enabled: false },
-    guests: {
-      bootIdPath: path.join(work, 'boot_id'),
-      novaConfPath: path.join(work, 'nova.conf'),
-      snapshotIntervalSeconds: 1,
-      resyncIntervalSeconds: 1,
-      eventWatcher: false,
-      swtpmLogDir: path.join(work, 'swtpm-logs'),
-    },
+    guests: testGuestsConfig(work),
     novaLog: { source: 'file', path: novaLog, startAt: 'beginning', pollIntervalSeconds: 1 },
-  };
-  const file = path.join(work, `config-${port}.yaml`);
-  writeFileSync(file, stringify(config));
-  const child = spawnCli(['serve', '--config', file]);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`agent on ${url}\n${out}`, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
-  return {
-    url,
-    kill: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-    sample: async (name: string, labels: string) => {
-      const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-    },
-  };
 }
 
 t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL before any scrape', async (t) => {
@@ -77,7 +42,7 @@ t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL 
   );
   appendFileSync(novaLog, `${failureLine(1)}\n`);
 
-  const first = await serve(t);
+  const first = await agent(t);
   // Wait by the files only (no scrape): the outcome is decided and saved, the failure counted and saved.
   await waitFor('the outcome decided and saved', () => {
     const w = JSON.parse(readFileSync(path.join(stateDir, 'guests', 'watch.json'), 'utf8')) as { guests: Array<{ uuid: string; status: string }> };
@@ -86,7 +51,7 @@ t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL 
   await waitFor('the log failure saved', () => existsSync(path.join(stateDir, 'nova-log.json')) && /"forbidden":1/.test(readFileSync(path.join(stateDir, 'nova-log.json'), 'utf8')));
   await first.kill();
 
-  const second = await serve(t);
+  const second = await agent(t);
   // The series appears once the watch is loaded, already with the restored total (never a 0 first).
   const seen = await waitFor('restart totals exported', async () => second.sample('vtpm_guest_restarts_total', 'outcome="gone"'));
   t.equal(seen, 1, 'the outcome decided by the killed agent is in the total');
@@ -97,7 +62,7 @@ t.test('restart outcomes and log-classified Barbican failures survive a SIGKILL 
   await waitFor('the second failure saved', () => /"forbidden":2/.test(readFileSync(path.join(stateDir, 'nova-log.json'), 'utf8')));
   await second.kill();
 
-  const third = await serve(t);
+  const third = await agent(t);
   t.equal(await waitFor('restart totals exported', async () => third.sample('vtpm_guest_restarts_total', 'outcome="gone"')), 1, 'not counted twice');
   await waitFor('log counts restored, none twice', async () => (await third.sample('vtpm_barbican_failures_total', 'source="log",reason="forbidden"')) === 2);
   // Stays at 2: the saved position says both lines were read.

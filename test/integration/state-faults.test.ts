@@ -4,14 +4,13 @@
  * with the path and the reason, the failed writes are counted, a corrupt store is set aside with
  * a warning, and all of it recovers by itself once the path is usable again (no restart).
  */
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { stringify } from 'yaml';
-import { freePort, spawnCli, waitFor } from '../harness/agent.js';
+import { waitFor } from '../harness/agent.js';
 import { requireCommands } from '../harness/components.js';
+import { serve, testGuestsConfig } from '../harness/serve.js';
 
 requireCommands('virsh', 'libvirtd');
 
@@ -20,61 +19,24 @@ interface Ready {
   checks: Record<string, { ready: boolean; detail?: string }>;
 }
 
-async function startServe(t: { teardown(fn: () => unknown): void }, work: string): Promise<{ url: string; child: ChildProcess; logs: () => Array<Record<string, unknown>> }> {
-  const port = await freePort();
+function startServe(t: { teardown(fn: () => unknown): void }, work: string) {
+  // Only the capabilities with state files under test: the restart watcher and the guest-log health check.
   const checks = Object.fromEntries(
     ['binaries', 'capabilities', 'principal', 'localca', 'guestState', 'orphans', 'apparmor', 'selinux', 'crypto', 'nova', 'secrets', 'versions', 'container'].map((c) => [c, false]),
   );
-  const config = {
-    logLevel: 'info',
+  return serve(t, work, {
     stateDir: path.join(work, 'state'),
-    listen: { host: '127.0.0.1', port },
     probes: { schedule: '*/2 * * * * *' },
     emulation: { enabled: false },
-    guests: {
-      inventorySchedule: '*/2 * * * * *',
-      bootIdPath: path.join(work, 'boot_id'),
-      novaConfPath: path.join(work, 'nova.conf'),
-      snapshotIntervalSeconds: 1,
-      resyncIntervalSeconds: 1,
-      eventWatcher: false,
-      swtpmLogDir: path.join(work, 'swtpm-logs'),
-    },
+    guests: { ...testGuestsConfig(work), inventorySchedule: '*/2 * * * * *' },
     health: { schedule: '*/2 * * * * *', checks: { ...checks, logs: true, tpmReset: true }, swtpmLogDir: path.join(work, 'swtpm-logs'), qemuLogDir: path.join(work, 'qemu-logs') },
-  };
-  const file = path.join(work, 'config.yaml');
-  writeFileSync(file, stringify(config));
-  const child = spawnCli(['serve', '--config', file]);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  t.teardown(async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`agent on ${url}\n${out}`, async () => (await fetch(`${url}/healthz`)).ok, 60_000);
-  const logs = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { url, child, logs };
 }
 
 async function readyz(url: string): Promise<Ready & { httpStatus: number }> {
   const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
   const body = (await res.json()) as Ready;
   return { ...body, httpStatus: res.status };
-}
-
-async function metric(url: string, line: RegExp): Promise<number | undefined> {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const m = text.split('\n').find((l) => line.test(l));
-  return m === undefined ? undefined : Number(m.slice(m.lastIndexOf(' ') + 1));
 }
 
 function setup(t: { teardown(fn: () => unknown): void }): string {
@@ -129,7 +91,7 @@ t.test('a snapshot that cannot be written after start: counted, not ready, recov
     return x.checks['guest-restart-watcher']?.ready === false ? x : undefined;
   });
   t.match(r.checks['guest-restart-watcher']!.detail, `guests/snapshot: cannot write ${snapshot} (EISDIR)`);
-  t.ok(((await metric(agent.url, /^vtpm_state_write_errors_total\{file="guests\/snapshot"\}/)) ?? 0) >= 1, 'vtpm_state_write_errors_total{file="guests/snapshot"} counts the failed writes');
+  t.ok(((await agent.sample('vtpm_state_write_errors_total', 'file="guests/snapshot"')) ?? 0) >= 1, 'vtpm_state_write_errors_total{file="guests/snapshot"} counts the failed writes');
   rmSync(snapshot, { recursive: true });
   await waitFor('ready again', async () => (await readyz(agent.url)).checks['guest-restart-watcher']?.ready === true);
   t.ok(existsSync(snapshot) && !readdirSync(path.dirname(snapshot)).some((n) => n.endsWith('.tmp')), 'written, no temp left');
