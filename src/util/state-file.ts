@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { z } from 'zod';
 import { AgentError } from '../errors.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 /**
@@ -64,7 +65,7 @@ export function corruptName(file: string, now: number): string {
 /** The per-agent registry of state files (never module-level: two agents in one process keep their own). */
 export class StateFiles {
   private readonly files = new Map<string, FileRecord>();
-  private readonly writeErrors = new Counter({ name: 'vtpm_state_write_errors_total', help: 'Writes of an agent state file that failed, by logical file name.', labelNames: ['file'], registers: [] });
+  private readonly writeErrors = new Counter({ name: `${METRIC_PREFIX}state_write_errors_total`, help: 'Writes of an agent state file that failed, by logical file name.', labelNames: ['file'], registers: [] });
   readonly readOnly: boolean;
 
   constructor(private readonly options: { log: Logger; readOnly?: boolean }) {
