@@ -4,7 +4,7 @@ import { Agent } from './agent.js';
 import { runCheck, runPreRebootCheck } from './check.js';
 import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { createLogger } from './logger.js';
+import { createLogger, LogOutput } from './logger.js';
 import { runReconcileOnce } from './placement/extension.js';
 import { renderReport, renderSection, sectionsNeedingAttention } from './report.js';
 import { buildInfo } from './version.js';
@@ -33,7 +33,8 @@ Commands:
 Options:
   -c, --config PATH  configuration file (default /etc/vtpm-agent/config.yaml, optional)
   --set KEY=VALUE    override one configuration key, e.g. --set listen.port=9643 (repeatable)
-  --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
+  --log.level LEVEL  fatal|error|warn|info|debug|trace|silent (also --log-level)
+  --log.format FMT   json|logfmt (under systemd each line also carries its priority)
   --json             (check, reconcile) print JSON instead of the table
   --once             (reconcile) one pass, then exit
   --dry-run          (reconcile) show what would change in Placement, write nothing
@@ -52,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         set: { type: 'string', multiple: true },
         'log-level': { type: 'string' },
+        'log.level': { type: 'string' },
+        'log.format': { type: 'string' },
         json: { type: 'boolean' },
         once: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
@@ -87,7 +90,9 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.USAGE;
   }
   const overrides = [...(values.set ?? [])];
-  if (values['log-level']) overrides.push(`logLevel=${values['log-level']}`);
+  const logLevelFlag = values['log.level'] ?? values['log-level'];
+  if (logLevelFlag) overrides.push(`logLevel=${logLevelFlag}`);
+  if (values['log.format']) overrides.push(`logFormat=${values['log.format']}`);
   let loaded;
   try {
     loaded = await loadConfig({ path: values.config, overrides });
@@ -102,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const warning of loaded.warnings) process.stderr.write(`vtpm-agent: warning: ${warning}\n`);
 
   if (command === 'reconcile') {
-    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
     try {
       // The verdict comes from a fresh run of the probes; no extension runs.
       const report = await runCheck({ config, log, extensions: [] });
@@ -122,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderPreReboot(report)}\n`);
       return PRE_REBOOT_EXIT[report.outcome];
     }
-    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
     try {
       const report = await runCheck({ config, log });
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
@@ -136,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, new LogOutput({ fd: 1, format: config.logFormat }));
   log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo.version }, 'starting vtpm-agent');
   const agent = new Agent({ config, log });
   let stopping: Promise<void> | undefined;
