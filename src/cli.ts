@@ -4,6 +4,7 @@ import { Agent } from './agent.js';
 import { runCheck, runPreRebootCheck } from './check.js';
 import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import type { AgentConfig } from './config/schema.js';
 import { createLogger, LogOutput } from './logger.js';
 import { runReconcileOnce } from './placement/extension.js';
 import { renderReport, renderSection, sectionsNeedingAttention } from './report.js';
@@ -141,7 +142,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const log = createLogger(config.logLevel, new LogOutput({ fd: 1, format: config.logFormat }));
+  const output = new LogOutput({ fd: 1, format: config.logFormat });
+  const log = createLogger(config.logLevel, output);
   log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo.version }, 'starting vtpm-agent');
   const agent = new Agent({ config, log });
   let stopping: Promise<void> | undefined;
@@ -162,6 +164,21 @@ export async function main(argv: string[]): Promise<number> {
       },
     );
   };
+  // SIGHUP (`systemctl reload`) re-reads the configuration; without a handler Node would exit 129.
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP', configSource: loaded.source ?? '(defaults)' }, 'reloading configuration');
+    let candidate: AgentConfig | undefined;
+    agent
+      .reload(async () => {
+        const reloaded = await loadConfig({ path: values.config, overrides });
+        for (const warning of reloaded.warnings) log.warn(warning);
+        return (candidate = reloaded.config);
+      })
+      .then((outcome) => {
+        if (outcome.ok && candidate) output.format = candidate.logFormat;
+      })
+      .catch((err: unknown) => log.error({ err }, 'reload failed; the running configuration stays'));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

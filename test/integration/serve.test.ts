@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { extensionFactories } from '../../src/extension-list.js';
+import { loadExtensions } from '../../src/extension-list.js';
 import { allProbes } from '../../src/probes/index.js';
 import { hostProbe } from '../../src/probes/host.js';
 import { libvirtProbe } from '../../src/probes/libvirt.js';
@@ -77,7 +77,7 @@ t.test('the full agent (every probe and extension) exposes metrics that promtool
   // Every capability on, so the golden list below covers every metric family.
   const running = await startAgent(['stateDir=' + path.join(tmp, 'state-full'), 'novaLog.source=file', `novaLog.path=${path.join(tmp, 'nova-compute.log')}`], {
     probes: allProbes,
-    extensions: extensionFactories.map((f) => f()),
+    extensions: await loadExtensions(),
   });
   t.teardown(running.stop);
   await waitFor('readiness', async () => (await get(`${running.url}/readyz`)).status === 200, 90_000);
