@@ -44,7 +44,7 @@ t.test('serves /healthz at once, /readyz after the first cycle, /metrics that pr
   t.equal(metricValue(metrics.text, 'vtpm_capability_usable{version="2.0",model="tpm-crb"}'), 1);
   t.equal(metricValue(metrics.text, 'vtpm_probe_success{probe="libvirt"}'), 1);
   t.match(metrics.text, /vtpm_libvirt_info\{libvirt_version="\d+\.\d+\.\d+",qemu_version="[\d.]+",virt_type="(kvm|qemu)"\} 1/);
-  t.match(metrics.text, /vtpm_agent_build_info\{version="[\d.]+",node_version="v\d+/);
+  t.match(metrics.text, /vtpm_agent_build_info\{version="[\d.]+",revision="([0-9a-f]{40}|unknown)",node_version="v\d+/);
   t.match(metrics.text, /vtpm_agent_process_resident_memory_bytes \d+/);
   const status = JSON.parse((await get(`${running.url}/status`)).text);
   t.equal(status.verdict.anyUsable, true);
