@@ -152,6 +152,19 @@ export class Agent {
     }
   }
 
+  /** Loads and starts a capability; false when the agent began stopping meanwhile (it is stopped again). */
+  private async launch(entry: ExtensionEntry): Promise<boolean> {
+    const extension = await this.extensionFor(entry);
+    await this.startExtension(extension);
+    if (this.stopping) {
+      // stop() ran while this one was starting and did not know about it: stop it here.
+      await this.stopExtension(extension);
+      return false;
+    }
+    this.startedExtensions.push(extension);
+    return true;
+  }
+
   private stopExtension(extension: AgentExtension): Promise<unknown> {
     return Promise.race([extension.stop(), new Promise((r) => setTimeout(r, EXTENSION_STOP_MS).unref())]).catch((err: unknown) =>
       this.options.log.warn({ extension: extension.name, err }, 'extension failed to stop cleanly'),
@@ -223,19 +236,13 @@ export class Agent {
     const enabled = this.entries.filter((e) => e.enabled(config));
     log.info({ address, probes: this.probes.map((p) => p.name), extensions: enabled.map((e) => e.name) }, 'vtpm-agent serving');
     for (const entry of enabled) {
-      if (this.stopping) break;
-      const extension = await this.extensionFor(entry);
-      await this.startExtension(extension);
-      if (this.stopping) {
-        // stop() ran while this one was starting and did not know about it: stop it here.
-        await this.stopExtension(extension);
-        break;
-      }
-      this.startedExtensions.push(extension);
+      if (this.stopping || !(await this.launch(entry))) break;
     }
     if (this.stopping) return { address };
+    const roundStarted = performance.now();
     this.scheduler.start().then(
-      () => log.info({ cycles: this.state.completedCycles }, 'first probe cycle complete'),
+      // Its duration lets bench/footprint.ts tell the agent's own start-up from the probes' time.
+      () => log.info({ cycles: this.state.completedCycles, durationSeconds: (performance.now() - roundStarted) / 1000 }, 'first probe cycle complete'),
       (err: unknown) => log.error({ err }, 'first probe cycle failed'),
     );
     if (this.env.NOTIFY_SOCKET && !this.notifier.active) {
@@ -345,13 +352,7 @@ export class Agent {
         await this.stopExtension(running);
         outcome.extensionsStopped.push(entry.name);
       } else if (!running && wanted) {
-        const extension = await this.extensionFor(entry);
-        await this.startExtension(extension);
-        if (this.stopping) {
-          await this.stopExtension(extension);
-          return;
-        }
-        this.startedExtensions.push(extension);
+        if (!(await this.launch(entry))) return;
         outcome.extensionsStarted.push(entry.name);
       } else if (running && (entry.configKeys ?? ALL_BUT_LOGGING).some((k) => changed.has(k))) {
         await this.stopExtension(running);
