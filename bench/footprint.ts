@@ -32,6 +32,7 @@ const { values } = parseArgs({
 const loadSeconds = Number(values['load-seconds']);
 const CONNECTIONS = 50;
 const SCRAPES = 10_000;
+const EXPORTER_SCRAPES = ci ? 1000 : 10_000;
 const SETTLE_MS = ci ? 2000 : 5000;
 
 const chosen = readNodeFlags();
@@ -119,8 +120,8 @@ async function until(url: string, t0: number, timeoutMs = 180_000): Promise<numb
   throw new Error(`${url} not 200 within ${timeoutMs} ms`);
 }
 
-async function scrapes(url: string, amount: number): Promise<number> {
-  const r = await autocannon({ url, connections: CONNECTIONS, amount });
+async function scrapes(url: string, amount: number, connections = CONNECTIONS): Promise<number> {
+  const r = await autocannon({ url, connections, amount, timeout: 30 });
   return r.errors + r.non2xx;
 }
 
@@ -207,7 +208,9 @@ async function measureNodeExporter(): Promise<Figures> {
     const serving = await until(url, t0);
     await sleep(SETTLE_MS);
     const idle = procStatus(child.pid!, 'VmRSS');
-    const errors = await scrapes(url, SCRAPES);
+    // node_exporter collects on every scrape (tens of ms on a busy host): its fixed count runs on
+    // fewer connections, and fewer of them in CI, or this step alone would take minutes.
+    const errors = await scrapes(url, EXPORTER_SCRAPES, 10);
     const after10k = procStatus(child.pid!, 'VmRSS');
     const rps = wrk(url, loadSeconds);
     return { idle, after10k, hwm: procStatus(child.pid!, 'VmHWM'), rssAfterLoad: procStatus(child.pid!, 'VmRSS'), rps, serving, errors };
@@ -228,7 +231,7 @@ try {
   const fmt = (n: number | undefined, digits = 1) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
   const rowsSpec: Array<[string, (f: Figures) => string, string]> = [
     ['idle RSS (MiB)', (f) => fmt(f.idle), '<= 64'],
-    [`RSS after ${SCRAPES.toLocaleString('en')} scrapes (MiB)`, (f) => fmt(f.after10k), '<= 72'],
+    [`RSS after ${SCRAPES.toLocaleString('en')} scrapes (node_exporter ${EXPORTER_SCRAPES.toLocaleString('en')}) (MiB)`, (f) => fmt(f.after10k), '<= 72'],
     [`high-water mark, ${CONNECTIONS} conns (MiB)`, (f) => fmt(f.hwm), '<= 96'],
     [`RSS after ${loadSeconds} s of load (MiB)`, (f) => fmt(f.rssAfterLoad), '-'],
     ['throughput under load (req/s)', (f) => fmt(f.rps, 0), '-'],
