@@ -96,6 +96,12 @@ function nodeBinary(): string {
   }
 }
 
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
@@ -137,6 +143,8 @@ interface Figures {
   rssAfterLoad: number;
   rps: number;
   serving?: number;
+  /** CPU time the process used until it served: start-up work without the wait for a busy CPU. */
+  servingCpu?: number;
   ready?: number;
   round?: number;
   readyLessRound?: number;
@@ -182,6 +190,7 @@ async function measureAgent(node: string, flags: string[], entry: string): Promi
   });
   try {
     const serving = await until(`${url}/healthz`, t0);
+    const servingCpu = cpuMs(child.pid!);
     const ready = await until(`${url}/readyz`, t0);
     await waitFor('the first round duration in the log', () => round !== undefined, 10_000, 10);
     await sleep(SETTLE_MS);
@@ -191,7 +200,7 @@ async function measureAgent(node: string, flags: string[], entry: string): Promi
     const rps = wrk(`${url}/metrics`, loadSeconds);
     const hwm = procStatus(child.pid!, 'VmHWM');
     const rssAfterLoad = procStatus(child.pid!, 'VmRSS');
-    return { idle, after10k, hwm, rssAfterLoad, rps, serving, ready, round, readyLessRound: ready - round!, errors };
+    return { idle, after10k, hwm, rssAfterLoad, rps, serving, servingCpu, ready, round, readyLessRound: ready - round!, errors };
   } finally {
     await stopChild(child);
     rmSync(tmp, { recursive: true, force: true });
@@ -206,6 +215,7 @@ async function measureNodeExporter(): Promise<Figures> {
   children.push(child);
   try {
     const serving = await until(url, t0);
+    const servingCpu = cpuMs(child.pid!);
     await sleep(SETTLE_MS);
     const idle = procStatus(child.pid!, 'VmRSS');
     // node_exporter collects on every scrape (tens of ms on a busy host): its fixed count runs on
@@ -213,7 +223,7 @@ async function measureNodeExporter(): Promise<Figures> {
     const errors = await scrapes(url, EXPORTER_SCRAPES, 10);
     const after10k = procStatus(child.pid!, 'VmRSS');
     const rps = wrk(url, loadSeconds);
-    return { idle, after10k, hwm: procStatus(child.pid!, 'VmHWM'), rssAfterLoad: procStatus(child.pid!, 'VmRSS'), rps, serving, errors };
+    return { idle, after10k, hwm: procStatus(child.pid!, 'VmHWM'), rssAfterLoad: procStatus(child.pid!, 'VmRSS'), rps, serving, servingCpu, errors };
   } finally {
     await stopChild(child);
   }
@@ -236,6 +246,7 @@ try {
     [`RSS after ${loadSeconds} s of load (MiB)`, (f) => fmt(f.rssAfterLoad), '-'],
     ['throughput under load (req/s)', (f) => fmt(f.rps, 0), '-'],
     ['start -> /healthz 200 (ms)', (f) => fmt(f.serving, 0), '-'],
+    ['  CPU time used by then (ms)', (f) => fmt(f.servingCpu, 0), '-'],
     ['start -> /readyz 200 (ms)', (f) => fmt(f.ready, 0), '-'],
     ['  first probe round (ms)', (f) => fmt(f.round, 0), '-'],
     ['start -> ready, less the round (ms)', (f) => fmt(f.readyLessRound, 0), '<= 1000'],
