@@ -17,6 +17,8 @@ import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { freePort, repoRoot, waitFor } from '../test/harness/agent.js';
 import { readNodeFlags } from '../scripts/node-flags.js';
+import { bcryptHash, makePki, writeWebConfig } from '../test/harness/tls.js';
+import { request as httpsRequest } from 'node:https';
 
 // The packaged agent's V8 flags by default (scripts/node-flags.txt, chosen by bench/footprint.ts).
 const { values } = parseArgs({
@@ -58,8 +60,8 @@ function wrkMs(value: string): number {
   return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
 }
 
-function wrkLoad(url: string, seconds: number) {
-  const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s', url], { encoding: 'utf8' });
+function wrkLoad(url: string, seconds: number, headers: Record<string, string> = {}) {
+  const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], { encoding: 'utf8' });
   const pct = (p: string) => wrkMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
@@ -71,12 +73,12 @@ function wrkLoad(url: string, seconds: number) {
   };
 }
 
-async function timedLoad(url: string, seconds: number) {
-  return haveWrk ? wrkLoad(url, seconds) : load(url, { duration: seconds });
+async function timedLoad(url: string, seconds: number, headers: Record<string, string> = {}) {
+  return haveWrk ? wrkLoad(url, seconds, headers) : load(url, { duration: seconds, headers });
 }
 
-async function load(url: string, opts: { duration?: number; amount?: number }) {
-  const result = await autocannon({ url, connections, pipelining: 1, ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }) });
+async function load(url: string, opts: { duration?: number; amount?: number; headers?: Record<string, string> }) {
+  const result = await autocannon({ url, connections, pipelining: 1, headers: opts.headers, ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }) });
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx, bytes: result.throughput.average };
 }
 
@@ -140,6 +142,45 @@ try {
   const n = await timedLoad(exporterUrl, duration);
   const rssAfter = rssMiB(agent.pid!);
 
+  // The same agent build behind TLS + basic auth (a web config made here with openssl and
+  // bcryptjs): kept-alive scrapes as Prometheus makes them, and the cost of a new connection.
+  const pki = makePki('vtpm-bench-pki-');
+  const cert = pki.issue('server', { cn: '127.0.0.1', san: 'IP:127.0.0.1' });
+  const webConfig = writeWebConfig(path.join(tmp, 'web.yml'), { tls_server_config: { cert_file: cert.cert, key_file: cert.key }, basic_auth_users: { prometheus: bcryptHash('bench') } });
+  const tlsPort = await freePort();
+  const tlsAgent = spawn(...pinned(process.execPath, [...nodeFlags, path.join(repoRoot, 'dist/cli.js'), 'serve', '--web.config.file', webConfig, '--set', `listen.port=${tlsPort}`, '--set', 'listen.host=127.0.0.1', '--set', `stateDir=${tmp}/tls`, '--set', 'logLevel=warn']), {
+    env: { ...process.env, VTPM_AGENT_CONFIG: '/dev/null' },
+    stdio: 'ignore',
+  });
+  children.push(tlsAgent);
+  const ca = readFileSync(pki.caCert);
+  const auth = { authorization: `Basic ${Buffer.from('prometheus:bench').toString('base64')}` };
+  const scrapeOnce = (fresh: boolean, tls: boolean) =>
+    new Promise<number>((resolve, reject) => {
+      const started = performance.now();
+      const opts = { host: '127.0.0.1', path: '/metrics', agent: fresh ? false : undefined, headers: tls ? auth : {} };
+      const done = (res: import('node:http').IncomingMessage) => {
+        res.resume();
+        res.on('end', () => resolve(performance.now() - started));
+      };
+      (tls ? httpsRequest({ ...opts, port: tlsPort, ca }, done) : httpGet({ ...opts, port: agentPort }, done)).on('error', reject).end();
+    });
+  await waitFor('TLS agent', () => scrapeOnce(true, true).then(() => true), 120_000, 250);
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const freshPlain: number[] = [];
+  const freshTls: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    freshPlain.push(await scrapeOnce(true, false));
+    freshTls.push(await scrapeOnce(true, true));
+  }
+  // Node's https client and wrk both accept the test CA only through this switch; loopback only.
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  await timedLoad(`https://127.0.0.1:${tlsPort}/metrics`, 2, auth);
+  const tlsCpu0 = cpuSeconds(tlsAgent.pid!);
+  const s = await timedLoad(`https://127.0.0.1:${tlsPort}/metrics`, duration, auth);
+  const tlsCpu = (cpuSeconds(tlsAgent.pid!) - tlsCpu0) / duration;
+  pki.cleanup();
+
   const rows: Array<[string, string, string]> = [
     ['metric', 'vtpm-agent', 'node_exporter'],
     ['/metrics body (bytes)', String(size), String(exporterSize)],
@@ -150,6 +191,12 @@ try {
     ['latency p99 (ms)', a.p99.toFixed(2), n.p99.toFixed(2)],
     ['errors + non-2xx', String(a.errors), String(n.errors)],
     ['throughput ratio (agent / node_exporter)', `${(a.rps / n.rps).toFixed(1)}x`, '1.0x'],
+    [`TLS + basic auth: throughput at ${connections} conns (req/s)`, s.rps.toFixed(0), '-'],
+    ['TLS + basic auth: latency p50 / p99 (ms)', `${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}`, '-'],
+    ['TLS + basic auth: errors + non-2xx', String(s.errors), '-'],
+    ['TLS + basic auth: agent CPU (% of one core)', (tlsCpu * 100).toFixed(0), '-'],
+    ['TLS / plain throughput ratio', `${(s.rps / a.rps).toFixed(2)}x`, '-'],
+    ['new-connection scrape, median, plain / TLS (ms)', `${median(freshPlain).toFixed(2)} / ${median(freshTls).toFixed(2)}`, '-'],
     ['RSS idle (MiB)', rssIdle.toFixed(1), '-'],
     ['RSS after 10,000 scrapes (MiB)', rss10k.toFixed(1), '-'],
     [`RSS after ${10_000 + Math.round(a.rps * duration)} scrapes (MiB)`, rssAfter.toFixed(1), '-'],
@@ -165,6 +212,7 @@ try {
   }
   console.log('goals: p99 <= 5 ms at 50 connections; throughput >= 5x node_exporter; RSS <= 80 MB after 10,000 scrapes');
 } finally {
-  for (const child of children) child.kill('SIGTERM');
+  // Wait for the agents to stop (they write state on the way out) before removing their dir.
+  await Promise.all(children.map((child) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))))));
   rmSync(tmp, { recursive: true, force: true });
 }

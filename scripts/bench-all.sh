@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 if [ "${BENCH_SIZE:-full}" = ci ]; then
   benches=(
     "bench/metrics-http.ts --duration 5"
+    "bench/http-hostile.ts"
     "bench/swtpm-emulation.ts --runs 20"
     "bench/guests-inventory.ts --sizes 50,200 --baseline-max 50"
     "bench/logs-follower.ts --size-mb 256 --seconds 10"
@@ -19,6 +20,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
 else
   benches=(
     "bench/metrics-http.ts"
+    "bench/http-hostile.ts"
     "bench/swtpm-emulation.ts"
     "bench/guests-inventory.ts"
     "bench/logs-follower.ts"

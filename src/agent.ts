@@ -11,7 +11,9 @@ import type { Probe } from './probes/types.js';
 import { buildReport } from './report.js';
 import { createMetricsRegistry } from './reporter/metrics.js';
 import { ExpositionCache } from './reporter/exposition-cache.js';
-import { createServer } from './reporter/server.js';
+import { createServer, httpLimits, type AgentServer } from './reporter/server.js';
+import type { WebConfig } from './reporter/web-config.js';
+import { WebConfigWatcher } from './reporter/web-config-watch.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
@@ -23,6 +25,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   probes?: Probe[];
   extensions?: AgentExtension[];
+  /** The loaded `web.configFile` (TLS, basic auth, headers); null or absent: plain HTTP, no auth. */
+  webConfig?: WebConfig | null;
 }
 
 /** How long an extension may take to stop before the agent gives up on it. */
@@ -71,6 +75,10 @@ export class Agent {
   private readonly env: NodeJS.ProcessEnv;
   private config: AgentConfig;
   private server: FastifyInstance | undefined;
+  private http: AgentServer | undefined;
+  private webWatcher: WebConfigWatcher | undefined;
+  /** The web configuration in force (the watcher replaces it on rotation); a listen move keeps it. */
+  private web: WebConfig | null;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastHeartbeat = Date.now();
   private stopping = false;
@@ -82,6 +90,7 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     const { config, log } = options;
     this.config = config;
+    this.web = options.webConfig ?? null;
     this.env = options.env ?? process.env;
     this.entries = options.extensions ? options.extensions.map(entryFor) : extensionEntries;
     this.scheduler = new ProbeScheduler({
@@ -211,10 +220,12 @@ export class Agent {
     return { ok: !this.stopping && Object.values(checks).every((c) => c.ready), detail: { checks } };
   }
 
-  private createServer(): FastifyInstance {
+  private createServer(config: AgentConfig): AgentServer {
     return createServer(
       { metrics: new ExpositionCache(this.registry), live: () => this.live(), ready: () => this.ready(), status: () => this.status() },
       this.options.log,
+      httpLimits(config.web),
+      this.web,
     );
   }
 
@@ -230,7 +241,17 @@ export class Agent {
     const { log } = this.options;
     const config = this.config;
     this.heartbeat = setInterval(() => (this.lastHeartbeat = Date.now()), HEARTBEAT_MS);
-    this.server = this.createServer();
+    this.http = this.createServer(config);
+    this.server = this.http.app;
+    if (this.web) {
+      const http = this.http;
+      this.webWatcher = new WebConfigWatcher(this.web, (next) => {
+        const refused = (this.http ?? http).applyWebConfig(next);
+        if (!refused) this.web = next;
+        return refused;
+      }, log);
+      await this.webWatcher.start();
+    }
     const address = await this.server.listen({ host: config.listen.host, port: config.listen.port });
     if (this.stopping) return { address };
     const enabled = this.entries.filter((e) => e.enabled(config));
@@ -305,10 +326,12 @@ export class Agent {
       outcome.changed = changed;
       if (changed.includes('listen')) {
         // Bind the new address before letting go of the old one: a failure keeps everything as it was.
-        const server = this.createServer();
+        const http = this.createServer(config);
+        const server = http.app;
         try {
           const address = await server.listen({ host: config.listen.host, port: config.listen.port });
           const old = this.server;
+          this.http = http;
           this.server = server;
           outcome.listenChanged = true;
           log.info({ address }, 'reload: serving on the new address');
@@ -323,6 +346,12 @@ export class Agent {
       }
       this.config = config;
       log.level = config.logLevel;
+      // The web configuration file is re-read on every reload (certificates, users, headers);
+      // the listener's own settings (web.*: file path, limits) are fixed when it is created.
+      await this.webWatcher?.reload('SIGHUP');
+      if (changed.includes('web') && !outcome.listenChanged) {
+        log.warn({ key: 'web' }, 'reload: web.* settings (configuration file path, HTTP limits) apply at the next restart');
+      }
       const probes = this.scheduler.reconfigure(config, hostPathResolver(config.hostRoot));
       this.registerProbeMetrics(probes.probesAdded);
       Object.assign(outcome, {
@@ -366,6 +395,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     const { log } = this.options;
+    this.webWatcher?.stop();
     await this.notifier.notify('STOPPING=1');
     this.notifier.stopWatchdog();
     this.controller.abort(new Error('agent stopping'));

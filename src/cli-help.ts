@@ -74,7 +74,14 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'run the agent: scheduled probes, capabilities, /metrics, /healthz, /readyz, /status',
     description:
       'The daemon. It answers HTTP at once and is ready (/readyz) after the first probe round. Under systemd it sends READY=1 and watchdog pings (Type=notify), and logs carry their priority to journald. SIGHUP (systemctl reload) re-reads the configuration: a valid change is applied in place, an invalid one is logged key by key and changes nothing. SIGTERM and SIGINT stop it within 5 seconds.',
-    options: [],
+    options: [
+      {
+        name: 'web.config.file',
+        type: 'string',
+        arg: 'PATH',
+        description: "exporter-toolkit web configuration (TLS, client certificates, basic auth, headers), the file node_exporter's --web.config.file takes; same as --set web.configFile=PATH. Certificates and users are re-read when the files change and on SIGHUP",
+      },
+    ],
     exitCodes: [[EXIT.OK, 'stopped by SIGTERM or SIGINT'], [1, 'could not start (e.g. the port is taken)'], USAGE_EXIT, CONFIG_EXIT],
   },
   {

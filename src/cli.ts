@@ -4,6 +4,7 @@ import { COMMANDS, EXIT, GLOBAL_OPTIONS, commandUsage, findCommand, mainUsage, o
 import { ConfigError, loadConfig } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
 import { createLogger, LogOutput } from './logger.js';
+import { loadWebConfig, type WebConfig } from './reporter/web-config.js';
 import { buildInfo, versionText } from './version.js';
 
 export { EXIT };
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   const logLevelFlag = str('log.level') ?? str('log-level');
   if (logLevelFlag) overrides.push(`logLevel=${logLevelFlag}`);
   if (str('log.format')) overrides.push(`logFormat=${str('log.format')}`);
+  if (str('web.config.file')) overrides.push(`web.configFile=${JSON.stringify(str('web.config.file'))}`);
   let loaded;
   try {
     loaded = await loadConfig({ path: str('config'), overrides });
@@ -136,12 +138,24 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
+  let webConfig: WebConfig | null = null;
+  if (config.web.configFile) {
+    try {
+      webConfig = await loadWebConfig(config.web.configFile);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`vtpm-agent: ${err.message}\n`);
+        return EXIT.CONFIG;
+      }
+      throw err;
+    }
+  }
   const output = new LogOutput({ fd: 1, format: config.logFormat });
   const log = createLogger(config.logLevel, output);
   log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo().version, revision: buildInfo().revision }, 'starting vtpm-agent');
   // Each command loads only its own code: `--version` and `check` never load the daemon's.
   const { Agent } = await import('./agent.js');
-  const agent = new Agent({ config, log });
+  const agent = new Agent({ config, log, webConfig });
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * One catalogue of coded errors (after fastify's): every failure the agent reports carries a
  * stable code that operators can grep for and alerts can match, plus a human message.
@@ -59,4 +61,22 @@ export function toAgentError(err: unknown, fallback: ErrorCode = 'VTPM_ERR_PROBE
   if (err instanceof AgentError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new AgentError(fallback, message, { cause: err });
+}
+
+/** A configuration that cannot be used (exit 78): one line per problem, each naming its key. */
+export class ConfigError extends AgentError {
+  readonly issues: string[];
+  constructor(message: string, issues: string[]) {
+    super('VTPM_ERR_CONFIG_INVALID', `${message}:\n${issues.map((i) => `  - ${i}`).join('\n')}`, { details: { issues } });
+    this.issues = issues;
+  }
+}
+
+/** One line per zod issue, `path: message` (unknown keys listed by name). */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const where = issue.path.length ? issue.path.join('.') : '(root)';
+    if (issue.code === 'unrecognized_keys') return `${where}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${where}: ${issue.message}`;
+  });
 }

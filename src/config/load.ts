@@ -1,7 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { AgentError } from '../errors.js';
+import { ConfigError, formatIssues } from '../errors.js';
+
+export { ConfigError, formatIssues };
 import { permissionWarning } from '../openstack/credentials.js';
 import { configSchema, type AgentConfig } from './schema.js';
 
@@ -24,13 +26,6 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export class ConfigError extends AgentError {
-  readonly issues: string[];
-  constructor(message: string, issues: string[]) {
-    super('VTPM_ERR_CONFIG_INVALID', `${message}:\n${issues.map((i) => `  - ${i}`).join('\n')}`, { details: { issues } });
-    this.issues = issues;
-  }
-}
 
 function camelFromSnake(segment: string): string {
   return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -54,13 +49,6 @@ function scalar(text: string): unknown {
   }
 }
 
-function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
-    const where = issue.path.length ? issue.path.join('.') : '(root)';
-    if (issue.code === 'unrecognized_keys') return `${where}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    return `${where}: ${issue.message}`;
-  });
-}
 
 /** Loads file, then environment, then command-line overrides; validates once, reporting every problem. */
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {

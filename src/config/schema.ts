@@ -74,6 +74,22 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(9643).describe('TCP port (9643 by default; 0 picks a free port).'),
     })
     .prefault({}),
+  web: z
+    .strictObject({
+      configFile: z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('exporter-toolkit web configuration file (the YAML node_exporter --web.config.file takes: tls_server_config, basic_auth_users, http_server_config.headers, rate_limit); null = plain HTTP without auth. --web.config.file sets it.'),
+      headersTimeoutSeconds: z.number().positive().max(300).default(10).describe('A connection must deliver a complete request (TLS handshake and headers) within this long of being accepted, or it is closed.'),
+      requestTimeoutSeconds: z.number().positive().max(600).default(30).describe('Limit for receiving one whole request (Node requestTimeout).'),
+      keepAliveTimeoutSeconds: z.number().positive().max(600).default(72).describe('Idle keep-alive connections are closed after this long (longer than any scrape interval, so Prometheus reuses connections).'),
+      maxConnections: z.number().int().min(8).max(65_536).default(256).describe('At most this many open connections; at the cap, the oldest connection not being served (slow or idle) is shed for the new one.'),
+      maxPipelinedRequests: z.number().int().min(1).max(1024).default(16).describe('A connection with more requests than this pipelined and unanswered is closed (a flood; Prometheus sends one at a time).'),
+      maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(16_384).describe('Largest request head (request line and headers) accepted; larger gets 431.'),
+    })
+    .prefault({}),
   probes: z
     .strictObject({
       schedule: cronExpression.default('*/5 * * * *').describe('Default node-cron schedule of the probes (a first run happens at start).'),

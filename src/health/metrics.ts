@@ -26,7 +26,7 @@ export interface GuestStateProbeData extends HealthProbeData {
   guests: GuestStateFact[];
 }
 
-const STATUSES: readonly CheckStatus[] = ['pass', 'warn', 'fail', 'not-applicable'];
+const STATUSES: readonly CheckStatus[] = ['pass', 'unknown', 'warn', 'fail', 'not-applicable'];
 const registered = new WeakSet<Registry>();
 const p = (name: string) => `${METRIC_PREFIX}health_${name}`;
 

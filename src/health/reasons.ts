@@ -30,6 +30,7 @@ export const reasons = {
   VTPM_HEALTH_LOCALCA_DIR_MISSING: { check: 'localca', remedy: 'Create the local CA directory: `install -d -o <swtpm_user> -g root -m 0750 <statedir>`.' },
   VTPM_HEALTH_LOCALCA_DIR_NOT_USABLE: { check: 'localca', remedy: 'chown -R <swtpm_user>:root <statedir> and chmod 0750 <statedir>; new vTPM guests cannot be created until then.' },
   VTPM_HEALTH_LOCALCA_FILE_NOT_USABLE: { check: 'localca', remedy: 'chown -R <swtpm_user>:root <statedir> (someone ran swtpm_setup --create-ek-cert as another user); new vTPM guests cannot be created until then.' },
+  VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT: { check: 'localca', remedy: 'The agent itself cannot look inside the local CA (its result is unknown, not pass): add the agent user to group tss (SupplementaryGroups=tss) or grant an ACL, e.g. `setfacl -m u:vtpm-agent:rx <statedir>`; or run `vtpm-agent check` as root.' },
   VTPM_HEALTH_LOCALCA_PATH_NOT_TRAVERSABLE: { check: 'localca', remedy: 'Give the swtpm principal search (x) permission on every parent directory of the local CA.' },
   VTPM_HEALTH_GUESTS_UNKNOWN: { check: 'guest-state', remedy: 'Check the guest-inventory probe (libvirt reachable?); per-guest checks need it.' },
   VTPM_HEALTH_STATE_MISSING: { check: 'guest-state', remedy: 'Restore the TPM state directory from backup before starting the guest: libvirt will otherwise create a brand-new TPM (BitLocker recovery, lost keys).' },

@@ -3,6 +3,8 @@ import { CHECKS, type CheckResult, type HealthProbeData } from './types.js';
 
 function sectionOk(checks: readonly CheckResult[]): boolean | null {
   if (checks.some((c) => c.status === 'fail')) return false;
+  // Something could not be read: neither a problem found nor a pass.
+  if (checks.some((c) => c.status === 'unknown')) return null;
   if (checks.length === 0 || checks.every((c) => c.status === 'not-applicable')) return null;
   return true;
 }

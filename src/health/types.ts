@@ -3,7 +3,8 @@
  * holds findings; each finding has a stable reason code, a sentence for operators and a remedy.
  */
 
-export type CheckStatus = 'pass' | 'warn' | 'fail' | 'not-applicable';
+/** `unknown`: the agent could not read what the check needs (EACCES, a missing /proc view); never `pass`. */
+export type CheckStatus = 'pass' | 'unknown' | 'warn' | 'fail' | 'not-applicable';
 
 /** Stable check names (metric label values; bounded). The checklist number is in `CHECKS`. */
 export type CheckId =
@@ -65,7 +66,7 @@ export interface CheckResult {
   facts?: Record<string, unknown>;
 }
 
-const rank: Record<CheckStatus, number> = { 'not-applicable': 0, pass: 1, warn: 2, fail: 3 };
+const rank: Record<CheckStatus, number> = { 'not-applicable': 0, pass: 1, unknown: 2, warn: 3, fail: 4 };
 
 /** The worst status wins; a check with no findings passes. */
 export function worst(statuses: Iterable<CheckStatus>, empty: CheckStatus = 'pass'): CheckStatus {

@@ -32,6 +32,9 @@ export interface PrometheusOptions {
   ruleFiles: string[];
   scrapeInterval?: string;
   evaluationInterval?: string;
+  /** HTTPS scraping: the CA to trust, an optional client certificate and basic auth. */
+  tls?: { caFile: string; certFile?: string; keyFile?: string };
+  basicAuth?: { username: string; password: string };
 }
 
 export interface PromAlert {
@@ -69,6 +72,15 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`),
     'scrape_configs:',
     `  - job_name: ${JSON.stringify(opts.job ?? 'vtpm-agent')}`,
+    ...(opts.tls
+      ? [
+          '    scheme: https',
+          '    tls_config:',
+          `      ca_file: ${JSON.stringify(opts.tls.caFile)}`,
+          ...(opts.tls.certFile ? [`      cert_file: ${JSON.stringify(opts.tls.certFile)}`, `      key_file: ${JSON.stringify(opts.tls.keyFile)}`] : []),
+        ]
+      : []),
+    ...(opts.basicAuth ? ['    basic_auth:', `      username: ${JSON.stringify(opts.basicAuth.username)}`, `      password: ${JSON.stringify(opts.basicAuth.password)}`] : []),
     '    static_configs:',
     ...[{ targets: opts.targets }, ...(opts.targetGroups ?? [])]
       .filter((g) => g.targets.length > 0)

@@ -5,7 +5,8 @@ import pino from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import t from 'tap';
 import { acceptsGzip, ExpositionCache } from '../../src/reporter/exposition-cache.js';
-import { createServer } from '../../src/reporter/server.js';
+import { createServer, httpLimits } from '../../src/reporter/server.js';
+import { defaultConfig } from '../../src/config/load.js';
 
 t.test('Accept-Encoding: gzip when offered with a positive weight', async (t) => {
   for (const h of ['gzip', 'GZIP', 'deflate, gzip', 'gzip;q=0.5', 'br;q=1, gzip; q=0.1', '*']) t.ok(acceptsGzip(h), h);
@@ -34,7 +35,7 @@ t.test('/metrics: the render path (fastify) and the cached fast path answer alik
   const registry = new Registry();
   new Gauge({ name: 'test_value', help: 'a value', registers: [registry] }).set(7);
   const cache = new ExpositionCache(registry, 60_000);
-  const app = createServer({ metrics: cache, live: () => ({ ok: true, detail: {} }), ready: () => ({ ok: true, detail: {} }), status: () => ({}) }, pino({ level: 'silent' }));
+  const app = createServer({ metrics: cache, live: () => ({ ok: true, detail: {} }), ready: () => ({ ok: true, detail: {} }), status: () => ({}) }, pino({ level: 'silent' }), httpLimits(defaultConfig().web)).app;
   t.teardown(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -105,7 +105,7 @@ t.test('C11 Nova config', async (t) => {
 });
 
 t.test('C12 secrets', async (t) => {
-  t.equal(evaluateSecrets(null).status, 'not-applicable');
+  t.equal(evaluateSecrets(null).status, 'unknown', 'no inventory: unknown, not "not applicable"');
   t.equal(evaluateSecrets(view([guest({})])).status, 'pass', 'user mode: Nova removed the secret after start, as designed');
   t.same(reasonsOf(evaluateSecrets(view([guest({ secretMode: 'host' })]))), ['VTPM_HEALTH_SECRET_MISSING']);
   t.equal(evaluateSecrets(view([guest({ nova: false, running: false })])).status, 'fail');

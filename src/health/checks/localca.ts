@@ -33,6 +33,11 @@ function describe(info: { uid: number; gid: number; mode: number }, accounts: Ac
   return `${userName(accounts, info.uid)}:${groupName(accounts, info.gid)} ${octal(info.mode)}`;
 }
 
+/** The agent (not the swtpm principal) could not look: the answer is unknown, naming path and error. */
+function agentCannotRead(subject: string, what: 'list' | 'stat', error: string | undefined): Finding {
+  return finding('VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot ${what} ${subject} (${error ?? 'error'}) as uid ${process.getuid?.() ?? '?'}: whether the swtpm principal can use the local CA is unknown.`, { subject, details: { error } });
+}
+
 /** Every parent directory of `target` must be searchable by the principal. */
 async function traversal(target: string, p: Principal, hostPath: HostPathResolver, accounts: Accounts): Promise<Finding | null> {
   for (const dir of parentsOf(target)) {
@@ -92,6 +97,10 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   const trav = await traversal(statedir, p, hostPath, accounts);
   if (trav) findings.push(trav);
   const dirInfo = await pathInfo(hostPath(statedir));
+  if (!dirInfo.exists && dirInfo.error !== 'ENOENT' && dirInfo.error !== 'ENOTDIR') {
+    findings.push(agentCannotRead(statedir, 'stat', dirInfo.error));
+    return checkResult('localca', findings, facts);
+  }
   if (!dirInfo.exists) {
     findings.push(finding('VTPM_HEALTH_LOCALCA_DIR_MISSING', 'fail', `The local CA directory ${statedir} does not exist (${dirInfo.error}); the first start of every new vTPM guest will fail in swtpm_localca.`, { subject: statedir }));
     return checkResult('localca', findings, facts);
@@ -118,8 +127,9 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   let entries: string[] = [];
   try {
     entries = await readdir(hostPath(statedir));
-  } catch {
-    entries = [];
+  } catch (err) {
+    // An empty listing from EACCES is not an empty CA: a root-owned lock there would go unseen.
+    findings.push(agentCannotRead(statedir, 'list', (err as NodeJS.ErrnoException).code ?? String(err)));
   }
   for (const e of entries) {
     const full = path.join(statedir, e);
@@ -128,7 +138,11 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   const files: Array<Record<string, unknown>> = [];
   for (const [file, want] of wants) {
     const info = await pathInfo(hostPath(file));
-    if (!info.exists) continue; // created on first use when the directory is usable
+    if (!info.exists) {
+      // ENOENT: created on first use when the directory is usable; anything else: not seen.
+      if (info.error !== 'ENOENT') findings.push(agentCannotRead(file, 'stat', info.error));
+      continue;
+    }
     files.push({ path: file, owner: userName(accounts, info.uid), group: groupName(accounts, info.gid), mode: octal(info.mode) });
     if (info.isDir) continue;
     if (!canAccess(info, p, want)) {

@@ -8,10 +8,11 @@ import type { GuestsView } from '../guests.js';
  * plain libvirt guests have nobody to re-create them. `vtpm` secrets of no guest are orphans.
  */
 export function evaluateSecrets(view: GuestsView | null): CheckResult {
-  if (!view) return checkResult('secrets', [], { note: 'guest inventory unavailable' }, 'not-applicable');
+  // Without the inventory nothing was looked at: unknown (not "not applicable", never pass).
+  if (!view) return checkResult('secrets', [finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'unknown', 'The guest inventory is not available (see the guest-inventory probe), so vTPM secrets cannot be checked.')], { note: 'guest inventory unavailable' });
   const findings: Finding[] = [];
   if (view.secrets === null) {
-    findings.push(finding('VTPM_HEALTH_SECRETS_UNKNOWN', 'warn', "libvirt's secret list could not be read; secret presence is unknown."));
+    findings.push(finding('VTPM_HEALTH_SECRETS_UNKNOWN', 'unknown', "libvirt's secret list could not be read; secret presence is unknown."));
   }
   const secretUuids = new Set(view.secrets?.map((s) => s.uuid.toLowerCase()) ?? []);
   for (const g of view.guests) {
