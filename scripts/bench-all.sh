@@ -15,6 +15,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
     "bench/logs-follower.ts --size-mb 256 --seconds 10"
     "bench/placement-reconcile.ts 100 4"
     "bench/exec-output-cap.ts --runs 3"
+    "bench/footprint.ts"
   )
 else
   benches=(
@@ -25,6 +26,7 @@ else
     "bench/logs-follower.ts"
     "bench/placement-reconcile.ts"
     "bench/exec-output-cap.ts"
+    "bench/footprint.ts"
   )
 fi
 failed=0

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import type { AgentExtension } from './extension-api.js';
 import type { CheckSection } from './results.js';
-import { extensionFactories } from './extension-list.js';
+import { loadExtensions } from './extension-list.js';
 import { AgentError } from './errors.js';
 import { collectInventory, inventoryOptions } from './guests/inventory.js';
 import { preRebootFailure, preRebootReport, type PreRebootReport } from './guests/pre-reboot.js';
@@ -41,7 +41,7 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
     await scheduler.runCycle();
     state.completeCycle();
     const restartReasons = new RestartReasons();
-    const extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config) && e.checkOnce);
+    const extensions = (options.extensions ?? (await loadExtensions(config))).filter((e) => e.enabled(config) && e.checkOnce);
     const sections: CheckSection[] = [];
     for (const extension of extensions) {
       try {
