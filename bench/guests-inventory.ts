@@ -13,13 +13,14 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
 import { buildInventory, fetchInventoryRaw } from '../src/guests/inventory.js';
-import { saveVersioned } from '../src/guests/persist.js';
+import { guestStateFiles } from '../src/guests/state-files.js';
 import type { Transition } from '../src/guests/watch.js';
 import { GuestRestartWatcher } from '../src/guests/watcher.js';
 import { HostState } from '../src/state.js';
 import { defineGuest, domainXml, testUuid, virsh, virshOk, waitFor, waitForLibvirt } from '../test/harness/libvirt-guests.js';
 
 import { guestName } from '../test/harness/libvirt-guests.js';
+import { contextTools, stateStore } from '../test/fixtures/state-files.js';
 const BENCH_PREFIX = guestName('bench-');
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -142,7 +143,7 @@ async function latencyBench(rounds: number): Promise<string[][]> {
       await virsh(['destroy', name]);
       // A previous boot in which the guest ran, and a new boot id: the guest is pending.
       rmSync(path.join(stateDir, 'guests', 'watch.json'), { force: true });
-      await saveVersioned(path.join(stateDir, 'guests', 'snapshot.json'), {
+      await guestStateFiles(stateStore(), stateDir).snapshot.save({
         version: 1,
         bootId: `prev-boot-${r}-0000`,
         bootTime: null,
@@ -160,7 +161,7 @@ async function latencyBench(rounds: number): Promise<string[][]> {
         if (ts.some((x) => x.uuid === uuid && x.outcome === 'restarted')) decidedAt = performance.timeOrigin + performance.now();
         void at;
       };
-      await watcher.start({ config, log, hostPath: (p) => p, env: process.env, state: new HostState(), signal: new AbortController().signal });
+      await watcher.start({ config, log, hostPath: (p) => p, env: process.env, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
       // Let the event stream connect and the initial resync finish so only the event drives the decision.
       await new Promise((res) => setTimeout(res, 1500));
       await watcher.refreshSoon();

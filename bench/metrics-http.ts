@@ -16,12 +16,13 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { freePort, repoRoot, waitFor } from '../test/harness/agent.js';
+import { readNodeFlags } from '../scripts/node-flags.js';
 import { bcryptHash, makePki, writeWebConfig } from '../test/harness/tls.js';
 import { request as httpsRequest } from 'node:https';
 
-// The same V8 flags as the systemd unit by default: a small young generation keeps RSS down.
+// The packaged agent's V8 flags by default (scripts/node-flags.txt, chosen by bench/footprint.ts).
 const { values } = parseArgs({
-  options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, 'node-flags': { type: 'string', default: '--max-semi-space-size=1' } },
+  options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, 'node-flags': { type: 'string', default: readNodeFlags().join(' ') } },
 });
 const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
 const duration = Number(values.duration);

@@ -20,6 +20,7 @@ import { hostPathResolver } from '../src/util/hostpath.js';
 import { startKeystone } from '../test/harness/keystone.js';
 import { hostVerdict, startPlacement } from '../test/harness/placement.js';
 import { fmt, quantile, table } from './table.js';
+import { contextTools } from '../test/fixtures/state-files.js';
 
 const { values } = parseArgs({ options: { agents: { type: 'string', default: '200' }, interval: { type: 'string', default: '30' }, intervals: { type: 'string', default: '2' } } });
 const AGENTS = Number(values.agents);
@@ -86,7 +87,7 @@ try {
     for (let i = 0; i < extensions.length; i += 4) {
       await Promise.all(
         extensions.slice(i, i + 4).map(async ({ ext, config }) => {
-          await ext.start({ config, log, hostPath: hostPathResolver('/'), env, state: new HostState(), signal: controller.signal });
+          await ext.start({ config, log, hostPath: hostPathResolver('/'), env, state: new HostState(), ...contextTools('placement'), signal: controller.signal });
           await ext.idle(); // start() only triggers the first pass
         }),
       );

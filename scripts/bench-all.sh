@@ -16,6 +16,7 @@ if [ "${BENCH_SIZE:-full}" = ci ]; then
     "bench/placement-reconcile.ts 100 4"
     "bench/exec-output-cap.ts --runs 3"
     "bench/splay.ts --agents 16 --interval 10 --intervals 2"
+    "bench/footprint.ts"
   )
 else
   benches=(
@@ -27,6 +28,7 @@ else
     "bench/placement-reconcile.ts"
     "bench/exec-output-cap.ts"
     "bench/splay.ts"
+    "bench/footprint.ts"
   )
 fi
 failed=0

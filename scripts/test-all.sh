@@ -58,6 +58,7 @@ check "typecheck (tsc --noEmit)" npx tsc -p tsconfig.json --noEmit
 check "imports: no cycle, layers point one way" npx tsx scripts/check-imports.ts
 check "build (tsc)" npm run --silent build
 check "config.example.yaml current" npx tsx scripts/gen-config-example.ts --check
+check "man/vtpm-agent.8 current" npx tsx scripts/gen-manpage.ts --check
 if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify" bash scripts/verify-systemd-unit.sh
 else

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import type { AgentExtension } from './extension-api.js';
 import type { CheckSection } from './results.js';
-import { extensionFactories } from './extension-list.js';
+import { loadExtensions } from './extension-list.js';
 import { AgentError } from './errors.js';
 import { collectInventory, inventoryOptions } from './guests/inventory.js';
 import { preRebootFailure, preRebootReport, type PreRebootReport } from './guests/pre-reboot.js';
@@ -12,6 +12,8 @@ import { buildReport, type HostReport } from './report.js';
 import { enabledProbes, ProbeScheduler } from './scheduler.js';
 import { HostState } from './state.js';
 import { hostPathResolver } from './util/hostpath.js';
+import { RestartReasons } from './guests/reasons.js';
+import { StateFiles } from './util/state-file.js';
 
 export interface CheckOptions {
   config: AgentConfig;
@@ -34,14 +36,16 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
     const probes = enabledProbes(options.probes ?? allProbes, config);
     const hostPath = hostPathResolver(config.hostRoot);
     // The daemon owns the state files under stateDir: the check reads them and writes none.
-    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true });
+    const stateFiles = new StateFiles({ log, readOnly: true });
+    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true, stateFiles });
     await scheduler.runCycle();
     state.completeCycle();
-    const extensions = (options.extensions ?? extensionFactories.map((f) => f())).filter((e) => e.enabled(config) && e.checkOnce);
+    const restartReasons = new RestartReasons();
+    const extensions = (options.extensions ?? (await loadExtensions(config))).filter((e) => e.enabled(config) && e.checkOnce);
     const sections: CheckSection[] = [];
     for (const extension of extensions) {
       try {
-        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, signal: controller.signal }));
+        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, stateFiles: stateFiles.store(extension.name), restartReasons, signal: controller.signal }));
       } catch (err) {
         sections.push({ name: extension.name, ok: false, summary: `check failed: ${(err as Error).message}`, data: null });
       }

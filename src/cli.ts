@@ -1,114 +1,95 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { Agent } from './agent.js';
-import { runCheck, runPreRebootCheck } from './check.js';
-import { PRE_REBOOT_EXIT, renderPreReboot } from './guests/pre-reboot.js';
+import { COMMANDS, EXIT, GLOBAL_OPTIONS, commandUsage, findCommand, mainUsage, optionFlags, parseArgsOptions, type CommandSpec } from './cli-help.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { renderFailures, renderFleet } from './fleet/render.js';
-import { runFleet } from './fleet/run.js';
-import { createLogger } from './logger.js';
+import type { AgentConfig } from './config/schema.js';
+import { createLogger, LogOutput } from './logger.js';
 import { loadWebConfig, type WebConfig } from './reporter/web-config.js';
-import { runReconcileOnce } from './placement/extension.js';
-import { renderReport, renderSection, sectionsNeedingAttention } from './report.js';
-import { buildInfo } from './version.js';
+import { buildInfo, versionText } from './version.js';
 
-/** Exit codes: check → 0 usable, 1 none usable, 2 the check itself failed; 78 = EX_CONFIG. */
-export const EXIT = { OK: 0, NONE_USABLE: 1, CHECK_FAILED: 2, NEEDS_ATTENTION: 3, USAGE: 64, CONFIG: 78 } as const;
+export { EXIT };
 
-const USAGE = `Usage: vtpm-agent <command> [options]
+/** A usage error in words, with where to look: exit 64 (EX_USAGE), never parseArgs' raw text. */
+function usageError(message: string, command?: CommandSpec): number {
+  const help = command ? `vtpm-agent ${command.name} --help` : 'vtpm-agent --help';
+  process.stderr.write(`vtpm-agent${command ? ` ${command.name}` : ''}: ${message}\nRun \`${help}\` for the options.\n`);
+  return EXIT.USAGE;
+}
 
-Commands:
-  check [--json] [--strict]
-                     check this host once: which TPM version × model really works, and why not
-                     (exit 0 usable, 1 none usable, 2 the check could not run; with --strict,
-                     3 when usable but a section needs attention: a failed health check, a
-                     guest at risk, drift)
-  check --pre-reboot [--json]
-                     may this host be rebooted? lists the running vTPM guests that would not
-                     come back after a reboot, and why (exit 0 none, 1 guests at risk, 2 could
-                     not tell: libvirt unreachable or a domain unreadable)
-  serve              run the agent: scheduled probes, /metrics, /healthz, /readyz, /status
-  reconcile --once [--dry-run] [--json]
-                     check this host, then reconcile its Placement traits once (exit 0 consistent,
-                     1 drift, 2 failure, 3 no OpenStack credentials configured)
-  fleet [--prometheus URL] [--json] [--timeout SECONDS]
-                     from any admin host with OpenStack credentials: every compute provider's vTPM
-                     traits and fencing (Placement), capacity per TPM version × model, the agents'
-                     verdicts, drift and guests at risk (with --prometheus), and an audit of vTPM
-                     flavors (Nova) and images (Glance) (exit 0 consistent, 1 findings, 2 could
-                     not run)
-  version            print the version
-
-Options:
-  -c, --config PATH  configuration file (default /etc/vtpm-agent/config.yaml, optional)
-  --set KEY=VALUE    override one configuration key, e.g. --set listen.port=9643 (repeatable)
-  --web.config.file PATH
-                     (serve) exporter-toolkit web configuration (TLS, basic auth, headers), the
-                     file node_exporter takes; same as --set web.configFile=PATH
-  --log-level LEVEL  fatal|error|warn|info|debug|trace|silent
-  --json             (check, reconcile, fleet) print JSON instead of the table
-  --once             (reconcile) one pass, then exit
-  --dry-run          (reconcile) show what would change in Placement, write nothing
-  --strict           (check) exit 3 when vTPM is usable but a section needs attention
-  --pre-reboot       (check) only the vTPM guests a host reboot would strand
-  --prometheus URL   (fleet) Prometheus scraping the agents, e.g. http://prometheus:9090
-  --timeout SECONDS  (fleet) limit of the whole run (default 120; each request has openstack.timeoutSeconds)
-  -h, --help         this help
-`;
+/** parseArgs' error codes → a human message naming the option. */
+function describeParseError(err: Error & { code?: string }, command: CommandSpec | undefined): string {
+  const quoted = /'([^']+)'/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const elsewhere = COMMANDS.filter((c) => c !== command && c.options.some((o) => `--${o.name}` === quoted || (o.short && `-${o.short}` === quoted)));
+      const hint = elsewhere.length ? ` (it belongs to: ${elsewhere.map((c) => c.name).join(', ')})` : '';
+      return `unknown option ${quoted}${command ? ` for '${command.name}'` : ''}${hint}`;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const option = [...GLOBAL_OPTIONS, ...(command?.options ?? [])].find((o) => quoted.includes(`--${o.name}`));
+      return option?.type === 'string' ? `option ${optionFlags(option)} needs a value` : `option ${quoted || '?'} takes no value`;
+    }
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument '${quoted}'`;
+    default:
+      return err.message;
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        set: { type: 'string', multiple: true },
-        'web.config.file': { type: 'string' },
-        'log-level': { type: 'string' },
-        json: { type: 'boolean' },
-        once: { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        strict: { type: 'boolean' },
-        'pre-reboot': { type: 'boolean' },
-        prometheus: { type: 'string' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`vtpm-agent: ${(err as Error).message}\n\n${USAGE}`);
-    return EXIT.USAGE;
-  }
-  const { values, positionals } = parsed;
-  const command = positionals[0];
-  if (values.help || !command) {
-    process.stdout.write(USAGE);
-    return values.help ? EXIT.OK : EXIT.USAGE;
-  }
-  if (command === 'version') {
-    process.stdout.write(`vtpm-agent ${buildInfo.version}\n`);
+  // First find the command (the first word that is not an option or an option's value), then
+  // parse strictly with the options of that command only.
+  const everyOption = parseArgsOptions([...GLOBAL_OPTIONS, ...COMMANDS.flatMap((c) => c.options)]);
+  const loose = parseArgs({ args: argv, options: everyOption, allowPositionals: true, strict: false });
+  const word = loose.positionals[0];
+  let command = word === undefined ? undefined : findCommand(word);
+  if (word !== undefined && !command) return usageError(`unknown command '${word}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+  // `help check` is `check --help`.
+  let helpFor = command;
+  if (command?.name === 'help') {
+    helpFor = loose.positionals[1] === undefined ? undefined : findCommand(loose.positionals[1]);
+    if (loose.positionals[1] !== undefined && !helpFor) return usageError(`no help for unknown command '${loose.positionals[1]}'`);
+    process.stdout.write(helpFor ? commandUsage(helpFor) : mainUsage());
     return EXIT.OK;
   }
-  if (command === 'reconcile' && !values.once) {
-    process.stderr.write('vtpm-agent: reconcile runs inside `serve`; use `reconcile --once` for a single pass\n');
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: parseArgsOptions([...GLOBAL_OPTIONS, ...(command?.options ?? [])]),
+      allowPositionals: true,
+      strict: true,
+    }).values as Record<string, string | boolean | string[] | undefined>;
+  } catch (err) {
+    return usageError(describeParseError(err as Error & { code?: string }, command), command);
+  }
+  const extra = loose.positionals.slice(1);
+  if (extra.length) return usageError(`unexpected argument '${extra[0]}'`, command);
+  if (values.help) {
+    process.stdout.write(command ? commandUsage(command) : mainUsage());
+    return EXIT.OK;
+  }
+  if (values.version || command?.name === 'version') {
+    process.stdout.write(versionText());
+    return EXIT.OK;
+  }
+  if (!command) {
+    process.stderr.write(mainUsage());
     return EXIT.USAGE;
   }
-  if (values['pre-reboot'] && command !== 'check') {
-    process.stderr.write(`vtpm-agent: --pre-reboot belongs to check, not ${command}\n\n${USAGE}`);
-    return EXIT.USAGE;
+  if (command.name === 'reconcile' && !values.once) {
+    return usageError('reconcile runs inside `serve`; use `reconcile --once` for a single pass', command);
   }
-  if (command !== 'check' && command !== 'serve' && command !== 'reconcile' && command !== 'fleet') {
-    process.stderr.write(`vtpm-agent: unknown command '${command}'\n\n${USAGE}`);
-    return EXIT.USAGE;
-  }
-  const overrides = [...(values.set ?? [])];
-  if (values['log-level']) overrides.push(`logLevel=${values['log-level']}`);
-  if (values['web.config.file']) overrides.push(`web.configFile=${JSON.stringify(values['web.config.file'])}`);
+  const str = (name: string) => values[name] as string | undefined;
+  const flag = (name: string) => values[name] === true;
+  const overrides = [...((values.set as string[] | undefined) ?? [])];
+  const logLevelFlag = str('log.level') ?? str('log-level');
+  if (logLevelFlag) overrides.push(`logLevel=${logLevelFlag}`);
+  if (str('log.format')) overrides.push(`logFormat=${str('log.format')}`);
+  if (str('web.config.file')) overrides.push(`web.configFile=${JSON.stringify(str('web.config.file'))}`);
   let loaded;
   try {
-    loaded = await loadConfig({ path: values.config, overrides });
+    loaded = await loadConfig({ path: str('config'), overrides });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`vtpm-agent: ${err.message}\n`);
@@ -119,13 +100,14 @@ export async function main(argv: string[]): Promise<number> {
   const { config } = loaded;
   for (const warning of loaded.warnings) process.stderr.write(`vtpm-agent: warning: ${warning}\n`);
 
-  if (command === 'reconcile') {
-    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+  if (command.name === 'reconcile') {
+    const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
+    const [{ runCheck }, { runReconcileOnce }, { renderSection }] = await Promise.all([import('./check.js'), import('./placement/extension.js'), import('./report.js')]);
     try {
       // The verdict comes from a fresh run of the probes; no extension runs.
       const report = await runCheck({ config, log, extensions: [] });
-      const outcome = await runReconcileOnce({ config, log, verdict: report.verdict, dryRun: values['dry-run'] === true });
-      process.stdout.write(values.json ? `${JSON.stringify(outcome.section, null, 2)}\n` : `${renderSection(outcome.section)}\n`);
+      const outcome = await runReconcileOnce({ config, log, verdict: report.verdict, dryRun: flag('dry-run') });
+      process.stdout.write(flag('json') ? `${JSON.stringify(outcome.section, null, 2)}\n` : `${renderSection(outcome.section)}\n`);
       return outcome.exitCode;
     } catch (err) {
       process.stderr.write(`vtpm-agent: reconcile could not run: ${(err as Error).stack ?? String(err)}\n`);
@@ -133,18 +115,18 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  if (command === 'fleet') {
-    const timeoutSeconds = values.timeout === undefined ? 120 : Number(values.timeout);
+  if (command.name === 'fleet') {
+    const timeoutSeconds = str('timeout') === undefined ? 120 : Number(str('timeout'));
     if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 3600) {
-      process.stderr.write(`vtpm-agent: --timeout must be a number of seconds between 0 and 3600, got ${JSON.stringify(values.timeout)}\n`);
-      return EXIT.USAGE;
+      return usageError(`--timeout must be a number of seconds between 0 and 3600, got ${JSON.stringify(str('timeout'))}`, command);
     }
-    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
+    const [{ runFleet }, { renderFailures, renderFleet }] = await Promise.all([import('./fleet/run.js'), import('./fleet/render.js')]);
     try {
-      const outcome = await runFleet({ config, log, prometheusUrl: values.prometheus ?? null, timeoutSeconds });
-      if (outcome.report) process.stdout.write(values.json ? `${JSON.stringify(outcome.report, null, 2)}\n` : `${renderFleet(outcome.report)}\n`);
+      const outcome = await runFleet({ config, log, prometheusUrl: str('prometheus') ?? null, timeoutSeconds });
+      if (outcome.report) process.stdout.write(flag('json') ? `${JSON.stringify(outcome.report, null, 2)}\n` : `${renderFleet(outcome.report)}\n`);
       else {
-        if (values.json) process.stdout.write(`${JSON.stringify({ failures: outcome.failures }, null, 2)}\n`);
+        if (flag('json')) process.stdout.write(`${JSON.stringify({ failures: outcome.failures }, null, 2)}\n`);
         process.stderr.write(`${renderFailures(outcome.failures)}\n`);
       }
       return outcome.exitCode;
@@ -154,21 +136,23 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  if (command === 'check') {
+  if (command.name === 'check') {
     // The check's logs go to stderr (warn and up by default) so stdout is only the report.
-    if (values['pre-reboot']) {
+    const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
+    if (flag('pre-reboot')) {
+      const [{ runPreRebootCheck }, { PRE_REBOOT_EXIT, renderPreReboot }] = await Promise.all([import('./check.js'), import('./guests/pre-reboot.js')]);
       const report = await runPreRebootCheck(config);
-      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderPreReboot(report)}\n`);
+      process.stdout.write(flag('json') ? `${JSON.stringify(report, null, 2)}\n` : `${renderPreReboot(report)}\n`);
       return PRE_REBOOT_EXIT[report.outcome];
     }
-    const log = createLogger(values['log-level'] ? config.logLevel : 'warn', { write: (s: string) => process.stderr.write(s) } as never);
+    const [{ runCheck }, { renderReport, sectionsNeedingAttention }] = await Promise.all([import('./check.js'), import('./report.js')]);
     try {
       const report = await runCheck({ config, log });
-      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+      process.stdout.write(flag('json') ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
       if (!report.verdict) return EXIT.CHECK_FAILED;
       if (!report.verdict.anyUsable) return EXIT.NONE_USABLE;
       // Usable, but something an operator should look at: opt-in, so the 0/1/2 contract holds.
-      return values.strict && sectionsNeedingAttention(report).length ? EXIT.NEEDS_ATTENTION : EXIT.OK;
+      return flag('strict') && sectionsNeedingAttention(report).length ? EXIT.NEEDS_ATTENTION : EXIT.OK;
     } catch (err) {
       process.stderr.write(`vtpm-agent: the check could not run: ${(err as Error).stack ?? String(err)}\n`);
       return EXIT.CHECK_FAILED;
@@ -187,8 +171,11 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   }
-  const log = createLogger(config.logLevel);
-  log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo.version }, 'starting vtpm-agent');
+  const output = new LogOutput({ fd: 1, format: config.logFormat });
+  const log = createLogger(config.logLevel, output);
+  log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo().version, revision: buildInfo().revision }, 'starting vtpm-agent');
+  // Each command loads only its own code: `--version` and `check` never load the daemon's.
+  const { Agent } = await import('./agent.js');
   const agent = new Agent({ config, log, webConfig });
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
@@ -208,6 +195,21 @@ export async function main(argv: string[]): Promise<number> {
       },
     );
   };
+  // SIGHUP (`systemctl reload`) re-reads the configuration; without a handler Node would exit 129.
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP', configSource: loaded.source ?? '(defaults)' }, 'reloading configuration');
+    let candidate: AgentConfig | undefined;
+    agent
+      .reload(async () => {
+        const reloaded = await loadConfig({ path: str('config'), overrides });
+        for (const warning of reloaded.warnings) log.warn(warning);
+        return (candidate = reloaded.config);
+      })
+      .then((outcome) => {
+        if (outcome.ok && candidate) output.format = candidate.logFormat;
+      })
+      .catch((err: unknown) => log.error({ err }, 'reload failed; the running configuration stays'));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

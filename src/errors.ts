@@ -35,6 +35,7 @@ export const errorCatalogue = {
   VTPM_ERR_GUEST_DOMAIN_UNREADABLE: 'a libvirt domain could not be read (vanished or unreadable)',
   VTPM_ERR_LOG_READ: 'nova-compute log cannot be read',
   VTPM_ERR_STATE_WRITE: 'persisted state cannot be written',
+  VTPM_ERR_STATE_UNREADABLE: 'persisted state cannot be read or set aside',
   VTPM_ERR_BARBICAN_PREFLIGHT: 'Barbican secret preflight failed',
   VTPM_ERR_PROMETHEUS_QUERY: 'Prometheus query failed',
 } as const;

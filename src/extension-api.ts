@@ -3,6 +3,8 @@ import type { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
 import type { CheckSection, StateView } from './results.js';
 import type { HostPathResolver } from './util/hostpath.js';
+import type { RestartReasons } from './guests/reasons.js';
+import type { StateStore } from './util/state-file.js';
 
 export interface ExtensionContext {
   config: AgentConfig;
@@ -11,6 +13,10 @@ export interface ExtensionContext {
   env: NodeJS.ProcessEnv;
   /** Latest probe results, read-only and subscribable; extensions publish their own via `status()`. */
   state: StateView;
+  /** This extension's files under the state directory (read-only in `vtpm-agent check`). */
+  stateFiles: StateStore;
+  /** Why a guest failed to restart, as other extensions know it (this agent's registry). */
+  restartReasons: RestartReasons;
   /** Aborted when the agent stops. */
   signal: AbortSignal;
 }

@@ -33,7 +33,7 @@ export function buildReport(state: StateView, probes: Probe[], extraSections: Ch
   sections.push(...extraSections);
   return {
     schemaVersion: 1,
-    agentVersion: buildInfo.version,
+    agentVersion: buildInfo().version,
     hostname: os.hostname(),
     generatedAt: new Date().toISOString(),
     versions: { libvirt: libvirt?.libvirtVersion ?? null, qemu: libvirt?.qemuVersion ?? null, swtpm: swtpm?.version ?? null },

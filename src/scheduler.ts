@@ -4,6 +4,7 @@ import type { AgentConfig } from './config/schema.js';
 import { probeTimeoutMs, startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
+import type { StateFiles } from './util/state-file.js';
 import type { HostPathResolver } from './util/hostpath.js';
 import { Semaphore } from './util/semaphore.js';
 import { scheduleIntervalMs, splayIdentity, splayOffsetMs, splayWait } from './util/splay.js';
@@ -18,6 +19,8 @@ export interface SchedulerOptions {
   signal: AbortSignal;
   /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
   readOnlyState?: boolean;
+  /** The agent's state-file registry (see RunProbeOptions.stateFiles). */
+  stateFiles?: StateFiles;
   /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
   overdueGraceMs?: number;
   /** What the splay offset hashes; default: the configured provider / Nova host name, else the OS host name. */
@@ -68,23 +71,31 @@ export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {
  * itself: a tick that finds it still running is skipped and counted.
  */
 export class ProbeScheduler {
-  private readonly tasks: ScheduledTask[] = [];
+  /** One cron task per schedule, keyed by its expression and the probes it runs. */
+  private readonly tasks = new Map<string, { task: ScheduledTask; watch: ScheduleWatch }>();
   private readonly running = new Map<string, Promise<void>>();
-  private readonly semaphore: Semaphore;
-  private readonly probes: Probe[];
+  private semaphore: Semaphore;
+  private concurrency: number;
+  private scheduled = false;
+  private enabled: Probe[];
   /** Ticks skipped because the probe was still running, per probe. */
   readonly skipped = new Map<string, number>();
-  private readonly watches: ScheduleWatch[] = [];
   /** When each running probe's work began (monotonic ms, after it got its concurrency slot). */
   private readonly workStartedAt = new Map<string, number>();
 
   constructor(private readonly options: SchedulerOptions) {
-    this.semaphore = new Semaphore(options.config.probes.concurrency);
-    this.probes = enabledProbes(options.probes, options.config);
+    this.concurrency = options.config.probes.concurrency;
+    this.semaphore = new Semaphore(this.concurrency);
+    this.enabled = enabledProbes(options.probes, options.config);
+  }
+
+  /** The probes the current configuration enables. */
+  get probes(): Probe[] {
+    return this.enabled;
   }
 
   /** Runs the given probes once, each after the probes it reads (`after`) when they are in the set. */
-  async runCycle(probes: Probe[] = this.probes): Promise<void> {
+  async runCycle(probes: Probe[] = this.enabled): Promise<void> {
     const names = new Set(probes.map((p) => p.name));
     const done = new Map<string, Promise<void>>();
     const start = (probe: Probe, chain: string[]): Promise<void> => {
@@ -133,14 +144,37 @@ export class ProbeScheduler {
 
   /** Schedules every enabled probe; the first full cycle starts at once. */
   start(): Promise<void> {
+    this.scheduled = true;
+    this.schedule();
+    const first = this.runCycle().then(() => this.options.state.completeCycle());
+    return first;
+  }
+
+  /** The schedules the configuration asks for: key → expression and probes. */
+  private wanted(): Map<string, { expr: string; probes: Probe[] }> {
     const bySchedule = new Map<string, Probe[]>();
-    for (const probe of this.probes) {
+    for (const probe of this.enabled) {
       const expr = probe.schedule?.(this.options.config) ?? this.options.config.probes.schedule;
       bySchedule.set(expr, [...(bySchedule.get(expr) ?? []), probe]);
     }
+    return new Map([...bySchedule].map(([expr, probes]) => [`${expr}|${probes.map((p) => p.name).join(',')}`, { expr, probes }]));
+  }
+
+  /** Creates the cron tasks that are missing and destroys those no longer wanted; returns what changed. */
+  private schedule(): { started: string[]; stopped: string[] } {
+    const wanted = this.wanted();
+    const stopped: string[] = [];
+    for (const [key, { task, watch }] of this.tasks) {
+      if (wanted.has(key)) continue;
+      void task.destroy();
+      this.tasks.delete(key);
+      stopped.push(`${watch.expr} (${watch.probes.map((p) => p.name).join(', ')})`);
+    }
     const graceMs = this.options.overdueGraceMs ?? 60_000;
     const identity = this.options.splayIdentity ?? splayIdentity(this.options.config.identity);
-    for (const [expr, probes] of bySchedule) {
+    const started: string[] = [];
+    for (const [key, { expr, probes }] of wanted) {
+      if (this.tasks.has(key)) continue;
       const watch: ScheduleWatch = { expr, probes, inCycle: false, dueBy: Infinity, offsetMs: 0 };
       const task = cron.schedule(
         expr,
@@ -163,11 +197,36 @@ export class ProbeScheduler {
       });
       watch.offsetMs = splayOffsetMs(`${identity} ${expr}`, scheduleIntervalMs(task), this.options.config.splay);
       watch.dueBy = nextDue(task, graceMs);
-      this.watches.push(watch);
-      this.tasks.push(task);
+      this.tasks.set(key, { task, watch });
+      started.push(`${expr} (${probes.map((p) => p.name).join(', ')})`);
     }
-    const first = this.runCycle().then(() => this.options.state.completeCycle());
-    return first;
+    return { started, stopped };
+  }
+
+  /**
+   * A reloaded configuration: probes read it from their next run on, so only the schedules whose
+   * expression or probe set changed get new cron tasks; the others keep ticking untouched. Probes
+   * the new configuration enables run once at once (their first result), and results and counters
+   * of every probe stay.
+   */
+  reconfigure(config: AgentConfig, hostPath: HostPathResolver): { schedulesStarted: string[]; schedulesStopped: string[]; probesAdded: Probe[]; probesRemoved: Probe[] } {
+    const before = new Set(this.enabled.map((p) => p.name));
+    this.options.config = config;
+    this.options.hostPath = hostPath;
+    this.enabled = enabledProbes(this.options.probes, config);
+    // Runs in flight keep the slots they hold; new runs share the new limit.
+    if (config.probes.concurrency !== this.concurrency) {
+      this.concurrency = config.probes.concurrency;
+      this.semaphore = new Semaphore(this.concurrency);
+    }
+    const after = new Set(this.enabled.map((p) => p.name));
+    const probesAdded = this.enabled.filter((p) => !before.has(p.name));
+    const probesRemoved = this.options.probes.filter((p) => before.has(p.name) && !after.has(p.name));
+    // Before start() (or after stop()) nothing is scheduled, and a reload schedules nothing either.
+    const live = this.scheduled && !this.options.signal.aborted;
+    const { started, stopped } = live ? this.schedule() : { started: [], stopped: [] };
+    if (live && probesAdded.length) this.runCycle(probesAdded).catch((err: unknown) => this.options.log.error({ err }, 'first run of newly enabled probes failed'));
+    return { schedulesStarted: started, schedulesStopped: stopped, probesAdded, probesRemoved };
   }
 
   /**
@@ -177,12 +236,13 @@ export class ProbeScheduler {
    */
   stalls(now = performance.now()): SchedulerStalls {
     const grace = this.options.overdueGraceMs ?? 60_000;
-    const overdueSchedules = this.watches
+    const overdueSchedules = [...this.tasks.values()]
+      .map((t) => t.watch)
       .filter((w) => !w.inCycle && now > w.dueBy)
       .map((w) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), overdueSeconds: Math.round((now - w.dueBy) / 1000) }));
     const stuckProbes: StuckProbe[] = [];
     for (const [name, since] of this.workStartedAt) {
-      const probe = this.probes.find((p) => p.name === name);
+      const probe = this.options.probes.find((p) => p.name === name);
       if (probe && now - since > probeTimeoutMs(probe, this.options.config) + grace) stuckProbes.push({ probe: name, runningSeconds: Math.round((now - since) / 1000) });
     }
     return { overdueSchedules, stuckProbes };
@@ -190,13 +250,13 @@ export class ProbeScheduler {
 
   /** Each schedule's splay offset (for /status and tests). */
   splayOffsets(): Array<{ schedule: string; probes: string[]; offsetMs: number }> {
-    return this.watches.map((w) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), offsetMs: w.offsetMs }));
+    return [...this.tasks.values()].map(({ watch: w }) => ({ schedule: w.expr, probes: w.probes.map((p) => p.name), offsetMs: w.offsetMs }));
   }
 
   async stop(): Promise<void> {
-    for (const task of this.tasks) await task.destroy();
-    this.tasks.length = 0;
-    this.watches.length = 0;
+    this.scheduled = false;
+    for (const { task } of this.tasks.values()) await task.destroy();
+    this.tasks.clear();
     // Probes see the agent's abort signal and kill their children; wait briefly for them.
     await Promise.race([Promise.allSettled([...this.running.values()]), new Promise((r) => setTimeout(r, 3000).unref())]);
   }

@@ -1,16 +1,17 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
+import { SerialRunner } from '../util/serial-runner.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection, ProbeResult } from '../results.js';
-import { registerRestartReasonSource } from '../guests/reasons.js';
 import { GUEST_INVENTORY } from '../guests/types.js';
 import { openSession, type OpenStackSession } from '../openstack/index.js';
 import { checkSecret } from './client.js';
-import type { BarbicanConfig } from './config.js';
 import { registerPreflightMetrics } from './metrics.js';
-import { Preflight, preflightTargets } from './preflight.js';
+import { Preflight, preflightTargets, preflightTotalsSchema, type PreflightTotals } from './preflight.js';
+import type { StateFile } from '../util/state-file.js';
 import { delayToNextSlotMs, splayIdentity, splayOffsetMs } from '../util/splay.js';
 
 /**
@@ -26,7 +27,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
   private state: 'not-configured' | 'invalid' | 'ready' = 'not-configured';
   private problem: string | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  /** One round at a time; the interval skips a tick while a (spread) round still runs. */
+  private runner: SerialRunner | null = null;
   private abort = new AbortController();
   private unregister: (() => void) | null = null;
   private log: Logger | null = null;
@@ -34,6 +36,11 @@ export class BarbicanPreflightExtension implements AgentExtension {
   /** Removes the one-shot listener waiting for the first guest inventory. */
   private stopWaiting: (() => void) | null = null;
   private stopped = false;
+  private totalsFile: StateFile<PreflightTotals> | null = null;
+  /** False while the totals file could not be read: it is looked at again before each save, never saved over. */
+  private totalsLoaded = false;
+  private saving: Promise<void> = Promise.resolve();
+  private savePending = false;
 
   enabled(config: AgentConfig): boolean {
     return config.barbican.enabled;
@@ -61,6 +68,39 @@ export class BarbicanPreflightExtension implements AgentExtension {
       concurrency: cfg.concurrency,
       spreadMs: cfg.spread ? cfg.intervalSeconds * 1000 * 0.8 : 0,
       check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
+      onCounted: () => this.requestSave(),
+    });
+    this.totalsFile = ctx.stateFiles.file({
+      name: 'barbican/preflight',
+      path: path.join(ctx.config.stateDir, 'barbican', 'preflight.json'),
+      version: 1,
+      schema: preflightTotalsSchema,
+      consequence: 'Barbican preflight counts are kept in memory only (a restart would lose them)',
+    });
+  }
+
+  /**
+   * Restores the counts an earlier agent saved (so a crash before the next scrape loses none). A
+   * file unreadable at start is read again before each save: its counts are then added to ours.
+   */
+  private async loadTotals(): Promise<boolean> {
+    if (this.totalsLoaded) return true;
+    const loaded = await this.totalsFile!.load();
+    if (!loaded.canSave) return false;
+    if (loaded.value) this.preflight!.restore(addTotals(loaded.value, this.preflight!.totals()));
+    this.totalsLoaded = true;
+    return true;
+  }
+
+  /** Saves after each counted check, coalesced: one write in flight and at most one queued. */
+  private requestSave(): void {
+    if (this.savePending || !this.totalsFile) return;
+    this.savePending = true;
+    this.saving = this.saving.then(async () => {
+      this.savePending = false;
+      if (!(await this.loadTotals())) return;
+      // Failures are logged once per change and shown in /readyz by the state file.
+      await this.totalsFile!.save(this.preflight!.totals()).catch(() => undefined);
     });
   }
 
@@ -70,22 +110,23 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.setup(ctx);
     const preflight = this.preflight;
     if (!preflight) return;
-    this.unregister = registerRestartReasonSource({
+    await this.loadTotals();
+    this.unregister = ctx.restartReasons.register({
       reasonFor: (uuid) => {
         const r = preflight.resultFor(uuid);
         if (!r || r.result === 'ok' || r.result === 'unavailable') return undefined;
         return { reason: 'barbican_access', detail: `Barbican preflight as Nova's identity: ${r.result} (${r.detail})` };
       },
     });
-    const tick = () => {
-      this.running = this.round(ctx, ctx.config.barbican).finally(() => {
-        this.running = null;
-      });
-    };
+    const runner = new SerialRunner({
+      run: () => this.round(ctx, preflight),
+      onError: (err) => this.log?.error({ err: toAgentError(err, 'VTPM_ERR_BARBICAN_PREFLIGHT').toJSON() }, 'Barbican preflight round failed'),
+    });
+    this.runner = runner;
     // Usually the agent starts before the first guest inventory: the first round then runs as
     // soon as it appears, not a whole interval later.
-    if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, tick);
-    tick();
+    if (!ctx.state.get(GUEST_INVENTORY)?.data) this.waitForInventory(ctx, runner);
+    void runner.trigger();
     // Later rounds start in this host's splay slot of each interval (wall-clock aligned), so a
     // fleet restarted at once does not send its rounds to Barbican in the same second.
     const intervalMs = ctx.config.barbican.intervalSeconds * 1000;
@@ -93,7 +134,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     const next = (): void => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
-        if (!this.running) tick();
+        runner.triggerIfIdle();
         next();
       }, ctx.config.splay > 0 ? delayToNextSlotMs(Date.now(), intervalMs, offsetMs) : intervalMs);
       this.timer.unref();
@@ -101,16 +142,12 @@ export class BarbicanPreflightExtension implements AgentExtension {
     next();
   }
 
-  private waitForInventory(ctx: ExtensionContext, tick: () => void): void {
+  private waitForInventory(ctx: ExtensionContext, runner: SerialRunner): void {
     const onResult = (r: ProbeResult): void => {
       if (r.probe !== GUEST_INVENTORY || !r.data) return;
       this.stopWaiting?.();
-      const go = (): void => {
-        if (!this.stopped && !this.running) tick();
-      };
-      // A round still finishing (it found no inventory) is let end first.
-      if (this.running) void this.running.then(go);
-      else go();
+      // A round still finishing (it found no inventory) ends first; this one runs right after.
+      if (!this.stopped) void runner.trigger();
     };
     ctx.state.on('result', onResult);
     this.stopWaiting = () => {
@@ -119,8 +156,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
     };
   }
 
-  private async round(ctx: ExtensionContext, cfg: BarbicanConfig): Promise<void> {
-    void cfg;
+  /** One round of `preflight` (the daemon's, or the one-shot check's own without spreading). */
+  private async round(ctx: ExtensionContext, preflight: Preflight): Promise<void> {
     const inv = ctx.state.get(GUEST_INVENTORY);
     if (!inv?.data) {
       this.problem = 'no guest inventory yet';
@@ -129,7 +166,7 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.inventoryAt = inv.data.collectedAt;
     const targets = preflightTargets(inv.data);
     try {
-      const done = await this.preflight!.run(targets, AbortSignal.any([this.abort.signal, ctx.signal]));
+      const done = await preflight.run(targets, AbortSignal.any([this.abort.signal, ctx.signal]));
       this.problem = null;
       for (const c of done) {
         if (c.result !== 'ok') this.log?.warn({ instanceUuid: c.instanceUuid, secretUuid: c.secretUuid, mode: c.mode, result: c.result, detail: c.detail }, 'vTPM secret not accessible to Nova\'s identity');
@@ -149,7 +186,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.abort.abort();
-    await this.running?.catch(() => undefined);
+    await this.runner?.stop();
+    await this.saving;
     this.unregister?.();
     this.unregister = null;
     await this.session?.close();
@@ -193,8 +231,8 @@ export class BarbicanPreflightExtension implements AgentExtension {
     this.abort = new AbortController();
     this.setup(ctx);
     if (this.preflight) {
-      // One round now, without spreading: `check` is interactive.
-      const cfg = { ...ctx.config.barbican, spread: false };
+      // One round now, not spread over the interval and ignoring the TTL: `check` is interactive.
+      const cfg = ctx.config.barbican;
       const session = this.session!;
       this.preflight = new Preflight({
         ttlMs: 0,
@@ -202,11 +240,16 @@ export class BarbicanPreflightExtension implements AgentExtension {
         spreadMs: 0,
         check: (t, signal) => checkSecret(session, t.secretUuid, { payload: cfg.checkPayload, signal, timeoutMs: ctx.config.openstack.timeoutSeconds * 1000 }),
       });
-      await this.round(ctx, cfg);
+      await this.round(ctx, this.preflight);
     }
     const section = this.status();
     await this.session?.close();
     this.session = null;
     return section;
   }
+}
+
+function addTotals(a: PreflightTotals, b: PreflightTotals): PreflightTotals {
+  const sum = <K extends string>(x: Record<K, number>, y: Record<K, number>) => Object.fromEntries(Object.keys(x).map((k) => [k, x[k as K] + (y[k as K] ?? 0)])) as Record<K, number>;
+  return { version: 1, checksByResult: sum(a.checksByResult, b.checksByResult), failures: sum(a.failures, b.failures) };
 }

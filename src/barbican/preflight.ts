@@ -1,5 +1,6 @@
 import type { GuestInventory, SecretMode } from '../guests/types.js';
-import { emptyReasonCounts, type BarbicanReason } from './reasons.js';
+import { z } from 'zod';
+import { barbicanReasons, emptyReasonCounts, type BarbicanReason } from './reasons.js';
 import { preflightResults, type PreflightResult, type SecretCheck } from './client.js';
 
 /**
@@ -43,6 +44,8 @@ export interface PreflightOptions {
   spreadMs: number;
   check: (target: PreflightTarget, signal: AbortSignal) => Promise<SecretCheck>;
   now?: () => number;
+  /** Called after each check is counted (the extension saves the totals). */
+  onCounted?: () => void;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
@@ -61,6 +64,14 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** The preflight's counters as saved under the state directory (they survive a crash). */
+export const preflightTotalsSchema = z.object({
+  version: z.literal(1),
+  checksByResult: z.object(Object.fromEntries(preflightResults.map((r) => [r, z.number().int().nonnegative()])) as Record<PreflightResult, z.ZodNumber>),
+  failures: z.object(Object.fromEntries(barbicanReasons.map((r) => [r, z.number().int().nonnegative()])) as Record<BarbicanReason, z.ZodNumber>),
+});
+export type PreflightTotals = z.infer<typeof preflightTotalsSchema>;
+
 export class Preflight {
   /** Latest result per instance; only current targets are kept. */
   private readonly results = new Map<string, GuestCheck>();
@@ -74,6 +85,16 @@ export class Preflight {
   constructor(private readonly options: PreflightOptions) {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
+  }
+
+  /** Continues the counts of an earlier agent (loaded from the state file). */
+  restore(saved: PreflightTotals): void {
+    Object.assign(this.checksByResult, saved.checksByResult);
+    Object.assign(this.failures, saved.failures);
+  }
+
+  totals(): PreflightTotals {
+    return { version: 1, checksByResult: { ...this.checksByResult }, failures: { ...this.failures } };
   }
 
   current(): GuestCheck[] {
@@ -116,6 +137,7 @@ export class Preflight {
         this.checksByResult[result.result] += 1;
         if (result.reason !== null) this.failures[result.reason] += 1;
         done.push(result);
+        this.options.onCounted?.();
       }
     };
     const workers = Array.from({ length: Math.min(this.options.concurrency, due.length) }, () => worker());

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cronExpression } from './cron.js';
+import { LOG_FORMATS } from '../logger.js';
 import { guestsConfigSchema } from '../guests/config.js';
 import { healthConfigSchema } from '../health/config.js';
 import { openstackConfigSchema } from '../openstack/config.js';
@@ -60,7 +61,11 @@ export const emulationConfigSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (JSON logs on stdout).'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (logs go to stdout).'),
+  logFormat: z
+    .enum(LOG_FORMATS)
+    .default('json')
+    .describe('Log line format: json (pino) or logfmt. Under systemd (JOURNAL_STREAM) each line also starts with its syslog priority `<N>`, so `journalctl -p err` filters.'),
   hostRoot: z.string().startsWith('/').default('/').describe('Host paths are resolved under this prefix (a pod mounting the host at /host sets `/host`).'),
   stateDir: z.string().startsWith('/').default('/var/lib/vtpm-agent').describe('Where the agent keeps persistent state (systemd StateDirectory).'),
   splay: z

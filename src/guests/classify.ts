@@ -6,14 +6,16 @@ import { isActiveState, type AtRiskGuest, type AtRiskReason, type LibvirtSecret,
 const MODES = new Set(['user', 'host', 'deployment']);
 
 /**
- * Secret mode of one guest: Nova's extra spec when present; otherwise a persistent libvirt
- * secret of usage `vtpm` for this instance means `host` (Nova keeps only those), an encrypted
- * Nova guest without one is `user`, and anything else cannot be told.
+ * Secret mode of one guest. A vTPM without encryption has no key to lose: `none`, whatever the
+ * flavor says. For an encrypted one: Nova's extra spec when present; otherwise a persistent
+ * libvirt secret of usage `vtpm` for this instance means `host` (Nova keeps only those), and
+ * without one it is `user` (the key comes from Barbican with the user's token).
  */
 export function inferSecretMode(
   guest: { uuid: string; encryptionSecret: string | null; nova: NovaMetadata | null },
   secrets: LibvirtSecret[] | null,
 ): { mode: SecretMode; source: SecretModeSource } {
+  if (guest.encryptionSecret === null) return { mode: 'none', source: 'domain' };
   const spec = guest.nova?.extraSpecs['hw:tpm_secret_security'];
   if (spec !== undefined && MODES.has(spec)) return { mode: spec as SecretMode, source: 'extra-spec' };
   if (secrets === null) return { mode: 'unknown', source: 'inferred' };
@@ -24,8 +26,7 @@ export function inferSecretMode(
       (s.usageName === guest.uuid || (guest.encryptionSecret !== null && s.uuid === guest.encryptionSecret)),
   );
   if (persistent) return { mode: 'host', source: 'inferred' };
-  if (guest.encryptionSecret !== null || guest.nova !== null) return { mode: 'user', source: 'inferred' };
-  return { mode: 'unknown', source: 'inferred' };
+  return { mode: 'user', source: 'inferred' };
 }
 
 export interface RiskContext {

@@ -4,11 +4,14 @@
  */
 import { probeKey } from '../results.js';
 
-/** Nova's `hw:tpm_secret_security` (2026.1+); `unknown` when it cannot be told. */
-export type SecretMode = 'user' | 'host' | 'deployment' | 'unknown';
+/**
+ * Nova's `hw:tpm_secret_security` (2026.1+) for an encrypted vTPM; `none` for a vTPM without
+ * encryption (no key to lose, e.g. TPM 1.2 under Nova metadata 1.0); `unknown` when it cannot be told.
+ */
+export type SecretMode = 'none' | 'user' | 'host' | 'deployment' | 'unknown';
 
-/** Where the secret mode came from: the flavor extra spec, or inferred from libvirt secrets. */
-export type SecretModeSource = 'extra-spec' | 'inferred';
+/** Where the secret mode came from: the domain (no encryption), the flavor extra spec, or inferred from libvirt secrets. */
+export type SecretModeSource = 'domain' | 'extra-spec' | 'inferred';
 
 /** libvirt domain states as `virsh domstate` prints them, normalised. */
 export type DomainState = 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended' | 'unknown';

@@ -6,7 +6,7 @@ import { isActiveState, restartFailureReasons, type GuestInventory, type Restart
  * whole state survives an agent restart (it is persisted after each change).
  */
 
-const secretModes = ['user', 'host', 'deployment', 'unknown'] as const;
+const secretModes = ['none', 'user', 'host', 'deployment', 'unknown'] as const;
 
 const snapshotGuestSchema = z.object({
   uuid: z.string(),
@@ -45,6 +45,11 @@ const trackedGuestSchema = snapshotGuestSchema.extend({
 });
 export type TrackedGuest = z.infer<typeof trackedGuestSchema>;
 
+const restartTotalsSchema = z.object({ restarted: z.number().int().nonnegative(), failed: z.number().int().nonnegative(), gone: z.number().int().nonnegative() });
+/** Outcomes decided on this host so far, over all boots (`vtpm_guest_restarts_total`). */
+export type RestartTotals = z.infer<typeof restartTotalsSchema>;
+export const noRestartTotals = (): RestartTotals => ({ restarted: 0, failed: 0, gone: 0 });
+
 export const watchSchema = z.object({
   version: z.literal(1),
   bootId: z.string().min(1),
@@ -58,6 +63,11 @@ export const watchSchema = z.object({
   deadlineAt: z.number(),
   snapshotTakenAt: z.number(),
   guests: z.array(trackedGuestSchema),
+  /**
+   * Saved in the same atomic write as the decisions that moved them, and carried into the next
+   * boot's watch: after a crash the next agent shows every outcome, none twice.
+   */
+  totals: restartTotalsSchema.default(noRestartTotals),
 });
 export type Watch = z.infer<typeof watchSchema>;
 
@@ -74,7 +84,7 @@ export function snapshotFromInventory(inv: GuestInventory, bootId: string, bootT
 }
 
 /** A new boot: every guest that ran at the last snapshot of the previous boot is pending. */
-export function startWatch(snapshot: Snapshot, bootId: string, bootTime: number | null, now: number, deadlineSeconds: number): Watch {
+export function startWatch(snapshot: Snapshot, bootId: string, bootTime: number | null, now: number, deadlineSeconds: number, totals: RestartTotals = noRestartTotals()): Watch {
   const bootMs = bootTime === null ? null : bootTime * 1000;
   // A real reboot boots after the last snapshot; otherwise (boot id switched by hand, clock
   // trouble) measure from when the watch began.
@@ -89,6 +99,7 @@ export function startWatch(snapshot: Snapshot, bootId: string, bootTime: number 
     deadlineAt: since + deadlineSeconds * 1000,
     snapshotTakenAt: snapshot.takenAt,
     guests: snapshot.guests.map((g) => ({ ...g, status: 'pending', reason: null, detail: null, decidedAt: null, timeToRestartSeconds: null, down: false, attempted: false })),
+    totals: { ...totals },
   };
 }
 
@@ -159,7 +170,9 @@ export function evaluateWatch(watch: Watch, inv: GuestInventory, now: number, cl
     }
     return t;
   });
-  return { watch: { ...watch, guests }, transitions, changed };
+  const totals = { ...watch.totals };
+  for (const t of transitions) totals[t.outcome] += 1;
+  return { watch: { ...watch, guests, totals }, transitions, changed };
 }
 
 export function pendingCount(watch: Watch | null): number {

@@ -1,10 +1,15 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
-import type { Transition, Watch } from './watch.js';
+import type { RestartTotals, Transition, Watch } from './watch.js';
 import { METRIC_NAMES } from '../metric-names.js';
 
 export interface WatcherView {
   watch(): Watch | null;
+  /**
+   * Persisted with the watch, so they survive a crash between a decision and the next scrape;
+   * null until loaded (no series then: a 0 before the restore would read as a false increase).
+   */
+  totals(): RestartTotals | null;
   bootTime(): number | null;
   eventStreamUp(): boolean | null;
   eventStreamRestarts(): number;
@@ -17,17 +22,22 @@ export interface WatcherView {
  * the histogram move only on a decision, which is made once per guest per boot.
  */
 export class WatcherMetrics {
-  private restarts: Counter<'outcome'> | undefined;
   private duration: Histogram | undefined;
 
   register(registry: Registry, view: WatcherView): void {
-    this.restarts = new Counter({
+    new Counter({
       name: METRIC_NAMES.guestRestarts,
       help: 'vTPM guests followed across a host reboot, by outcome (restarted, failed, gone = undefined before it came back)',
       labelNames: ['outcome'] as const,
       registers: [registry],
+      collect() {
+        // Mirrors the persisted totals (restored at start): a crash loses no outcome.
+        this.reset();
+        const totals = view.totals();
+        if (!totals) return;
+        for (const outcome of ['restarted', 'failed', 'gone'] as const) this.inc({ outcome }, totals[outcome]);
+      },
     });
-    for (const outcome of ['restarted', 'failed', 'gone']) this.restarts.inc({ outcome }, 0);
     this.duration = new Histogram({
       name: `${METRIC_PREFIX}guest_restart_duration_seconds`,
       help: 'Time from host boot (or from the start of the watch) until a vTPM guest ran again',
@@ -119,7 +129,6 @@ export class WatcherMetrics {
 
   record(transitions: Transition[]): void {
     for (const t of transitions) {
-      this.restarts?.inc({ outcome: t.outcome });
       if (t.outcome === 'restarted' && t.timeToRestartSeconds !== null) this.duration?.observe(t.timeToRestartSeconds);
     }
   }

@@ -1,25 +1,23 @@
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection } from '../results.js';
-import { toAgentError } from '../errors.js';
+import { AgentError, toAgentError } from '../errors.js';
 import { readBootId, readBootTime } from './boot.js';
 import { classifyFailure } from './classify-failure.js';
 import { EventStream, type LifecycleEvent } from './events.js';
 import { collectInventory, inventoryOptions } from './inventory.js';
-import { loadVersioned, removeStaleTemps, saveVersioned, stateFile } from './persist.js';
-import { externalReasonFor } from './reasons.js';
+import { guestStateFiles, type GuestStateFiles } from './state-files.js';
 import { swtpmFailureSince } from './swtpm-log.js';
 import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
-import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type FailureContext, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
+import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
 import { libvirtViewResolver } from '../util/container-paths.js';
+import { SerialRunner } from '../util/serial-runner.js';
 
-export const SNAPSHOT_FILE = 'snapshot.json';
-export const WATCH_FILE = 'watch.json';
+export { SNAPSHOT_FILE, WATCH_FILE } from './state-files.js';
 const INVENTORY_TIMEOUT_MS = 15_000;
 /** At shutdown the final snapshot must fit in the agent's stop budget (2 s). */
 const FINAL_SNAPSHOT_TIMEOUT_MS = 1500;
@@ -47,16 +45,16 @@ export class GuestRestartWatcher implements AgentExtension {
   private snapshotTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private initialized = false;
   /**
    * initialize() completed: this boot's watch (if any) is on disk, so the previous boot's snapshot
    * may be overwritten. Until then no snapshot is written and initialize is retried each refresh.
    */
   private watchReady = false;
+  /** Restart totals of the last saved watch when this boot has none (yet). */
+  private carriedTotals: RestartTotals = noRestartTotals();
   private stopping = false;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
-  private running: Promise<void> | null = null;
-  private again = false;
+  private runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
   private readonly metrics = new WatcherMetrics();
   /** Test/bench hook: called after every refresh with the decisions it made. */
   onTransitions: ((transitions: Transition[], at: number) => void) | undefined;
@@ -66,18 +64,19 @@ export class GuestRestartWatcher implements AgentExtension {
     return config.guests.watcherEnabled;
   }
 
-  private files(config: AgentConfig) {
-    return { snapshot: stateFile(config.stateDir, SNAPSHOT_FILE), watch: stateFile(config.stateDir, WATCH_FILE) };
+  private files(ctx: ExtensionContext): GuestStateFiles {
+    return guestStateFiles(ctx.stateFiles, ctx.config.stateDir);
   }
 
   async start(ctx: ExtensionContext): Promise<void> {
     this.ctx = ctx;
     this.stopping = false;
+    this.runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
     this.watchReady = false;
     this.log = ctx.log.child({ extension: this.name });
     const cfg = ctx.config.guests;
+    // Not ready until initialize succeeds (readiness); a failure is retried at each refresh.
     await this.tryInitialize(ctx);
-    this.initialized = true;
     if (cfg.eventWatcher) {
       this.events = new EventStream({
         virshPath: ctx.config.libvirt.virshPath,
@@ -121,28 +120,29 @@ export class GuestRestartWatcher implements AgentExtension {
   /** Boot id, snapshot and open watch; decides whether this is a new boot. Never overwrites the old snapshot before the watch exists. */
   private async initialize(ctx: ExtensionContext): Promise<void> {
     const cfg = ctx.config.guests;
-    const files = this.files(ctx.config);
+    const files = this.files(ctx);
     this.bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
     this.bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
-    await removeStaleTemps(path.dirname(files.snapshot));
     if (this.watch && this.watch.bootId === this.bootId) {
       // An earlier attempt built this boot's watch but could not save it: save that one (same start and deadline).
-      await saveVersioned(files.watch, this.watch);
+      await files.watch.save(this.watch);
       this.watchReady = true;
       return;
     }
-    const existing = (await loadVersioned(files.watch, watchSchema, this.log)).value;
+    const existing = usable(await files.watch.load());
+    // The totals go on from the last watch, whichever boot it was for.
+    this.carriedTotals = existing?.totals ?? noRestartTotals();
     if (existing && existing.bootId === this.bootId) {
       this.watch = existing;
       this.watchReady = true;
       this.log?.info({ pending: existing.guests.filter((g) => g.status === 'pending').length }, 'continuing the restart watch of this boot');
       return;
     }
-    const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, this.log)).value;
+    const snapshot = usable(await files.snapshot.load());
     if (snapshot && snapshot.bootId !== this.bootId) {
-      this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds);
+      this.watch = startWatch(snapshot, this.bootId, this.bootTime, Date.now(), cfg.restartDeadlineSeconds, this.carriedTotals);
       this.log?.warn({ previousBootId: snapshot.bootId, guests: snapshot.guests.length }, 'host rebooted since the last snapshot; following vTPM guests that were running');
-      await saveVersioned(files.watch, this.watch);
+      await files.watch.save(this.watch);
       this.watchReady = true;
       return;
     }
@@ -173,19 +173,7 @@ export class GuestRestartWatcher implements AgentExtension {
 
   /** Runs a refresh now, or once more after the one in flight. */
   refreshSoon(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.refresh();
-      } while (this.again && !this.stopping);
-    })().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.runner.trigger();
   }
 
   private async refresh(timeoutMs = INVENTORY_TIMEOUT_MS): Promise<void> {
@@ -226,7 +214,7 @@ export class GuestRestartWatcher implements AgentExtension {
 
   private classify(t: TrackedGuest, current: VtpmGuest, fctx: FailureContext, evidence: Map<string, string | null>) {
     return classifyFailure(t, current, fctx, {
-      external: externalReasonFor(t.instanceUuid ?? t.uuid),
+      external: this.ctx!.restartReasons.reasonFor(t.instanceUuid ?? t.uuid),
       swtpmLine: evidence.get(t.uuid) ?? null,
     });
   }
@@ -249,9 +237,9 @@ export class GuestRestartWatcher implements AgentExtension {
   private async persistWatch(): Promise<void> {
     if (!this.ctx || !this.watch) return;
     try {
-      await saveVersioned(this.files(this.ctx.config).watch, this.watch);
-    } catch (err) {
-      this.log?.error({ err }, 'restart watch could not be saved');
+      await this.files(this.ctx).watch.save(this.watch);
+    } catch {
+      // Logged once per change and shown in /readyz by the state file; retried at the next change.
     }
   }
 
@@ -260,11 +248,11 @@ export class GuestRestartWatcher implements AgentExtension {
     if (!this.ctx || !this.bootId || !this.watchReady) return;
     const snap: Snapshot = snapshotFromInventory(inv, this.bootId, this.bootTime, now);
     try {
-      await saveVersioned(this.files(this.ctx.config).snapshot, snap);
+      await this.files(this.ctx).snapshot.save(snap);
       this.lastSnapshotAt = now;
       this.lastSnapshotGuests = snap.guests.length;
-    } catch (err) {
-      this.log?.error({ err }, 'guest snapshot could not be written');
+    } catch {
+      // Logged once per change and shown in /readyz by the state file; retried at the next refresh.
     }
   }
 
@@ -279,7 +267,7 @@ export class GuestRestartWatcher implements AgentExtension {
     this.deadlineTimer = undefined;
     const eventsStopped = this.events?.stop();
     // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
-    await this.running?.catch(() => undefined);
+    await this.runner.stop();
     if (this.ctx && this.bootId && this.watchReady) {
       const ctx = this.ctx;
       try {
@@ -295,6 +283,7 @@ export class GuestRestartWatcher implements AgentExtension {
   registerMetrics(registry: Registry): void {
     this.metrics.register(registry, {
       watch: () => this.watch,
+      totals: () => (this.watchReady ? (this.watch?.totals ?? this.carriedTotals) : null),
       bootTime: () => this.bootTime,
       eventStreamUp: () => (this.events ? this.events.connected : null),
       eventStreamRestarts: () => this.events?.restarts ?? 0,
@@ -304,7 +293,8 @@ export class GuestRestartWatcher implements AgentExtension {
   }
 
   readiness(): { ready: boolean; detail?: string } {
-    return this.initialized ? { ready: true } : { ready: false, detail: 'reading boot id and the last guest snapshot' };
+    if (this.watchReady) return { ready: true };
+    return { ready: false, detail: this.initError ? `cannot initialise (${this.initError}); retrying at each refresh` : 'reading boot id and the last guest snapshot' };
   }
 
   status(): CheckSection {
@@ -320,7 +310,7 @@ export class GuestRestartWatcher implements AgentExtension {
   /** For `vtpm-agent check`: reads state and libvirt once, decides nothing persistently. */
   async checkOnce(ctx: ExtensionContext): Promise<CheckSection> {
     const cfg = ctx.config.guests;
-    const files = this.files(ctx.config);
+    const files = this.files(ctx);
     let bootId: string | null = null;
     let error: string | null = null;
     let watch: Watch | null = null;
@@ -328,8 +318,8 @@ export class GuestRestartWatcher implements AgentExtension {
     try {
       bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
       const bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
-      watch = (await loadVersioned(files.watch, watchSchema, ctx.log, { moveAside: false })).value;
-      const snapshot = (await loadVersioned(files.snapshot, snapshotSchema, ctx.log, { moveAside: false })).value;
+      watch = (await files.watch.load()).value;
+      const snapshot = (await files.snapshot.load()).value;
       if ((!watch || watch.bootId !== bootId) && snapshot && snapshot.bootId !== bootId) {
         watch = startWatch(snapshot, bootId, bootTime, Date.now(), cfg.restartDeadlineSeconds);
       }
@@ -343,7 +333,7 @@ export class GuestRestartWatcher implements AgentExtension {
         const dir = (await libvirtViewResolver(ctx.hostPath))(cfg.swtpmLogDir);
         for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
         watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
-          classifyFailure(t, c, f, { external: externalReasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
+          classifyFailure(t, c, f, { external: ctx.restartReasons.reasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
         ).watch;
       }
     } catch (err) {
@@ -354,3 +344,13 @@ export class GuestRestartWatcher implements AgentExtension {
 }
 
 export type { RestartFailureReason };
+
+/**
+ * The document, or null when there is none (absent, or corrupt and set aside: start afresh). A
+ * file that exists but cannot be read throws: deciding without it could start a wrong watch or
+ * overwrite the only copy of the previous boot's snapshot.
+ */
+function usable<T>(loaded: { value: T | null; problem: string | null; canSave: boolean }): T | null {
+  if (!loaded.canSave) throw new AgentError('VTPM_ERR_STATE_UNREADABLE', loaded.problem ?? 'state file unusable');
+  return loaded.value;
+}

@@ -1,4 +1,4 @@
-import { GUEST_INVENTORY, isActiveState, type GuestInventory } from '../guests/types.js';
+import { GUEST_INVENTORY, isActiveState, type GuestInventory, type SecretMode } from '../guests/types.js';
 import type { ProbeResults } from '../results.js';
 
 /** The guest inventory probe's name (src/probes/guest-inventory.ts). */
@@ -13,7 +13,7 @@ export interface HealthGuest {
   running: boolean;
   /** Managed by Nova (Nova metadata in the domain XML). */
   nova: boolean;
-  secretMode: 'user' | 'host' | 'deployment' | 'unknown';
+  secretMode: SecretMode;
   /** Whether the libvirt secret exists now; null when unencrypted or unknown. */
   secretPresent: boolean | null;
 }

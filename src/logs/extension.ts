@@ -3,7 +3,6 @@ import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection } from '../results.js';
-import { registerRestartReasonSource } from '../guests/reasons.js';
 import { NovaLogFollower, stateFilePath } from './follower.js';
 import { registerNovaLogMetrics } from './metrics.js';
 
@@ -34,7 +33,7 @@ export class NovaLogExtension implements AgentExtension {
     this.log = ctx.log.child({ extension: this.name });
     const follower = this.create(ctx, this.log);
     this.follower = follower;
-    this.unregister = registerRestartReasonSource({
+    this.unregister = ctx.restartReasons.register({
       reasonFor: (uuid) => {
         const f = follower.reasonFor(uuid);
         if (!f || Date.now() - f.at > REASON_MAX_AGE_MS) return undefined;
@@ -57,6 +56,7 @@ export class NovaLogExtension implements AgentExtension {
     return new NovaLogFollower({
       config: ctx.config.novaLog,
       stateFile: stateFilePath(ctx.config.stateDir, ctx.config.novaLog.stateFile),
+      store: ctx.stateFiles,
       hostPath: ctx.hostPath,
       log,
       env: ctx.env,

@@ -17,11 +17,15 @@ import { describeCloud } from '../openstack/credentials.js';
 import type { OpenStackSession } from '../openstack/session.js';
 import { hostPathResolver } from '../util/hostpath.js';
 import { scheduleIntervalMs, splayIdentity, splayOffsetMs, splayWait } from '../util/splay.js';
+import { SerialRunner } from '../util/serial-runner.js';
 import type { Verdict } from '../verdict.js';
 import { registerPlacementMetrics } from './metrics.js';
 import { PlacementReconciler, type ReconcileResult, type ReconcileState } from './reconciler.js';
 import { placementSection } from './report.js';
-import { managedTraitNames } from './traits.js';
+import { isDrift, managedTraitNames } from './traits.js';
+
+/** How often an unchanged drift is logged again (it stays visible in the metrics meanwhile). */
+export const DRIFT_REMINDER_MS = 6 * 3600 * 1000;
 
 export type VerdictSource = (results: ProbeResults) => Verdict | null;
 
@@ -51,18 +55,18 @@ export class PlacementReconcilerExtension implements AgentExtension {
   private lastReadResult: ReconcileResult | null = null;
   private lastSuccessAt: number | null = null;
   private readonly counts = { success: 0, failure: 0 };
-  private failures = 0;
   private task: ScheduledTask | null = null;
   /** This host's delay after each scheduled tick (splay). */
   splayOffsetMs = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private nextAttemptAt: number | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
+  /** Run now, once more if asked mid-pass, back off on failure. */
+  private runner: SerialRunner | null = null;
   private lastVerdictKey: string | null = null;
   private abort = new AbortController();
   private readonly onCycle = () => this.verdictMaybeChanged();
   private readonly random: () => number;
+  /** What drifts (null: nothing) and when it was last logged: a warning on change, a rare reminder. */
+  private driftKey: string | null = null;
+  private driftLoggedAt = 0;
   /** Test hook: called after every pass. */
   onResult: ((r: ReconcileResult) => void) | undefined;
 
@@ -112,6 +116,19 @@ export class PlacementReconcilerExtension implements AgentExtension {
     }
     this.session = opened.session;
     this.reconciler = opened.reconciler;
+    const retry = { baseMs: ctx.config.placement.retryInitialSeconds * 1000, maxMs: ctx.config.placement.retryMaxSeconds * 1000 };
+    this.runner = new SerialRunner({
+      run: () => this.runOnce(),
+      // After the runner counted the pass, so the hook sees the failure count and next attempt.
+      onPass: () => {
+        if (this.latest && !this.abort.signal.aborted) this.onResult?.(this.latest);
+      },
+      retryDelay: (failures) => backoffDelay(retry, failures, this.random),
+      onRetry: (failures, delay) => {
+        const level = failures === 1 || failures % 10 === 0 ? 'warn' : 'debug';
+        this.log?.[level]({ state: this.latest?.state, error: this.latest?.error, failures, retryInMs: delay }, 'Placement reconcile failed; backing off');
+      },
+    });
     this.baseState = 'waiting-for-verdict';
     log.info({ cloud: describeCloud(opened.session.cloud), mode: ctx.config.placement.mode }, 'Placement reconciler started');
     let offsetMs = 0;
@@ -121,7 +138,7 @@ export class PlacementReconcilerExtension implements AgentExtension {
         // This host's splay slot within the interval: a fleet does not reconcile in the same second.
         if (!(await splayWait(offsetMs, this.abort.signal))) return;
         // During a backoff the retry timer owns the next attempt.
-        if (!this.retryTimer) this.trigger();
+        if (!this.runner?.backingOff) this.trigger();
       },
       { name: 'placement-reconcile', noOverlap: true },
     );
@@ -146,74 +163,65 @@ export class PlacementReconcilerExtension implements AgentExtension {
   /** Runs a pass now, or once more right after the one in flight. */
   trigger(): void {
     if (!this.reconciler || this.abort.signal.aborted) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.loop().finally(() => {
-      this.running = null;
-    });
+    void this.runner?.trigger();
   }
 
   /** Resolves when no pass is running (tests and the bench wait on it). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    await this.runner?.idle();
   }
 
-  private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      await this.runOnce();
-    } while (this.again && !this.abort.signal.aborted);
-  }
-
-  private async runOnce(): Promise<void> {
+  /** One pass; false (a failure) makes the runner retry with backoff. */
+  private async runOnce(): Promise<boolean> {
     const ctx = this.ctx!;
     const reconciler = this.reconciler!;
-    if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = undefined;
-    }
     const verdict = this.options.verdict(ctx.state);
     this.lastVerdictKey = verdictKey(verdict);
     const result = await reconciler.reconcile(verdict, { signal: this.abort.signal });
-    if (this.abort.signal.aborted) return;
+    if (this.abort.signal.aborted) return true;
     this.latest = result;
     if (result.error) {
       this.counts.failure += 1;
-      this.failures += 1;
-      const delay = backoffDelay(
-        { baseMs: ctx.config.placement.retryInitialSeconds * 1000, maxMs: ctx.config.placement.retryMaxSeconds * 1000 },
-        this.failures,
-        this.random,
-      );
-      this.nextAttemptAt = Date.now() + delay;
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.trigger();
-      }, delay);
-      this.retryTimer.unref();
-      const level = this.failures === 1 || this.failures % 10 === 0 ? 'warn' : 'debug';
-      this.log?.[level]({ state: result.state, error: result.error, failures: this.failures, retryInMs: delay }, 'Placement reconcile failed; backing off');
-    } else {
-      if (this.failures > 0) this.log?.info({ failures: this.failures }, 'Placement reconcile recovered');
-      this.counts.success += 1;
-      this.failures = 0;
-      this.nextAttemptAt = null;
-      this.lastSuccessAt = result.at;
-      this.lastReadResult = result;
-      if (result.wrote) this.log?.info({ plan: result.plan, provider: result.provider }, 'updated agent-owned traits');
-      if (result.state === 'drift') this.log?.warn({ summary: result.summary }, 'vTPM trait drift');
+      return false;
     }
-    this.onResult?.(result);
+    if (this.failures > 0) this.log?.info({ failures: this.failures }, 'Placement reconcile recovered');
+    this.counts.success += 1;
+    this.lastSuccessAt = result.at;
+    this.lastReadResult = result;
+    if (result.wrote) this.log?.info({ plan: result.plan, provider: result.provider }, 'updated agent-owned traits');
+    this.logDrift(result);
+    return true;
+  }
+
+  private get failures(): number {
+    return this.runner?.failures ?? 0;
+  }
+
+  /**
+   * A fenced or drifting host stays so for hours: one warning when the drift begins or changes,
+   * one info line when it ends, and a reminder every DRIFT_REMINDER_MS in between, never per pass.
+   */
+  private logDrift(result: ReconcileResult): void {
+    const key =
+      result.state === 'drift'
+        ? JSON.stringify([result.fence, (result.assessment ?? []).filter((a) => isDrift(a.state)).map((a) => `${a.trait}=${a.state}`)])
+        : null;
+    if (key !== this.driftKey) {
+      if (key !== null) this.log?.warn({ summary: result.summary }, 'vTPM trait drift');
+      else if (this.driftKey !== null) this.log?.info({ summary: result.summary }, 'vTPM trait drift cleared');
+      this.driftKey = key;
+      this.driftLoggedAt = result.at;
+    } else if (key !== null && result.at - this.driftLoggedAt >= DRIFT_REMINDER_MS) {
+      this.log?.warn({ summary: result.summary }, 'vTPM trait drift continues');
+      this.driftLoggedAt = result.at;
+    }
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
     if (this.task) await this.task.destroy();
     this.task = null;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    await this.runner?.stop();
     this.ctx?.state.off('cycle', this.onCycle);
     this.ctx?.state.off('result', this.onCycle);
     // The abort ends any request in flight; wait for the pass to notice.
@@ -231,7 +239,7 @@ export class PlacementReconcilerExtension implements AgentExtension {
       detail: this.configError?.message ?? (this.reconciler ? 'the first reconcile has not finished yet' : undefined),
       cloud: this.session ? describeCloud(this.session.cloud) : null,
       lastSuccessAt: this.lastSuccessAt,
-      nextAttemptAt: this.nextAttemptAt,
+      nextAttemptAt: this.runner?.nextAttemptAt ?? null,
       consecutiveFailures: this.failures,
     });
   }

@@ -120,7 +120,7 @@ export function stateOfError(err: unknown): ReconcileState {
 
 const ERROR_SUMMARY: Partial<Record<ReconcileState, string>> = {
   'auth-failed': 'Keystone refused the credentials',
-  forbidden: 'the credentials lack a role Placement requires (admin or service)',
+  forbidden: "the credentials lack the role Placement's trait calls require: admin under Placement's default policy (a service-only token is refused); service only where the deployment's policy grants it",
   unreachable: 'Placement or Keystone is unreachable',
   'provider-not-found': 'no resource provider for this host',
   conflict: 'the provider kept changing concurrently; will retry',

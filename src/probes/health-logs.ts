@@ -37,7 +37,7 @@ export const healthLogsProbe = healthProbe<LogsProbeData>({
       windowSeconds: h.logFailureWindowSeconds,
       shrinkRatio: h.stateShrinkRatio,
       signal: ctx.signal,
-      readOnly: ctx.readOnlyState,
+      state: ctx.stateFiles,
     });
     const checks: CheckResult[] = [];
     if (h.checks.logs) checks.push(out.logs);

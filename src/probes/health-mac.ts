@@ -23,7 +23,7 @@ export const healthMacProbe = healthProbe<MacProbeData>({
       timeoutMs: innerTimeout(ctx),
       swtpmPaths: [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.swtpmRunDir],
       env: ctx.env,
-      readOnly: ctx.readOnlyState,
+      state: ctx.stateFiles,
     });
     return { checks: out.checks, totals: out.totals, active: out.active };
   },

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { CheckSection, ProbeKey, ProbeResult, ProbeResults } from '../results.js';
 import type { HostPathResolver } from '../util/hostpath.js';
+import type { StateStore } from '../util/state-file.js';
 
 /** What every probe gets: cancellation, logging, configuration and host-path resolution. */
 export interface ProbeContext {
@@ -20,6 +21,8 @@ export interface ProbeContext {
    * daemon owns them, and a check run as root must not leave root-owned copies behind).
    */
   readOnlyState: boolean;
+  /** This probe's files under the state directory (read-only in a one-shot check). */
+  stateFiles: StateStore;
 }
 
 /**

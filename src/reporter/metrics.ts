@@ -30,10 +30,11 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
   new Gauge({
     name: 'vtpm_agent_build_info',
     help: 'vtpm-agent build information (value is always 1).',
-    labelNames: ['version', 'node_version'],
+    labelNames: ['version', 'revision', 'node_version'],
     registers: [registry],
     collect() {
-      this.set({ version: buildInfo.version, node_version: process.version }, 1);
+      const info = buildInfo();
+      this.set({ version: info.version, revision: info.revision, node_version: info.nodeVersion }, 1);
     },
   });
   new Gauge({

@@ -1,6 +1,6 @@
 /** Starting the agent in-process or as a child, for integration tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Agent } from '../../src/agent.js';
@@ -81,6 +81,7 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
   });
 }
 
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `stdout` may be a connected socket, as systemd hands a service its journal stream. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env, stdout: 'pipe' | Socket = 'pipe'): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: repoRoot, env, stdio: ['ignore', stdout, 'pipe'] });
 }

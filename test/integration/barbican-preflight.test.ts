@@ -8,7 +8,6 @@ import { BarbicanPreflightExtension } from '../../src/barbican/extension.js';
 import type { GuestCheck } from '../../src/barbican/preflight.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { ExtensionContext } from '../../src/extension-api.js';
-import { externalReasonFor } from '../../src/guests/reasons.js';
 import type { GuestInventory, SecretMode, VtpmGuest } from '../../src/guests/types.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';
 import { HostState } from '../../src/state.js';
@@ -18,6 +17,7 @@ import { startBarbican } from '../harness/barbican.js';
 import { startKeystone } from '../harness/keystone.js';
 import { LineBook } from '../harness/nova-log.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const G1 = '0b1e2c3d-0000-4000-8000-000000000001';
 const G2 = '0b1e2c3d-0000-4000-8000-000000000002';
@@ -102,7 +102,7 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   };
   state.set({ probe: 'guest-inventory', ok: true, data: inventory, startedAt: Date.now(), durationSeconds: 0.1, lastSuccessAt: null });
   const abort = new AbortController();
-  const ctx: ExtensionContext = { config, log, hostPath: hostPathResolver('/'), env: { ...process.env, ...ks.osEnv('nova') }, state, signal: abort.signal };
+  const ctx: ExtensionContext = { config, log, hostPath: hostPathResolver('/'), env: { ...process.env, ...ks.osEnv('nova') }, state, ...contextTools(), signal: abort.signal };
 
   const ext = new BarbicanPreflightExtension();
   const logs = new NovaLogExtension();
@@ -140,7 +140,7 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   await rounds('both guests checked and forbidden', () => resultOf(G1) === 'forbidden' && resultOf(G2) === 'forbidden');
   t.equal(guests().length, 2, 'the host-mode guest needs no Barbican and is not checked');
   t.equal(ext.status().ok, false);
-  t.same(externalReasonFor(G1)?.reason, 'barbican_access', 'the restart watcher gets the Barbican reason');
+  t.same(ctx.restartReasons.reasonFor(G1)?.reason, 'barbican_access', 'the restart watcher gets the Barbican reason');
   let metrics = await registry.metrics();
   t.match(metrics, new RegExp(`vtpm_barbican_guest_secret_accessible\\{instance_uuid="${G1}",secret_mode="user",result="forbidden"\\} 0`));
   t.match(metrics, /vtpm_barbican_failures_total\{source="preflight",reason="forbidden"\} [1-9]/);
@@ -150,7 +150,7 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   await rounds('ok after the policy override', () => resultOf(G1) === 'ok' && resultOf(G2) === 'ok');
   t.equal(ext.status().ok, true);
   t.equal(guests().every((g) => g.payloadChecked), true, 'the payload was fetched (checkPayload on)');
-  t.equal(externalReasonFor(G1), undefined, 'no Barbican reason once the secret is readable');
+  t.equal(ctx.restartReasons.reasonFor(G1), undefined, 'no Barbican reason once the secret is readable');
   metrics = await registry.metrics();
   t.match(metrics, new RegExp(`vtpm_barbican_guest_secret_accessible\\{instance_uuid="${G1}",secret_mode="user",result="ok"\\} 1`));
 

@@ -85,5 +85,5 @@ t.test('usage errors', async (t) => {
   t.equal((await runCli(['check', '--no-such-flag'], { env })).code, 64);
   const version = await runCli(['version'], { env });
   t.equal(version.code, 0);
-  t.match(version.stdout, /^vtpm-agent \d+\.\d+\.\d+/);
+  t.match(version.stdout, /^vtpm-agent, version \d+\.\d+\.\d+ \(revision: /);
 });

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { loadVersioned, removeStaleTemps } from '../../src/guests/persist.js';
-import { snapshotSchema } from '../../src/guests/watch.js';
+import { guestStateFiles } from '../../src/guests/state-files.js';
+import { stateStore } from '../fixtures/state-files.js';
 
 const writer = fileURLToPath(new URL('../fixtures/guests/snapshot-writer.ts', import.meta.url));
 const ROUNDS = 12;
@@ -40,12 +40,12 @@ t.test('snapshot survives SIGKILL during writes', async (t) => {
       child.kill('SIGKILL');
       await exited;
     }
-    const loaded = await loadVersioned(file, snapshotSchema, undefined, { moveAside: false });
+    const loaded = await guestStateFiles(stateStore('test', { readOnly: true }), dir).snapshot.load();
     t.ok(loaded.value, `round ${round}: the snapshot is readable after SIGKILL`);
     t.ok((loaded.value?.takenAt ?? 0) >= previousTakenAt, `round ${round}: never older than what was read before`);
     previousTakenAt = loaded.value?.takenAt ?? previousTakenAt;
   }
-  // Temp files of killed writers are cleaned at the next start; the snapshot itself stays.
-  await removeStaleTemps(path.dirname(file));
+  // Temp files of killed writers are cleaned at the next start (the daemon's first load); the snapshot itself stays.
+  await guestStateFiles(stateStore(), dir).snapshot.load();
   t.same(readdirSync(path.dirname(file)), ['snapshot.json']);
 });

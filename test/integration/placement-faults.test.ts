@@ -21,6 +21,7 @@ import { startKeystone } from '../harness/keystone.js';
 import { hostProbe } from '../../src/probes/host.js';
 import type { Probe } from '../../src/probes/types.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const AGENT = { name: 'vtpm-agent', password: 'agent-pw', project: 'service', roles: ['admin'] };
@@ -74,7 +75,7 @@ function startExtension(env: Record<string, string>) {
   const registry = new Registry();
   ext.registerMetrics(registry);
   const state = new HostState();
-  return { ext, registry, state, ctx: { config: config(), log, hostPath: hostPathResolver('/'), env, state, signal: new AbortController().signal } };
+  return { ext, registry, state, ctx: { config: config(), log, hostPath: hostPathResolver('/'), env, state, ...contextTools(), signal: new AbortController().signal } };
 }
 
 t.test('revoked token: Placement answers 401, the session re-authenticates once and succeeds', async (t) => {
@@ -132,7 +133,7 @@ t.test('wrong password: clear status, backoff, the agent keeps running, recovers
   t.equal(ext.status().ok, true);
 });
 
-t.test('user without an admin/service role: 403 forbidden, clear status; granting the role recovers', async (t) => {
+t.test('user without the admin role: 403 forbidden, clear status; granting the role recovers', async (t) => {
   const { ext, registry, ctx } = startExtension(ks.osEnv(NOBODY));
   const forbidden = nextResult(ext, (r) => r.state === 'forbidden');
   await ext.start(ctx);
@@ -140,7 +141,7 @@ t.test('user without an admin/service role: 403 forbidden, clear status; grantin
   const r = await forbidden;
   t.equal(r.error?.status, 403);
   t.equal(r.error?.code, 'VTPM_ERR_FORBIDDEN');
-  t.match(ext.status().summary, /lack a role Placement requires \(admin or service\).*Policy does not allow placement:/);
+  t.match(ext.status().summary, /lack the role Placement's trait calls require: admin under Placement's default policy.*Policy does not allow placement:/);
   t.match(await registry.metrics(), /vtpm_placement_api_errors_total\{service="placement",status="403"\} [1-9]/);
   const recovered = nextResult(ext, (x) => x.state === 'consistent');
   await ks.grant(NOBODY.name, 'tenant', 'admin');

@@ -22,6 +22,7 @@ import { runCli } from '../harness/agent.js';
 import { requireCommands } from '../harness/components.js';
 import { startKeystone } from '../harness/keystone.js';
 import { hostVerdict, startPlacement } from '../harness/placement.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const AGENT = { name: 'vtpm-agent', password: 'agent-pw', project: 'service', roles: ['admin'] };
@@ -82,6 +83,7 @@ t.test('provider discovery: by configured name, by compute_id file, by libvirt h
     hostPath: hostPathResolver('/'),
     env: ks.osEnv(AGENT),
     state: new HostState(),
+    ...contextTools(),
     signal: new AbortController().signal,
   });
   t.equal((once.data as { provider: { uuid: string } }).provider.uuid, byLibvirt.uuid, `found by libvirt's hostname ${libvirtName}`);
@@ -233,6 +235,7 @@ t.test('extension: reconciles on start and when the verdict changes; /metrics an
     hostPath: hostPathResolver('/'),
     env: ks.osEnv(AGENT),
     state,
+    ...contextTools(),
     signal: controller.signal,
   });
   t.teardown(() => ext.stop());
@@ -279,7 +282,7 @@ t.test('not configured: the extension idles and says so', async (t) => {
   const ext = new PlacementReconcilerExtension({ verdict: () => hostVerdict() });
   const registry = new Registry();
   ext.registerMetrics(registry);
-  await ext.start({ config: config(), log, hostPath: hostPathResolver('/'), env: {}, state: new HostState(), signal: new AbortController().signal });
+  await ext.start({ config: config(), log, hostPath: hostPathResolver('/'), env: {}, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
   t.equal(ext.status().ok, null);
   t.equal((ext.status().data as { state: string }).state, 'not-configured');
   t.match(await registry.metrics(), /vtpm_placement_reconcile_state\{state="not_configured"\} 1/);

@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { extensionFactories } from '../../src/extension-list.js';
+import { loadExtensions } from '../../src/extension-list.js';
 import { allProbes } from '../../src/probes/index.js';
 import { hostProbe } from '../../src/probes/host.js';
 import { libvirtProbe } from '../../src/probes/libvirt.js';
@@ -44,7 +44,7 @@ t.test('serves /healthz at once, /readyz after the first cycle, /metrics that pr
   t.equal(metricValue(metrics.text, 'vtpm_capability_usable{version="2.0",model="tpm-crb"}'), 1);
   t.equal(metricValue(metrics.text, 'vtpm_probe_success{probe="libvirt"}'), 1);
   t.match(metrics.text, /vtpm_libvirt_info\{libvirt_version="\d+\.\d+\.\d+",qemu_version="[\d.]+",virt_type="(kvm|qemu)"\} 1/);
-  t.match(metrics.text, /vtpm_agent_build_info\{version="[\d.]+",node_version="v\d+/);
+  t.match(metrics.text, /vtpm_agent_build_info\{version="[\d.]+",revision="([0-9a-f]{40}|unknown)",node_version="v\d+/);
   t.match(metrics.text, /vtpm_agent_process_resident_memory_bytes \d+/);
   const status = JSON.parse((await get(`${running.url}/status`)).text);
   t.equal(status.verdict.anyUsable, true);
@@ -77,7 +77,7 @@ t.test('the full agent (every probe and extension) exposes metrics that promtool
   // Every capability on, so the golden list below covers every metric family.
   const running = await startAgent(['stateDir=' + path.join(tmp, 'state-full'), 'novaLog.source=file', `novaLog.path=${path.join(tmp, 'nova-compute.log')}`], {
     probes: allProbes,
-    extensions: extensionFactories.map((f) => f()),
+    extensions: await loadExtensions(),
   });
   t.teardown(running.stop);
   await waitFor('readiness', async () => (await get(`${running.url}/readyz`)).status === 200, 90_000);

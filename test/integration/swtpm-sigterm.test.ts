@@ -88,3 +88,48 @@ t.test('SIGTERM during real swtpm checks', async (t) => {
   t.same(exit, { code: 0, signal: null }, `agent exited cleanly (stderr: ${stderr.slice(0, 500)})`);
   t.same(left, { processes: [], entries: [] }, 'no swtpm process and no directory left');
 });
+
+t.test('SIGKILL mid-check: the next start removes the orphaned swtpm and the temp directory', async (t) => {
+  const base = await tempBase(t);
+  const start = () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', AGENT, base, 'swtpm', 'graceful', 'auto'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    t.teardown(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    });
+    return { child, exited };
+  };
+  t.teardown(async () => {
+    for (const p of await processesMentioning(`${base}/`)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  const first = start();
+  const killedDir = `vtpm-agent-emu-${first.child.pid}-`;
+  await until('a real swtpm in the first agent\'s workspace', async () => {
+    const procs = (await processesMentioning(`${base}/${killedDir}`)).filter((p) => p.argv.includes('socket'));
+    return procs.length ? procs : null;
+  });
+  first.child.kill('SIGKILL');
+  t.same(await first.exited, { code: null, signal: 'SIGKILL' });
+  const left = await leftovers(base);
+  t.ok(left.entries.some((e) => e.startsWith(killedDir)), 'SIGKILL leaves the temp directory (no handler runs)');
+
+  // The next agent's first emulation round sweeps what the dead one left (its pid is gone).
+  const second = start();
+  const swept = await until('the dead agent\'s leftovers to be gone', async () => {
+    const now = await leftovers(base);
+    const mine = now.entries.filter((e) => e.startsWith(killedDir));
+    const procs = now.processes.filter((p) => p.includes(killedDir));
+    return mine.length === 0 && procs.length === 0 ? now : null;
+  }, 60_000);
+  t.ok(swept, 'no swtpm process and no directory of the killed agent left after the next start');
+  second.child.kill('SIGTERM');
+  t.same(await second.exited, { code: 0, signal: null });
+  t.same(await leftovers(base), { processes: [], entries: [] }, 'and the next agent leaves nothing behind itself');
+});

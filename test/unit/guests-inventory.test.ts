@@ -82,7 +82,7 @@ t.test('nova.conf resume flag', async (t) => {
   t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\nresume_guests_state_on_host_boot=true\nresume_guests_state_on_host_boot = false\n'), false);
 });
 
-t.test('secret mode: extra spec, then persistent secret, then user, else unknown', async (t) => {
+t.test('secret mode: none without encryption; else extra spec, then persistent secret, then user; unknown without the secret list', async (t) => {
   const nova = parseDomainXml(fx('nova-1.0-user.xml')).nova;
   const g = { uuid: '0b0c0d0e-1111-4222-8333-444455556666', encryptionSecret: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff', nova };
   t.same(inferSecretMode(g, []), { mode: 'user', source: 'inferred' });
@@ -90,9 +90,13 @@ t.test('secret mode: extra spec, then persistent secret, then user, else unknown
   const persistent = { uuid: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff', usageType: 'vtpm', usageName: g.uuid, ephemeral: false, private: true };
   t.same(inferSecretMode(g, [persistent]), { mode: 'host', source: 'inferred' });
   t.same(inferSecretMode(g, [{ ...persistent, ephemeral: true }]), { mode: 'user', source: 'inferred' });
-  t.same(inferSecretMode({ uuid: 'x', encryptionSecret: null, nova: null }, []), { mode: 'unknown', source: 'inferred' });
+  t.same(inferSecretMode({ uuid: 'x', encryptionSecret: null, nova: null }, []), { mode: 'none', source: 'domain' });
+  // An unencrypted Nova guest (TPM 1.2 tis, Nova metadata 1.0) has no key to lose: never `user`.
+  t.same(inferSecretMode({ ...g, encryptionSecret: null }, []), { mode: 'none', source: 'domain' });
+  t.same(inferSecretMode({ ...g, encryptionSecret: null }, null), { mode: 'none', source: 'domain' });
   const host = parseDomainXml(fx('nova-1.1-host.xml'));
-  t.same(inferSecretMode({ uuid: host.uuid, encryptionSecret: null, nova: host.nova }, null), { mode: 'host', source: 'extra-spec' });
+  t.same(inferSecretMode({ uuid: host.uuid, encryptionSecret: '12345678-aaaa-4bbb-8ccc-ddddeeeeffff', nova: host.nova }, null), { mode: 'host', source: 'extra-spec' });
+  t.same(inferSecretMode({ uuid: host.uuid, encryptionSecret: null, nova: host.nova }, null), { mode: 'none', source: 'domain' }, 'no encryption: none, whatever the flavor says');
 });
 
 /** Domains with the name their XML carries and their `domstats --state` codes. */
@@ -182,4 +186,14 @@ t.test('inventory output caps: the XML batch is sized from the domains and secre
   t.equal(batchCapBytes(['dumpxml a', 'dumpxml b', 'secret-dumpxml s'], cap), 64 * 1024 + 2 * 128 * 1024 + 16 * 1024);
   t.equal(batchCapBytes([], cap), 64 * 1024);
   t.equal(batchCapBytes(['list --all --uuid', 'secret-list', 'version', 'domstats --state'], LISTS_BATCH_CAP), 2 * 1024 * 1024);
+});
+
+t.test('an unencrypted Nova vTPM guest is secret mode none and never at risk for a missing key', async (t) => {
+  const xml = fx('nova-1.0-user.xml').replace(/<encryption secret='[^']*'\/>/, '');
+  t.notMatch(xml, /encryption/, 'the fixture lost its encryption');
+  const inv = buildInventory(raw([{ uuid: '0b0c0d0e-1111-4222-8333-444455556666', xml, name: 'instance-00000007', state: [1, 1] }]), true);
+  const g = inv.guests[0]!;
+  t.same([g.secretMode, g.secretModeSource, g.secretPresent], ['none', 'domain', null]);
+  t.same(riskReasons(g, { libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: true }), [], 'not user_secret_mode');
+  t.same(atRiskGuests([g], { libvirtVersion: '9.0.0', resumeGuestsStateOnHostBoot: true }), []);
 });

@@ -5,8 +5,9 @@ import path from 'node:path';
 import t from 'tap';
 import { classifyFailure } from '../../src/guests/classify-failure.js';
 import { parseEventLine } from '../../src/guests/events.js';
-import { loadVersioned, saveVersioned } from '../../src/guests/persist.js';
-import { externalReasonFor, registerRestartReasonSource } from '../../src/guests/reasons.js';
+import { guestStateFiles } from '../../src/guests/state-files.js';
+import { stateStore } from '../fixtures/state-files.js';
+import { RestartReasons } from '../../src/guests/reasons.js';
 import { swtpmFailureSince } from '../../src/guests/swtpm-log.js';
 import { guest, inventory } from '../fixtures/guests.js';
 import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/watch.js';
@@ -86,14 +87,17 @@ t.test('failure classification order', async (t) => {
   t.match(classifyFailure(tracked, down, { attempted: false }, {}).detail, /hw:tpm_secret_security=host/);
 });
 
-t.test('restart reason sources: first answer wins, a throwing source is ignored, unregister works', async (t) => {
-  const off1 = registerRestartReasonSource({ reasonFor: () => { throw new Error('boom'); } });
-  const off2 = registerRestartReasonSource({ reasonFor: (id) => (id === 'x' ? { reason: 'barbican_access', detail: 'denied' } : undefined) });
-  t.same(externalReasonFor('x'), { reason: 'barbican_access', detail: 'denied' });
-  t.equal(externalReasonFor('y'), undefined);
+t.test('restart reason sources: first answer wins, a throwing source is ignored, unregister works, two agents do not share', async (t) => {
+  const reasons = new RestartReasons();
+  const other = new RestartReasons();
+  const off1 = reasons.register({ reasonFor: () => { throw new Error('boom'); } });
+  const off2 = reasons.register({ reasonFor: (id) => (id === 'x' ? { reason: 'barbican_access', detail: 'denied' } : undefined) });
+  t.same(reasons.reasonFor('x'), { reason: 'barbican_access', detail: 'denied' });
+  t.equal(reasons.reasonFor('y'), undefined);
+  t.equal(other.reasonFor('x'), undefined, 'another agent in the same process does not see these sources');
   off2();
   off1();
-  t.equal(externalReasonFor('x'), undefined);
+  t.equal(reasons.reasonFor('x'), undefined);
 });
 
 t.test('event lines from virsh event --timestamp', async (t) => {
@@ -107,18 +111,20 @@ t.test('event lines from virsh event --timestamp', async (t) => {
 t.test('persisted state: round trip, corrupt file moved aside, wrong version is corrupt', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vtpmtest-guests-unit-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const stored = guestStateFiles(stateStore(), dir).snapshot;
   const file = path.join(dir, 'guests', 'snapshot.json');
+  t.equal(stored.path, file);
   const snap: Snapshot = { version: 1, bootId: 'b1', bootTime: 5, takenAt: 6, guests: [] };
-  t.same((await loadVersioned(file, snapshotSchema, undefined)).value, null, 'missing file: no value');
-  await saveVersioned(file, snap);
-  t.same((await loadVersioned(file, snapshotSchema, undefined)).value, snap);
+  t.same((await stored.load()).value, null, 'missing file: no value');
+  await stored.save(snap);
+  t.same((await stored.load()).value, snap);
   writeFileSync(file, '{"version":1,"bootId":"b1","guests":[{"uu');
-  const r = await loadVersioned(file, snapshotSchema, undefined);
+  const r = await stored.load();
   t.equal(r.value, null);
-  t.match(r.movedAside, /snapshot\.json\.corrupt-/);
+  t.match(r.setAsideTo, /snapshot\.json\.corrupt-/);
   t.same(readdirSync(path.dirname(file)).filter((f) => f === 'snapshot.json'), [], 'the corrupt file is no longer in the way');
   writeFileSync(file, JSON.stringify({ ...snap, version: 2 }));
-  t.equal((await loadVersioned(file, snapshotSchema, undefined)).value, null);
+  t.equal((await stored.load()).value, null);
   t.same(readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')), [], 'no temp files left behind');
 });
 

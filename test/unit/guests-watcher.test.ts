@@ -7,6 +7,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { EventStream, type LifecycleEvent } from '../../src/guests/events.js';
 import { GuestRestartWatcher } from '../../src/guests/watcher.js';
 import { HostState } from '../../src/state.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 
@@ -95,7 +96,7 @@ t.test('watcher: corrupt snapshot is moved aside, unreachable libvirt is reporte
   });
   const watcher = new GuestRestartWatcher();
   const controller = new AbortController();
-  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), signal: controller.signal });
+  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: controller.signal });
   t.same(watcher.readiness(), { ready: true }, 'ready at once: libvirt is read in the background');
   await watcher.refreshSoon();
   const status = watcher.status();
@@ -115,9 +116,9 @@ t.test('watcher: an unreadable boot id is an error in status, not a crash', asyn
     guests: { bootIdPath: path.join(dir, 'missing'), eventWatcher: false, novaConfPath: '' },
   });
   const watcher = new GuestRestartWatcher();
-  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), signal: new AbortController().signal });
+  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
   t.match(watcher.status().summary, /boot id cannot be read/);
-  const check = await watcher.checkOnce({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), signal: new AbortController().signal });
+  const check = await watcher.checkOnce({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
   t.equal(check.ok, false);
   t.match(check.summary, /error/);
   await watcher.stop();
@@ -184,7 +185,7 @@ t.test('watcher: the previous boot snapshot is never overwritten before the watc
   mkdirSync(watchFile);
   const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: false }));
   const watcher = new GuestRestartWatcher();
-  const ctx = { config, log, hostPath: (p: string) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), signal: new AbortController().signal };
+  const ctx = { config, log, hostPath: (p: string) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), ...contextTools(), signal: new AbortController().signal };
   await watcher.start(ctx);
   await watcher.refreshSoon();
   await watcher.refreshSoon();
@@ -218,7 +219,7 @@ t.test('watcher: a refresh in flight at stop decides, but leaves no deadline tim
   watcher.onTransitions = (transitions) => {
     if (stopBegan) decided.push(...transitions.map((x) => `${x.name}:${x.outcome}`));
   };
-  await watcher.start({ config, log, hostPath: (p) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), signal: new AbortController().signal });
+  await watcher.start({ config, log, hostPath: (p) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
   t.ok(internals.deadlineTimer, 'a pending watch arms the deadline at start');
   stopBegan = true;
   await watcher.stop();

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { MAC_STORE_FILE, scanDenials, type MacInput } from '../../src/health/checks/mac.js';
+import { stateStore } from '../fixtures/state-files.js';
 import { lineTime, manufactureTime } from '../../src/health/parse/timestamp.js';
 
 const fixtures = path.join(import.meta.dirname, '../fixtures/health');
@@ -14,7 +15,9 @@ function setup(t: { teardown(fn: () => void): void }) {
   const audit = path.join(root, 'audit.log');
   const agent = path.join(root, 'agent');
   mkdirSync(agent);
+  const daemon = stateStore('health-mac');
   const input = (over: Partial<MacInput> = {}): MacInput => ({
+    state: daemon,
     hostPath: (p) => p,
     logFiles: [kern, audit],
     agentStateDir: agent,
@@ -122,13 +125,13 @@ t.test('scanDenials read-only (one-shot check): counts from the daemon\'s store,
   copyFileSync(path.join(fixtures, 'apparmor-kern.log'), s.kern);
   copyFileSync(path.join(fixtures, 'selinux-audit.log'), s.audit);
   const now = 1_764_324_500_000;
-  const alone = await scanDenials(s.input({ readOnly: true }), now);
+  const alone = await scanDenials(s.input({ state: stateStore('health-mac', { readOnly: true }) }), now);
   t.ok(alone.store.totals.apparmor > 0 && alone.store.totals.selinux > 0, 'denials counted');
   t.notOk(existsSync(s.store), 'no store created');
   await scanDenials(s.input(), now);
   const saved = readFileSync(s.store, 'utf8');
   appendFileSync(s.kern, readFileSync(path.join(fixtures, 'apparmor-kern.log')));
-  const checked = await scanDenials(s.input({ readOnly: true }), now + 1000);
+  const checked = await scanDenials(s.input({ state: stateStore('health-mac', { readOnly: true }) }), now + 1000);
   t.ok(checked.store.totals.apparmor > JSON.parse(saved).totals.apparmor, 'new lines past the daemon\'s cursor are counted');
   t.equal(readFileSync(s.store, 'utf8'), saved, 'store untouched');
 });

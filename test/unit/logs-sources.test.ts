@@ -13,6 +13,7 @@ import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
 import { LineBook } from '../harness/nova-log.js';
+import { contextTools } from '../fixtures/state-files.js';
 
 t.test('journalctl JSON lines become typed entries; junk is skipped', async (t) => {
   const e = parseJournalLine('{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1764345600123456","_PID":"42","PRIORITY":"3","MESSAGE":"Key manager error: Forbidden"}');
@@ -46,7 +47,7 @@ t.test('extension: status, metrics lint, check does not move the saved position'
   const now = new Date().toISOString();
   appendFileSync(log, `${now.slice(0, 10)} ${now.slice(11, 23)} 4242 ERROR castellan.key_manager.barbican_key_manager [None req-00000000-1111-4222-8333-444444444444 - - - - - -] Error retrieving object: Forbidden: Secret payload retrieval attempt not allowed\n`);
   const config = configSchema.parse({ stateDir: path.join(dir, 'state'), novaLog: { source: 'file', path: log, startAt: 'beginning', pollIntervalSeconds: 60 } });
-  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, state: new HostState(), signal: new AbortController().signal };
+  const ctx: ExtensionContext = { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, state: new HostState(), ...contextTools(), signal: new AbortController().signal };
 
   const check = new NovaLogExtension();
   t.equal(check.enabled(config), true);

@@ -5,10 +5,10 @@ import { pathInfo } from '../../host/fsinfo.js';
 import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
 import { lineTime, manufactureTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
-import { loadJson, saveJson } from '../store.js';
 import { checkResult, type CheckResult, type Finding } from '../types.js';
 import { guestStatePaths, type HealthGuest } from '../guests.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import type { StateStore } from '../../util/state-file.js';
 
 /** `baseline`: the first read of this file's backlog is not finished (larger than one run's budget). */
 const cursorSchema = z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() });
@@ -38,6 +38,8 @@ type Store = z.infer<typeof storeSchema>;
 type GuestRecord = z.infer<typeof guestSchema>;
 
 export const LOG_STORE_FILE = 'health/logs.json';
+const STORE_NAME = 'health/logs';
+const STORE_CONSEQUENCE = 'guest log positions and TPM reset counts are not kept (each run reads the logs as new)';
 
 export interface LogScanInput {
   guests: HealthGuest[];
@@ -58,8 +60,8 @@ export interface LogScanInput {
   now?: number;
   /** The probe's abort signal: after a timeout the scan stops between files and saves nothing. */
   signal?: AbortSignal;
-  /** One-shot check: read the store, never write or move it. */
-  readOnly?: boolean;
+  /** The probe's state files (read-only in a one-shot check: read the store, never write or move it). */
+  state: StateStore;
 }
 
 export interface GuestLogFact {
@@ -107,8 +109,9 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const now = input.now ?? Date.now();
   const { hostPath } = input;
   const storeFile = path.join(input.agentStateDir, LOG_STORE_FILE);
-  const loaded = await loadJson<Store>(storeFile, storeSchema, () => ({ version: 1, files: {}, guests: {} }), now, { readOnly: input.readOnly });
-  const store = loaded.value;
+  const stored = input.state.file({ name: STORE_NAME, path: storeFile, version: 1, schema: storeSchema, consequence: STORE_CONSEQUENCE });
+  const loaded = await stored.load(now);
+  const store: Store = loaded.value ?? { version: 1, files: {}, guests: {} };
   const logFindings: Finding[] = [];
   const keptFiles: Store['files'] = {};
   const keptGuests: Store['guests'] = {};
@@ -245,11 +248,11 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
   const next: Store = { version: 1, files: keptFiles, guests: keptGuests };
   let storeProblem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.
-  if (loaded.canSave && !input.readOnly) {
+  if (loaded.canSave) {
     try {
-      await saveJson(storeFile, next);
+      await stored.save(next);
     } catch (err) {
-      storeProblem = `cannot write ${storeFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+      storeProblem = (err as Error).message;
     }
   }
 

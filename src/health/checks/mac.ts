@@ -19,10 +19,10 @@ import {
 } from '../parse/mac.js';
 import { lineTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
-import { loadJson, saveJson } from '../store.js';
 import { checkResult, worst, type CheckResult, type Finding } from '../types.js';
 import { MiB, runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import type { StateStore } from '../../util/state-file.js';
 
 const storeSchema = z.object({
   version: z.literal(1),
@@ -33,6 +33,8 @@ const storeSchema = z.object({
 });
 type Store = z.infer<typeof storeSchema>;
 export const MAC_STORE_FILE = 'health/mac.json';
+const STORE_NAME = 'health/mac';
+const STORE_CONSEQUENCE = 'MAC denial totals and log positions are not kept (each run reads the logs as new)';
 
 export interface MacDenialTotals {
   apparmor: number;
@@ -53,8 +55,8 @@ export interface MacInput {
   /** swtpm state, log and runtime dirs libvirt uses: the AppArmor profile must allow them, restorecon must find them clean. */
   swtpmPaths: string[];
   env?: NodeJS.ProcessEnv;
-  /** One-shot check: read the store, never write or move it. */
-  readOnly?: boolean;
+  /** The probe's state files (read-only in a one-shot check: read the store, never write or move it). */
+  state: StateStore;
 }
 
 export interface MacOutput {
@@ -70,8 +72,9 @@ export interface MacOutput {
  */
 export async function scanDenials(input: MacInput, now: number): Promise<{ store: Store; problem: string | null }> {
   const file = path.join(input.agentStateDir, MAC_STORE_FILE);
-  const loaded = await loadJson<Store>(file, storeSchema, () => ({ version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] }), now, { readOnly: input.readOnly });
-  const store = loaded.value;
+  const stored = input.state.file({ name: STORE_NAME, path: file, version: 1, schema: storeSchema, consequence: STORE_CONSEQUENCE });
+  const loaded = await stored.load(now);
+  const store: Store = loaded.value ?? { version: 1, files: {}, totals: { apparmor: 0, selinux: 0 }, recent: [] };
   for (const log of input.logFiles) {
     input.signal?.throwIfAborted();
     // One bounded read per file and run (maxBytesPerFile is the upper bound of a run): a backlog
@@ -111,11 +114,11 @@ export async function scanDenials(input: MacInput, now: number): Promise<{ store
     .slice(-50);
   let problem = loaded.problem;
   // An existing store that could not be read is not overwritten with this run's fresh one.
-  if (loaded.canSave && !input.readOnly) {
+  if (loaded.canSave) {
     try {
-      await saveJson(file, store);
+      await stored.save(store);
     } catch (err) {
-      problem = `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+      problem = (err as Error).message;
     }
   }
   return { store, problem };
