@@ -32,7 +32,7 @@ t.test('the CLI: --help per command, clear usage errors with exit 64, --version'
     [['serve', '--bogus'], /^vtpm-agent serve: unknown option --bogus for 'serve'\n/],
     [['serve', '--config'], /^vtpm-agent serve: option -c, --config PATH needs a value\n/],
     [['check', '--json=yes'], /^vtpm-agent check: option --json takes no value\n/],
-    [['frobnicate'], /^vtpm-agent: unknown command 'frobnicate' \(commands: check, serve, reconcile, version, help\)\n/],
+    [['frobnicate'], /^vtpm-agent: unknown command 'frobnicate' \(commands: check, serve, reconcile, fleet, version, help\)\n/],
     [['check', 'extra'], /^vtpm-agent check: unexpected argument 'extra'\n/],
   ];
   for (const [args, message] of cases) {
