@@ -1,24 +1,12 @@
 import { Gauge, type Registry } from 'prom-client';
-import { parseSwtpmCapabilities } from '../host/swtpm-capabilities.js';
-import { runCommand, SMALL_OUTPUT_BYTES } from '../util/exec.js';
+import { readSwtpmCapabilities } from '../host/swtpm-capabilities.js';
 import { which } from '../util/which.js';
 import { toAgentError } from '../errors.js';
 import { SWTPM, type SwtpmFacts } from '../libvirt/facts.js';
 import type { Probe, ProbeContext } from './types.js';
 
-async function capabilities(ctx: ProbeContext, file: string, args: string[], what: string): Promise<{ features: string[]; version: string | null }> {
-  const result = await runCommand(file, [...args, '--print-capabilities'], {
-    timeoutMs: Math.min(ctx.config.swtpm.timeoutSeconds * 1000, ctx.remainingMs()),
-    // A JSON object of a few hundred bytes.
-    maxOutputBytes: SMALL_OUTPUT_BYTES,
-    signal: ctx.signal,
-    env: ctx.env,
-  });
-  if (result.exitCode !== 0) {
-    throw toAgentError(new Error(`${what} --print-capabilities exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300) || result.stdout.trim().slice(0, 300)}`), 'VTPM_ERR_EXEC_FAILED');
-  }
-  const parsed = parseSwtpmCapabilities(result.stdout, what);
-  return { features: parsed.features, version: parsed.version ?? null };
+function capabilities(ctx: ProbeContext, file: string, args: string[], what: string) {
+  return readSwtpmCapabilities(file, args, what, { timeoutMs: Math.min(ctx.config.swtpm.timeoutSeconds * 1000, ctx.remainingMs()), signal: ctx.signal, env: ctx.env });
 }
 
 /**

@@ -1,8 +1,6 @@
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { parseSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
-import { childEnv } from '../../util/child-env.js';
-import { runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
+import { readSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
 import { which } from '../../util/which.js';
 import { toAgentError } from '../../errors.js';
 import { parseEnvironPath } from '../parse/proc.js';
@@ -37,11 +35,8 @@ export interface BinariesOutput {
   swtpmVersion: string | null;
 }
 
-async function capabilities(file: string, args: string[], what: string, input: BinariesInput): Promise<{ features: string[]; version: string | null }> {
-  const r = await runCommand(file, [...args, '--print-capabilities'], { timeoutMs: input.timeoutMs, maxOutputBytes: SMALL_OUTPUT_BYTES, signal: input.signal, env: childEnv(input.env) });
-  if (r.exitCode !== 0) throw new Error(`${what} --print-capabilities exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
-  const caps = parseSwtpmCapabilities(r.stdout, what);
-  return { features: caps.features, version: caps.version ?? null };
+function capabilities(file: string, args: string[], what: string, input: BinariesInput) {
+  return readSwtpmCapabilities(file, args, what, { timeoutMs: input.timeoutMs, signal: input.signal, env: input.env });
 }
 
 /**
