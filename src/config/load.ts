@@ -5,6 +5,7 @@ import { ConfigError, formatIssues } from '../errors.js';
 
 export { ConfigError, formatIssues };
 import { permissionWarning } from '../openstack/credentials.js';
+import { canonicalToggles } from '../health/config.js';
 import { configSchema, type AgentConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vtpm-agent/config.yaml';
@@ -95,6 +96,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
     setPath(raw, override.slice(0, eq).split('.'), scalar(override.slice(eq + 1)));
   }
   if (badOverrides.length) throw new ConfigError('invalid command-line overrides', badOverrides);
+  canonicalToggles(raw);
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}`, formatIssues(result.error));

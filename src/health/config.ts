@@ -3,21 +3,24 @@ import { cronExpression as cron } from '../config/cron.js';
 
 const absolute = z.string().startsWith('/', 'must be an absolute path');
 
-/** Every host check can be turned off on its own (a site that knowingly differs keeps the rest). */
+/**
+ * Every host check can be turned off on its own (a site that knowingly differs keeps the rest).
+ * The keys are the check ids (health/types.ts CheckId): one name in config, reports and metric labels.
+ */
 const toggle = (what: string) => z.boolean().default(true).describe(what);
 const checksSchema = z.strictObject({
   binaries: toggle('C1: swtpm, swtpm_setup, swtpm_ioctl and the certificate tools on libvirt\'s PATH, under /usr.'),
   capabilities: toggle('C2: swtpm and swtpm_setup capabilities encrypted vTPMs need (cmdarg-pwd-fd, cmdarg-pwdfile-fd, tpm-2.0).'),
   principal: toggle('C3: the swtpm user/group of qemu.conf agree with nova.conf\'s swtpm_user/swtpm_group.'),
   localca: toggle('C4: the swtpm local CA (/var/lib/swtpm-localca) usable by the swtpm principal.'),
-  guestState: toggle('C5: per-guest TPM state: present, owned by and reachable for the swtpm principal, not on shared storage, space left.'),
+  'guest-state': toggle('C5: per-guest TPM state: present, owned by and reachable for the swtpm principal, not on shared storage, space left.'),
   orphans: toggle('C6: swtpm processes, pid and socket files left by guests that are gone, holding their lock.'),
   apparmor: toggle('C7: AppArmor denials for swtpm and paths missing from its profile.'),
   selinux: toggle('C8: SELinux AVC denials for swtpm and mislabelled state files.'),
   crypto: toggle('C9: FIPS mode and a system crypto policy that disables what swtpm and TPM 2.0 need.'),
   logs: toggle('C10: known failure lines in swtpm and QEMU logs, per guest.'),
-  tpmReset: toggle('C10: TPM resets — a guest\'s vTPM re-manufactured or its state shrunk (BitLocker recovery).'),
-  nova: toggle('C11: nova.conf [libvirt] swtpm_enabled, virt_type and secret modes agree with this host and its guests.'),
+  'tpm-reset': toggle('C10: TPM resets — a guest\'s vTPM re-manufactured or its state shrunk (BitLocker recovery).'),
+  'nova-config': toggle('C11: nova.conf [libvirt] swtpm_enabled, virt_type and secret modes agree with this host and its guests.'),
   secrets: toggle('C12: vTPM encryption secrets in libvirt: present for each guest that needs one, none orphaned.'),
   versions: toggle('C13: libvirt, QEMU, swtpm, libtpms and OpenSSL versions, with the known version gates.'),
   container: toggle('C14: containerised libvirt — its pid, root and the paths the agent must reach.'),
@@ -61,3 +64,23 @@ export const healthConfigSchema = z.strictObject({
 
 export type HealthConfig = z.infer<typeof healthConfigSchema>;
 export type HealthCheckToggle = keyof HealthConfig['checks'];
+
+/**
+ * Toggle spellings accepted besides the check ids: the names before the ids became the keys, and
+ * the camelCase that environment variables produce (VTPM_AGENT__HEALTH__CHECKS__GUEST_STATE).
+ */
+const TOGGLE_ALIASES: Readonly<Record<string, HealthCheckToggle>> = { guestState: 'guest-state', tpmReset: 'tpm-reset', nova: 'nova-config', novaConfig: 'nova-config' };
+
+/** Renames aliased toggles in raw configuration (before validation); an explicit check id wins. */
+export function canonicalToggles(raw: Record<string, unknown>): void {
+  const health = raw.health;
+  if (typeof health !== 'object' || health === null) return;
+  const checks = (health as Record<string, unknown>).checks;
+  if (typeof checks !== 'object' || checks === null) return;
+  const toggles = checks as Record<string, unknown>;
+  for (const [alias, id] of Object.entries(TOGGLE_ALIASES)) {
+    if (!(alias in toggles)) continue;
+    if (!(id in toggles)) toggles[id] = toggles[alias];
+    delete toggles[alias];
+  }
+}

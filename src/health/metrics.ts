@@ -1,37 +1,20 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
-import { ALL_HEALTH_PROBES, HEALTH_PROBE_NAMES } from './names.js';
 import type { CheckStatus, HealthProbeData } from './types.js';
-import type { ProbeResults } from '../results.js';
-import type { GuestLogFact } from './checks/logs.js';
-import type { OrphanCounts } from './checks/orphans.js';
-import type { MacDenialTotals } from './checks/mac.js';
-import type { Versions } from './checks/versions.js';
-import type { GuestStateFact } from './checks/guest-state.js';
+import type { ProbeKey, ProbeResults } from '../results.js';
+import { HEALTH_LOGS } from './checks/logs.js';
+import { HEALTH_ORPHANS } from './checks/orphans.js';
+import { HEALTH_MAC } from './checks/mac.js';
+import { HEALTH_VERSIONS } from './checks/versions.js';
+import { HEALTH_GUEST_STATE } from './checks/guest-state.js';
 
-export interface LogsProbeData extends HealthProbeData {
-  guests: GuestLogFact[];
-}
-export interface OrphansProbeData extends HealthProbeData {
-  counts: OrphanCounts | null;
-}
-export interface MacProbeData extends HealthProbeData {
-  totals: MacDenialTotals;
-  active: { apparmor: boolean; selinux: boolean };
-}
-export interface VersionsProbeData extends HealthProbeData {
-  versions: Versions;
-}
-export interface GuestStateProbeData extends HealthProbeData {
-  guests: GuestStateFact[];
-}
 
 const STATUSES: readonly CheckStatus[] = ['pass', 'unknown', 'warn', 'fail', 'not-applicable'];
 const registered = new WeakSet<Registry>();
 const p = (name: string) => `${METRIC_PREFIX}health_${name}`;
 
-function latest<T>(results: ProbeResults, probe: string): T | undefined {
-  const r = results.get<T>(probe);
+function latest<T>(results: ProbeResults, probe: ProbeKey<T>): T | undefined {
+  const r = results.get(probe);
   return r?.ok ? r.data : undefined;
 }
 
@@ -41,10 +24,10 @@ function latest<T>(results: ProbeResults, probe: string): T | undefined {
  * and reason codes come from fixed catalogues; domain/uuid labels exist only for vTPM guests
  * currently defined (a guest's series disappear when it is undefined).
  */
-export function registerHealthMetrics(registry: Registry, results: ProbeResults): void {
+export function registerHealthMetrics(registry: Registry, results: ProbeResults, probes: readonly ProbeKey<HealthProbeData>[]): void {
   if (registered.has(registry)) return;
   registered.add(registry);
-  const allChecks = () => ALL_HEALTH_PROBES.flatMap((name) => latest<HealthProbeData>(results, name)?.checks ?? []);
+  const allChecks = () => probes.flatMap((name) => latest(results, name)?.checks ?? []);
 
   new Gauge({
     name: p('check_ok'),
@@ -88,7 +71,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) this.inc({ domain: g.name, uuid: g.uuid }, g.resets);
+      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) this.inc({ domain: g.name, uuid: g.uuid }, g.resets);
     },
   });
   new Gauge({
@@ -98,7 +81,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) {
+      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) {
         if (g.lastResetAt !== null) this.set({ domain: g.name, uuid: g.uuid }, g.lastResetAt / 1000);
       }
     },
@@ -110,7 +93,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest<LogsProbeData>(results, HEALTH_PROBE_NAMES.logs)?.guests ?? []) {
+      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) {
         for (const [kind, n] of Object.entries(g.events)) if (n) this.inc({ domain: g.name, kind }, n);
       }
     },
@@ -122,7 +105,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      const d = latest<MacProbeData>(results, HEALTH_PROBE_NAMES.mac);
+      const d = latest(results, HEALTH_MAC);
       if (!d) return;
       if (d.active.apparmor) this.inc({ mac: 'apparmor' }, d.totals.apparmor);
       if (d.active.selinux) this.inc({ mac: 'selinux' }, d.totals.selinux);
@@ -135,7 +118,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      const c = latest<OrphansProbeData>(results, HEALTH_PROBE_NAMES.orphans)?.counts;
+      const c = latest(results, HEALTH_ORPHANS)?.counts;
       if (!c) return;
       this.set({ kind: 'process' }, c.processes);
       this.set({ kind: 'lock_holder' }, c.lockHolders);
@@ -150,7 +133,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest<GuestStateProbeData>(results, HEALTH_PROBE_NAMES.guestState)?.guests ?? []) this.set({ domain: g.name, uuid: g.uuid }, g.status === 'fail' ? 0 : 1);
+      for (const g of latest(results, HEALTH_GUEST_STATE)?.guests ?? []) this.set({ domain: g.name, uuid: g.uuid }, g.status === 'fail' ? 0 : 1);
     },
   });
   new Gauge({
@@ -160,7 +143,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults)
     registers: [registry],
     collect() {
       this.reset();
-      const v = latest<VersionsProbeData>(results, HEALTH_PROBE_NAMES.versions)?.versions;
+      const v = latest(results, HEALTH_VERSIONS)?.versions;
       if (!v) return;
       for (const [component, version] of Object.entries(v)) if (version) this.set({ component, version }, 1);
     },

@@ -1,9 +1,7 @@
-import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { Probe, ProbeContext } from '../probes/types.js';
 import type { ProbeResults } from '../results.js';
 import type { HealthCheckToggle } from './config.js';
-import { registerHealthMetrics } from './metrics.js';
 import { healthSection } from './report.js';
 import type { HealthProbeData } from './types.js';
 
@@ -17,7 +15,7 @@ export interface HealthProbeDefinition<T extends HealthProbeData> {
   run(ctx: ProbeContext, results: ProbeResults): Promise<T>;
 }
 
-/** Wraps one group of health checks as a probe: shared schedule, timeout, toggles, metrics and report. */
+/** Wraps one group of health checks as a probe: shared schedule, timeout, toggles and report (metrics: see index.ts). */
 export function healthProbe<T extends HealthProbeData>(def: HealthProbeDefinition<T>): Probe<T> {
   return {
     name: def.name,
@@ -27,9 +25,6 @@ export function healthProbe<T extends HealthProbeData>(def: HealthProbeDefinitio
     timeoutMs: (config: AgentConfig) => config.health.timeoutSeconds * 1000,
     enabled: (config: AgentConfig) => config.health.enabled && def.toggles.some((t) => config.health.checks[t]),
     run: (ctx, results) => def.run(ctx, results),
-    registerMetrics(registry: Registry, results: ProbeResults) {
-      registerHealthMetrics(registry, results);
-    },
     report: (result) => healthSection(def.title, result),
   };
 }

@@ -1,3 +1,5 @@
+import type { HealthCheckToggle } from './config.js';
+
 /**
  * The shape every host health check reports in: a check (one row of the failure-modes checklist)
  * holds findings; each finding has a stable reason code, a sentence for operators and a remedy.
@@ -83,3 +85,8 @@ export function checkResult(check: CheckId, findings: Finding[], facts?: Record<
 export interface HealthProbeData {
   checks: CheckResult[];
 }
+
+/** The config toggles are the check ids: a check added to one and not the other fails to compile. */
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const togglesAreCheckIds: SameKeys<HealthCheckToggle, CheckId> = true;
+void togglesAreCheckIds;

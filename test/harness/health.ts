@@ -15,33 +15,11 @@ import type { ProbeResult } from '../../src/results.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
-import { healthBinariesProbe } from '../../src/probes/health-binaries.js';
-import { healthPrincipalProbe } from '../../src/probes/health-principal.js';
-import { healthLocalCaProbe } from '../../src/probes/health-localca.js';
-import { healthGuestStateProbe } from '../../src/probes/health-guest-state.js';
-import { healthOrphansProbe } from '../../src/probes/health-orphans.js';
-import { healthMacProbe } from '../../src/probes/health-mac.js';
-import { healthCryptoProbe } from '../../src/probes/health-crypto.js';
-import { healthLogsProbe } from '../../src/probes/health-logs.js';
-import { healthNovaProbe } from '../../src/probes/health-nova.js';
-import { healthVersionsProbe } from '../../src/probes/health-versions.js';
-import { healthContainerProbe } from '../../src/probes/health-container.js';
+import { healthProbes } from '../../src/health/index.js';
 import type { CheckResult, HealthProbeData } from '../../src/health/types.js';
 
-/** In dependency order (the agent's scheduler orders by `after`; here the list already is). */
-export const healthProbes: Probe[] = [
-  healthBinariesProbe,
-  healthPrincipalProbe,
-  healthLocalCaProbe,
-  healthGuestStateProbe,
-  healthOrphansProbe,
-  healthMacProbe,
-  healthCryptoProbe,
-  healthLogsProbe,
-  healthNovaProbe,
-  healthVersionsProbe,
-  healthContainerProbe,
-] as Probe[];
+/** The agent's own registry, in dependency order (the scheduler orders by `after`; here the list already is). */
+export { healthProbes };
 
 export interface HealthRig {
   config: AgentConfig;

@@ -12,9 +12,9 @@ import { requireLibvirt } from '../harness/libvirt.js';
 import { requireCommands } from '../harness/components.js';
 import { healthProbes, healthRig } from '../harness/health.js';
 import { parsePasswd } from '../../src/host/accounts.js';
-import { healthBinariesProbe } from '../../src/probes/health-binaries.js';
-import { healthPrincipalProbe } from '../../src/probes/health-principal.js';
-import { healthLocalCaProbe } from '../../src/probes/health-localca.js';
+import { healthBinariesProbe } from '../../src/health/checks/binaries.js';
+import { healthPrincipalProbe } from '../../src/health/checks/principal.js';
+import { healthLocalCaProbe } from '../../src/health/checks/localca.js';
 import type { Probe } from '../../src/probes/types.js';
 import { CHECK_IDS } from '../../src/health/types.js';
 

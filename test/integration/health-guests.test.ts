@@ -15,9 +15,9 @@ import { requireCommands } from '../harness/components.js';
 import { promtoolCheckMetrics } from '../harness/promtool.js';
 import { defineGuest, findingsFor, healthProbes, healthRig, removeGuest, virsh, virshOk, type TestGuest } from '../harness/health.js';
 import { parsePasswd } from '../../src/host/accounts.js';
-import { healthGuestStateProbe } from '../../src/probes/health-guest-state.js';
-import { healthOrphansProbe } from '../../src/probes/health-orphans.js';
-import { healthLogsProbe } from '../../src/probes/health-logs.js';
+import { healthGuestStateProbe } from '../../src/health/checks/guest-state.js';
+import { healthOrphansProbe } from '../../src/health/checks/orphans.js';
+import { healthLogsProbe } from '../../src/health/checks/logs.js';
 import type { Probe } from '../../src/probes/types.js';
 
 requireLibvirt();

@@ -10,8 +10,8 @@ import t from 'tap';
 import { requireLibvirt } from '../harness/libvirt.js';
 import { requireCommands } from '../harness/components.js';
 import { defineGuest, findingsFor, healthRig, removeGuest, virsh, type TestGuest } from '../harness/health.js';
-import { healthLocalCaProbe } from '../../src/probes/health-localca.js';
-import { healthLogsProbe } from '../../src/probes/health-logs.js';
+import { healthLocalCaProbe } from '../../src/health/checks/localca.js';
+import { healthLogsProbe } from '../../src/health/checks/logs.js';
 import type { Probe } from '../../src/probes/types.js';
 
 requireLibvirt();

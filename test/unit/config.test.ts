@@ -90,3 +90,16 @@ t.test('a config file holding OpenStack secrets that others can read gives a war
   chmodSync(p, 0o600);
   t.same((await loadConfig({ path: p, env: noEnv })).warnings, []);
 });
+
+t.test('health toggles are the check ids; the former names and env spellings still work', async (t) => {
+  const p = file('toggles.yaml', 'health:\n  checks:\n    guest-state: false\n    nova: false\n');
+  const { config } = await loadConfig({ path: p, env: { ...noEnv, VTPM_AGENT__HEALTH__CHECKS__TPM_RESET: 'false' }, overrides: ['health.checks.orphans=false'] });
+  t.equal(config.health.checks['guest-state'], false);
+  t.equal(config.health.checks['nova-config'], false, 'nova: the name before it was the check id');
+  t.equal(config.health.checks['tpm-reset'], false, 'TPM_RESET from the environment');
+  t.equal(config.health.checks.orphans, false);
+  t.equal(config.health.checks.logs, true);
+  t.notOk('nova' in config.health.checks);
+  const both = file('both.yaml', 'health:\n  checks:\n    guestState: false\n    guest-state: true\n');
+  t.equal((await loadConfig({ path: both, env: noEnv })).config.health.checks['guest-state'], true, 'the check id wins over an alias');
+});

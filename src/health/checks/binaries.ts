@@ -1,14 +1,16 @@
 import { lstat, readlink, realpath } from 'node:fs/promises';
+import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { readSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
 import { which } from '../../util/which.js';
 import { toAgentError } from '../../errors.js';
 import { parseEnvironPath } from '../parse/proc.js';
-import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
+import { findLibvirtDaemon, listProcesses, mountNamespace, type ProcInfo, readProcText } from '../proc-read.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, SWTPM_LOCALCA_OPENSSL } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import { healthProbe, innerTimeout } from '../probe.js';
 
 /** libvirt needs all three on its own PATH (virTPMHasSwtpm). */
 export const REQUIRED_BINARIES = ['swtpm', 'swtpm_setup', 'swtpm_ioctl'] as const;
@@ -211,3 +213,38 @@ export async function checkBinaries(input: BinariesInput): Promise<BinariesOutpu
   }
   return { checks, resolved: shownResolved, socketFeatures, setupFeatures, swtpmVersion };
 }
+
+export interface BinariesProbeData extends HealthProbeData {
+  socketFeatures: string[] | null;
+  setupFeatures: string[] | null;
+  swtpmVersion: string | null;
+  /** Resolved binary paths as libvirt sees them. */
+  resolved: Record<string, string | null>;
+}
+
+/** This probe's key: `results.get(HEALTH_BINARIES)` is typed. */
+export const HEALTH_BINARIES = probeKey<BinariesProbeData>('health-binaries');
+
+/** C1 + C2: swtpm helpers on libvirt's own PATH and the capabilities encrypted vTPMs need. */
+export const healthBinariesProbe = healthProbe<BinariesProbeData>({
+  name: HEALTH_BINARIES,
+  title: 'Health: swtpm binaries and capabilities',
+  description: "swtpm, swtpm_setup, swtpm_ioctl and certificate helpers on libvirt's PATH; cmdarg-pwd-fd/pwdfile-fd",
+  toggles: ['binaries', 'capabilities'],
+  async run(ctx) {
+    const h = ctx.config.health;
+    const daemon = h.pathSource === 'libvirt-daemon' ? findLibvirtDaemon(await listProcesses(ctx.hostPath)) : null;
+    const out = await checkBinaries({
+      pathSource: h.pathSource,
+      daemon,
+      agentPath: ctx.env.PATH,
+      hostPath: ctx.hostPath,
+      env: ctx.env,
+      timeoutMs: innerTimeout(ctx),
+      signal: ctx.signal,
+      checkBinaries: h.checks.binaries,
+      checkCapabilities: h.checks.capabilities,
+    });
+    return { checks: out.checks, socketFeatures: out.socketFeatures, setupFeatures: out.setupFeatures, swtpmVersion: out.swtpmVersion, resolved: out.resolved };
+  },
+});

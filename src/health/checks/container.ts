@@ -1,9 +1,13 @@
-import { mountNamespace, readProcText, type ProcInfo } from '../proc-read.js';
-import { CAP_SYS_PTRACE, hasCap, mountFor, parseCapEff, parseMountinfo, type MountEntry } from '../parse/proc.js';
+import { findLibvirtDaemon, listProcesses, mountNamespace, type ProcInfo, readProcText } from '../proc-read.js';
+import { probeKey } from '../../results.js';
+import { HEALTH_VERSIONS } from './versions.js';
+import { CAP_SYS_PTRACE, hasCap, type MountEntry, mountFor, parseCapEff, parseMountinfo } from '../parse/proc.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import { localCaStatedir } from './localca.js';
+import { healthProbe } from '../probe.js';
 
 export interface ContainerFacts {
   daemon: { pid: number; comm: string } | null;
@@ -57,3 +61,24 @@ export function evaluateContainer(f: ContainerFacts, libvirtVersion: string | nu
   }
   return checkResult('container', findings, { daemon: f.daemon, containerised: true, capSysPtrace: f.capEff === null ? null : hasCap(f.capEff, CAP_SYS_PTRACE), notMounted });
 }
+
+/** This probe's key: `results.get(HEALTH_CONTAINER)` is typed. */
+export const HEALTH_CONTAINER = probeKey<HealthProbeData>('health-container');
+
+/** C14: a containerised libvirt's capabilities and host mounts for TPM state, logs, CA and secrets. */
+export const healthContainerProbe = healthProbe<HealthProbeData>({
+  name: HEALTH_CONTAINER,
+  title: 'Health: containerised libvirt',
+  description: 'libvirt daemon mount namespace, CapEff (SYS_PTRACE for libvirt < 8.1) and host mounts of state, log, CA and secret dirs',
+  toggles: ['container'],
+  after: [HEALTH_VERSIONS],
+  async run(ctx, results) {
+    const daemon = findLibvirtDaemon(await listProcesses(ctx.hostPath));
+    const facts = await readContainerFacts(ctx.hostPath, daemon);
+    const libvirt = results.get(HEALTH_VERSIONS)?.data?.versions.libvirt ?? null;
+    const h = ctx.config.health;
+    const ca = await localCaStatedir(h.swtpmSetupConf, ctx.hostPath);
+    const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];
+    return { checks: [evaluateContainer(facts, libvirt, dirs)] };
+  },
+});

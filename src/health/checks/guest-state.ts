@@ -1,12 +1,17 @@
 import { statfs } from 'node:fs/promises';
+import { probeKey } from '../../results.js';
+import { HEALTH_BINARIES } from './binaries.js';
 import { canAccess } from '../access.js';
 import { octal, parentsOf, pathInfo } from '../../host/fsinfo.js';
-import { groupName, userName, type Accounts } from '../../host/accounts.js';
+import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
-import { checkResult, worst, type CheckResult, type CheckStatus, type Finding } from '../types.js';
-import { guestStatePaths, type HealthGuest } from '../guests.js';
-import type { Principal } from '../../host/swtpm-principal.js';
+import { checkResult, type CheckResult, type CheckStatus, type Finding, worst, type HealthProbeData } from '../types.js';
+import { guestsFromResults, guestStatePaths, type HealthGuest } from '../guests.js';
+import { loadPrincipal, type Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import { GUEST_INVENTORY } from '../../guests/types.js';
+import { healthProbe } from '../probe.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /** statfs magic numbers of network/cluster filesystems (linux/magic.h and the FS sources). */
 const SHARED_FS: Record<number, string> = {
@@ -141,3 +146,42 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
   }
   return checkResult('guest-state', findings, { guests: perGuest, stateDir: input.stateDir, filesystem: fs, principal: who });
 }
+
+export interface GuestStateProbeData extends HealthProbeData {
+  guests: GuestStateFact[];
+}
+
+/** This probe's key: `results.get(HEALTH_GUEST_STATE)` is typed. */
+export const HEALTH_GUEST_STATE = probeKey<GuestStateProbeData>('health-guest-state');
+
+/** C5: per vTPM guest, the TPM state libvirt hands to swtpm. */
+export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
+  name: HEALTH_GUEST_STATE,
+  title: 'Health: per-guest TPM state',
+  description: 'state file present and non-empty, owners, parents searchable, .lock owner, filesystem type and free space',
+  toggles: ['guest-state'],
+  after: [GUEST_INVENTORY, HEALTH_BINARIES],
+  async run(ctx, results) {
+    const view = guestsFromResults(results);
+    if (!view) {
+      return {
+        checks: [checkResult('guest-state', [finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'warn', 'The guest inventory is not available, so per-guest TPM state cannot be checked.')])],
+        guests: [],
+      };
+    }
+    const res = await loadPrincipal(ctx.config.health, await libvirtViewResolver(ctx.hostPath));
+    if (!res.principal) return { checks: [checkResult('guest-state', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')], guests: [] };
+    const caps = results.get(HEALTH_BINARIES)?.data?.socketFeatures ?? null;
+    const check = await checkGuestState({
+      guests: view.guests,
+      stateDir: ctx.config.swtpm.stateDir,
+      principal: res.principal,
+      accounts: res.accounts,
+      hostPath: ctx.hostPath,
+      minFreeBytes: ctx.config.health.minFreeBytes,
+      socketFeatures: caps,
+      swtpmLogDir: ctx.config.health.swtpmLogDir,
+    });
+    return { checks: [check], guests: (check.facts?.guests as GuestStateProbeData['guests']) ?? [] };
+  },
+});

@@ -1,13 +1,16 @@
 import { readdir } from 'node:fs/promises';
+import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { canAccess, type Want } from '../access.js';
 import { octal, parentsOf, pathInfo, readText } from '../../host/fsinfo.js';
 import { iniGet, parseIni } from '../../util/ini.js';
-import { groupName, userName, type Accounts } from '../../host/accounts.js';
+import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
-import type { Principal } from '../../host/swtpm-principal.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
+import { loadPrincipal, type Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import { healthProbe } from '../probe.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /** The lock swtpm_localca takes before touching the CA (swtpm_localca.c). */
 export const LOCALCA_LOCK = '.lock.swtpm-localca';
@@ -158,3 +161,22 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   facts.files = files;
   return checkResult('localca', findings, facts);
 }
+
+/** This probe's key: `results.get(HEALTH_LOCALCA)` is typed. */
+export const HEALTH_LOCALCA = probeKey<HealthProbeData>('health-localca');
+
+/** C4: the swtpm local CA is usable by the swtpm principal (else every new vTPM guest fails). */
+export const healthLocalCaProbe = healthProbe<HealthProbeData>({
+  name: HEALTH_LOCALCA,
+  title: 'Health: swtpm local CA',
+  description: 'swtpm_setup.conf → swtpm-localca.conf statedir exists and every file is usable by the swtpm principal',
+  toggles: ['localca'],
+  async run(ctx) {
+    const h = ctx.config.health;
+    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
+    if (!res.principal) {
+      return { checks: [checkResult('localca', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')] };
+    }
+    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await libvirtViewResolver(ctx.hostPath) })] };
+  },
+});

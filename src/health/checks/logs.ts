@@ -1,14 +1,18 @@
 import path from 'node:path';
+import { probeKey } from '../../results.js';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
 import { pathInfo } from '../../host/fsinfo.js';
-import { classifyLogLine, vmidOf, type LogKind } from '../parse/logline.js';
+import { classifyLogLine, type LogKind, vmidOf } from '../parse/logline.js';
 import { lineTime, manufactureTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { guestStatePaths, type HealthGuest } from '../guests.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
+import { guestsFromResults, guestStatePaths, type HealthGuest } from '../guests.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import type { StateStore } from '../../util/state-file.js';
+import { GUEST_INVENTORY } from '../../guests/types.js';
+import { healthProbe } from '../probe.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /** `baseline`: the first read of this file's backlog is not finished (larger than one run's budget). */
 const cursorSchema = z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() });
@@ -293,3 +297,48 @@ export async function scanLogs(input: LogScanInput): Promise<LogScanOutput> {
     storeProblem,
   };
 }
+
+export interface LogsProbeData extends HealthProbeData {
+  guests: GuestLogFact[];
+}
+
+/** This probe's key: `results.get(HEALTH_LOGS)` is typed. */
+export const HEALTH_LOGS = probeKey<LogsProbeData>('health-logs');
+
+/** C10: failure lines in each vTPM guest's swtpm and QEMU logs, and TPM reset detection. */
+export const healthLogsProbe = healthProbe<LogsProbeData>({
+  name: HEALTH_LOGS,
+  title: 'Health: guest logs and TPM resets',
+  description: 'follows <domain>-swtpm.log and <domain>.log for the failure-modes §0 lines; counts TPM re-creations per guest',
+  toggles: ['logs', 'tpm-reset'],
+  after: [GUEST_INVENTORY],
+  async run(ctx, results) {
+    const h = ctx.config.health;
+    const view = guestsFromResults(results);
+    if (!view) {
+      const gap = finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'warn', 'The guest inventory is not available, so guest logs cannot be attributed.');
+      const checks: CheckResult[] = [];
+      if (h.checks.logs) checks.push(checkResult('logs', [gap]));
+      if (h.checks['tpm-reset']) checks.push(checkResult('tpm-reset', [gap]));
+      return { checks, guests: [] };
+    }
+    const out = await scanLogs({
+      guests: view.guests,
+      swtpmStateDir: ctx.config.swtpm.stateDir,
+      swtpmLogDir: h.swtpmLogDir,
+      qemuLogDir: h.qemuLogDir,
+      agentStateDir: ctx.config.stateDir,
+      // Logs and state as libvirtd sees them (in Atmosphere /var/log/swtpm is inside its container).
+      hostPath: await libvirtViewResolver(ctx.hostPath),
+      maxBytesPerFile: h.logMaxBytesPerRun,
+      windowSeconds: h.logFailureWindowSeconds,
+      shrinkRatio: h.stateShrinkRatio,
+      signal: ctx.signal,
+      state: ctx.stateFiles,
+    });
+    const checks: CheckResult[] = [];
+    if (h.checks.logs) checks.push(out.logs);
+    if (h.checks['tpm-reset']) checks.push(out.reset);
+    return { checks, guests: out.guests };
+  },
+});

@@ -1,28 +1,17 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
 import { readText } from '../../host/fsinfo.js';
-import {
-  isSwtpmAppArmorDenial,
-  isSwtpmAvc,
-  isSwtpmSetroubleshoot,
-  parseAppArmorDenial,
-  parseAppArmorProfiles,
-  parseSelinuxAvc,
-  parseRestoreconDryRun,
-  parseSelinuxConfigType,
-  pathsNotInProfile,
-  selinuxType,
-  type Relabel,
-  swtpmProfile,
-} from '../parse/mac.js';
+import { isSwtpmAppArmorDenial, isSwtpmAvc, isSwtpmSetroubleshoot, parseAppArmorDenial, parseAppArmorProfiles, parseRestoreconDryRun, parseSelinuxAvc, parseSelinuxConfigType, pathsNotInProfile, type Relabel, selinuxType, swtpmProfile } from '../parse/mac.js';
 import { lineTime } from '../parse/timestamp.js';
 import { finding } from '../reasons.js';
-import { checkResult, worst, type CheckResult, type Finding } from '../types.js';
+import { checkResult, type CheckResult, type Finding, worst, type HealthProbeData } from '../types.js';
 import { MiB, runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import type { StateStore } from '../../util/state-file.js';
+import { healthProbe, innerTimeout } from '../probe.js';
 
 const storeSchema = z.object({
   version: z.literal(1),
@@ -269,3 +258,37 @@ export async function checkMac(input: MacInput): Promise<MacOutput> {
   }
   return { checks, totals: scan?.store.totals ?? { apparmor: 0, selinux: 0 }, active: { apparmor: aaEnabled, selinux: seEnabled } };
 }
+
+export interface MacProbeData extends HealthProbeData {
+  totals: MacDenialTotals;
+  active: { apparmor: boolean; selinux: boolean };
+}
+
+/** This probe's key: `results.get(HEALTH_MAC)` is typed. */
+export const HEALTH_MAC = probeKey<MacProbeData>('health-mac');
+
+/** C7 + C8: AppArmor and SELinux state for swtpm and denials in the kernel/audit logs. */
+export const healthMacProbe = healthProbe<MacProbeData>({
+  name: HEALTH_MAC,
+  title: 'Health: AppArmor / SELinux',
+  description: 'swtpm AppArmor profile mode, SELinux mode/labels/modules, and swtpm denials in the kernel and audit logs',
+  toggles: ['apparmor', 'selinux'],
+  async run(ctx) {
+    const h = ctx.config.health;
+    const out = await checkMac({
+      hostPath: ctx.hostPath,
+      logFiles: h.macLogFiles,
+      agentStateDir: ctx.config.stateDir,
+      windowSeconds: h.logFailureWindowSeconds,
+      maxBytesPerFile: h.logMaxBytesPerRun,
+      apparmor: h.checks.apparmor,
+      selinux: h.checks.selinux,
+      signal: ctx.signal,
+      timeoutMs: innerTimeout(ctx),
+      swtpmPaths: [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.swtpmRunDir],
+      env: ctx.env,
+      state: ctx.stateFiles,
+    });
+    return { checks: out.checks, totals: out.totals, active: out.active };
+  },
+});

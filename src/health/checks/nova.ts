@@ -1,7 +1,12 @@
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
-import type { NovaVtpmSettings } from '../nova-conf.js';
-import type { GuestsView } from '../guests.js';
+import { probeKey } from '../../results.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
+import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
+import { guestsFromResults, type GuestsView } from '../guests.js';
+import { evaluateSecrets } from './secrets.js';
+import { GUEST_INVENTORY } from '../../guests/types.js';
+import { healthProbe } from '../probe.js';
+import { LIBVIRT, type LibvirtFacts } from '../../libvirt/facts.js';
 
 /**
  * C11: nova.conf against itself and against the vTPM guests on the host — the configurations that
@@ -50,3 +55,32 @@ export function evaluateNova(nova: NovaVtpmSettings | null, view: GuestsView | n
     novaVtpmGuests: view ? novaGuests.length : null,
   });
 }
+
+/** Does any probed machine type offer the emulator backend? null when the libvirt probe has no answer. */
+function emulatorOffered(facts: LibvirtFacts | undefined): boolean | null {
+  const caps = facts?.machines.map((m) => m.capabilities).filter((c) => c !== null) ?? [];
+  if (caps.length === 0) return null;
+  return caps.some((c) => c!.tpm.supported && c!.tpm.backendModels.includes('emulator'));
+}
+
+/** This probe's key: `results.get(HEALTH_NOVA)` is typed. */
+export const HEALTH_NOVA = probeKey<HealthProbeData>('health-nova');
+
+/** C11 + C12: Nova vTPM configuration against the guests, and their libvirt secrets. */
+export const healthNovaProbe = healthProbe<HealthProbeData>({
+  name: HEALTH_NOVA,
+  title: 'Health: Nova configuration and vTPM secrets',
+  description: 'nova.conf swtpm_enabled/virt_type/resume_guests_state_on_host_boot/supported_tpm_secret_security; <encryption secret> per guest',
+  toggles: ['nova-config', 'secrets'],
+  after: [GUEST_INVENTORY, LIBVIRT],
+  async run(ctx, results) {
+    const h = ctx.config.health;
+    const view = guestsFromResults(results);
+    const checks: CheckResult[] = [];
+    const libvirt = results.get(LIBVIRT);
+    const emulator = libvirt?.ok ? emulatorOffered(libvirt.data) : null;
+    if (h.checks['nova-config']) checks.push(evaluateNova(await loadNovaSettings(h, ctx.hostPath), view, emulator));
+    if (h.checks.secrets) checks.push(evaluateSecrets(view));
+    return { checks };
+  },
+});

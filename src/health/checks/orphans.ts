@@ -1,12 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { pathInfo } from '../../host/fsinfo.js';
 import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
-import { procAlive, swtpmProcesses, type ProcInfo } from '../proc-read.js';
+import { listProcesses, procAlive, type ProcInfo, swtpmProcesses } from '../proc-read.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
-import type { HealthGuest } from '../guests.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
+import { guestsFromResults, type HealthGuest } from '../guests.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
+import { GUEST_INVENTORY } from '../../guests/types.js';
+import { healthProbe } from '../probe.js';
 
 export interface OrphansInput {
   guests: HealthGuest[];
@@ -126,3 +129,35 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
   }
   return { ...checkResult('orphans', findings, { counts, swtpmProcesses: swtpms.length }), counts };
 }
+
+export interface OrphansProbeData extends HealthProbeData {
+  counts: OrphanCounts | null;
+}
+
+/** This probe's key: `results.get(HEALTH_ORPHANS)` is typed. */
+export const HEALTH_ORPHANS = probeKey<OrphansProbeData>('health-orphans');
+
+/** C6: swtpm processes and state-lock holders without a running guest; stale pid and socket files. */
+export const healthOrphansProbe = healthProbe<OrphansProbeData>({
+  name: HEALTH_ORPHANS,
+  title: 'Health: orphaned swtpm',
+  description: 'swtpm processes and /proc/locks holders on TPM state of guests that are not running; stale *-swtpm.pid/.sock',
+  toggles: ['orphans'],
+  after: [GUEST_INVENTORY],
+  async run(ctx, results) {
+    const view = guestsFromResults(results);
+    if (!view) {
+      // Without the guest list every swtpm would look orphaned: report the gap instead.
+      return { checks: [checkResult('orphans', [finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'warn', 'The guest inventory is not available, so orphaned swtpm processes cannot be told apart.')])], counts: null };
+    }
+    const out = await checkOrphans({
+      guests: view.guests,
+      stateDir: ctx.config.swtpm.stateDir,
+      runDir: ctx.config.health.swtpmRunDir,
+      processes: await listProcesses(ctx.hostPath),
+      hostPath: ctx.hostPath,
+    });
+    const { counts, ...check } = out;
+    return { checks: [check], counts };
+  },
+});

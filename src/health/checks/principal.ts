@@ -1,8 +1,11 @@
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
-import { resolveGroup, resolveUser, type Accounts } from '../../host/accounts.js';
-import type { PrincipalResolution } from '../../host/swtpm-principal.js';
-import type { NovaVtpmSettings } from '../nova-conf.js';
+import { probeKey } from '../../results.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
+import { type Accounts, resolveGroup, resolveUser } from '../../host/accounts.js';
+import { loadPrincipal, type PrincipalResolution } from '../../host/swtpm-principal.js';
+import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
+import { healthProbe } from '../probe.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /**
  * C3: libvirt's effective swtpm principal (qemu.conf, default tss, silent root fallback) against
@@ -62,3 +65,20 @@ export function evaluatePrincipal(res: PrincipalResolution, accounts: Accounts, 
     nova: nova ? { user: nova.swtpmUser, group: nova.swtpmGroup, swtpmEnabled: nova.swtpmEnabled, files: nova.files } : null,
   });
 }
+
+/** This probe's key: `results.get(HEALTH_PRINCIPAL)` is typed. */
+export const HEALTH_PRINCIPAL = probeKey<HealthProbeData>('health-principal');
+
+/** C3: libvirt's effective swtpm principal against Nova's. */
+export const healthPrincipalProbe = healthProbe<HealthProbeData>({
+  name: HEALTH_PRINCIPAL,
+  title: 'Health: swtpm principal',
+  description: 'qemu.conf swtpm_user/swtpm_group (default tss, root fallback) versus nova.conf [libvirt] swtpm_user/swtpm_group',
+  toggles: ['principal'],
+  async run(ctx) {
+    const h = ctx.config.health;
+    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
+    const nova = await loadNovaSettings(h, ctx.hostPath);
+    return { checks: [evaluatePrincipal(res, res.accounts, nova, h.qemuConf)] };
+  },
+});

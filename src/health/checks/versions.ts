@@ -1,10 +1,14 @@
 import { parseVirshVersion } from '../../libvirt/version.js';
+import { probeKey } from '../../results.js';
 import { runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { readText } from '../../host/fsinfo.js';
 import { finding } from '../reasons.js';
-import { checkResult, type CheckResult, type Finding } from '../types.js';
+import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, upstreamVersion } from '../../host/versions.js';
+import { healthProbe, innerTimeout } from '../probe.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
+import { which } from '../../util/which.js';
 
 export const VERSION_COMPONENTS = ['libvirt', 'qemu', 'swtpm', 'libtpms', 'openssl'] as const;
 export type VersionComponent = (typeof VERSION_COMPONENTS)[number];
@@ -164,3 +168,30 @@ export function evaluateVersions(v: Versions, source: VersionsSource = 'agent'):
   }
   return checkResult('versions', findings, { ...v, source });
 }
+
+export interface VersionsProbeData extends HealthProbeData {
+  versions: Versions;
+}
+
+/** This probe's key: `results.get(HEALTH_VERSIONS)` is typed. */
+export const HEALTH_VERSIONS = probeKey<VersionsProbeData>('health-versions');
+
+/** C13: libvirt, QEMU, swtpm, libtpms and OpenSSL versions, exported as an `_info` metric. */
+export const healthVersionsProbe = healthProbe<VersionsProbeData>({
+  name: HEALTH_VERSIONS,
+  title: 'Health: component versions',
+  description: 'libvirt daemon, QEMU, and the swtpm, libtpms and OpenSSL that libvirtd runs (its package database when it is in another container)',
+  toggles: ['versions'],
+  async run(ctx) {
+    const { versions, source } = await readVersions({
+      virshPath: ctx.config.libvirt.virshPath,
+      uri: ctx.config.libvirt.uri,
+      swtpmPath: await which(ctx.config.swtpm.swtpmPath, ctx.env.PATH),
+      env: ctx.env,
+      timeoutMs: innerTimeout(ctx),
+      signal: ctx.signal,
+      libvirtView: await libvirtViewResolver(ctx.hostPath),
+    });
+    return { checks: [evaluateVersions(versions, source)], versions };
+  },
+});
