@@ -6,7 +6,6 @@ import type { z } from 'zod';
  */
 export const errorCatalogue = {
   VTPM_ERR_CONFIG_INVALID: 'configuration is invalid',
-  VTPM_ERR_CONFIG_UNREADABLE: 'configuration file cannot be read',
   VTPM_ERR_EXEC_NOT_FOUND: 'command not found',
   VTPM_ERR_EXEC_TIMEOUT: 'command timed out',
   VTPM_ERR_EXEC_FAILED: 'command failed',
@@ -25,7 +24,6 @@ export const errorCatalogue = {
   VTPM_ERR_HTTP_UNREACHABLE: 'HTTP server unreachable',
   VTPM_ERR_HTTP_BAD_RESPONSE: 'HTTP response malformed or too large',
   VTPM_ERR_FORBIDDEN: 'permission denied by the service policy',
-  VTPM_ERR_OPENSTACK_NOT_CONFIGURED: 'OpenStack credentials are not configured',
   VTPM_ERR_OPENSTACK_CONFIG: 'OpenStack credentials are incomplete or invalid',
   VTPM_ERR_OPENSTACK_ENDPOINT: 'service endpoint not found in the catalog',
   VTPM_ERR_OPENSTACK_MICROVERSION: 'no common API microversion',

@@ -175,6 +175,3 @@ export function evaluateWatch(watch: Watch, inv: GuestInventory, now: number, cl
   return { watch: { ...watch, guests, totals }, transitions, changed };
 }
 
-export function pendingCount(watch: Watch | null): number {
-  return watch ? watch.guests.filter((g) => g.status === 'pending').length : 0;
-}

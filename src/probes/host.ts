@@ -8,6 +8,7 @@ import { libvirtAccounts, swtpmNames } from '../host/swtpm-principal.js';
 import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
 import { HOST, LIBVIRT, type HostPrerequisites, type Reason } from '../libvirt/facts.js';
 import type { Probe } from './types.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 
 function modeString(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
@@ -81,7 +82,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
   },
   registerMetrics(registry: Registry, results) {
     new Gauge({
-      name: 'vtpm_host_prerequisite_ok',
+      name: `${METRIC_PREFIX}host_prerequisite_ok`,
       help: '1 when a host prerequisite for vTPM holds (swtpm_user, swtpm_group, state_dir, kvm).',
       labelNames: ['prerequisite'],
       registers: [registry],

@@ -7,6 +7,7 @@ import { virsh, type VirshOptions } from '../libvirt/virsh.js';
 import { AgentError, toAgentError } from '../errors.js';
 import { SMALL_OUTPUT_BYTES } from '../util/exec.js';
 import type { Probe, ProbeContext } from './types.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 
 function options(ctx: ProbeContext, readOnly: boolean): VirshOptions {
   const { libvirt } = ctx.config;
@@ -85,7 +86,7 @@ export const libvirtProbe: Probe<LibvirtFacts> = {
   },
   registerMetrics(registry: Registry, results) {
     new Gauge({
-      name: 'vtpm_libvirt_info',
+      name: `${METRIC_PREFIX}libvirt_info`,
       help: 'libvirt and QEMU versions seen by the agent (value is always 1).',
       labelNames: ['libvirt_version', 'qemu_version', 'virt_type'],
       registers: [registry],
@@ -96,7 +97,7 @@ export const libvirtProbe: Probe<LibvirtFacts> = {
       },
     });
     new Gauge({
-      name: 'vtpm_libvirt_domcaps_tpm_supported',
+      name: `${METRIC_PREFIX}libvirt_domcaps_tpm_supported`,
       help: "1 when libvirt's domain capabilities report <tpm supported='yes'> with an emulator backend, per machine type.",
       labelNames: ['machine_type'],
       registers: [registry],

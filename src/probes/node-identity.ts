@@ -3,6 +3,7 @@ import { gatherNodeIdentity, NODE_IDENTITY, type IdentityValue, type NodeIdentit
 import type { CheckSection, ProbeResult } from '../results.js';
 import type { Probe } from './types.js';
 import { METRIC_NAMES } from '../metric-names.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 
 /**
  * Names this compute node the way Nova and Placement do. On Atmosphere Prometheus's `instance`
@@ -45,7 +46,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
       },
     });
     new Gauge({
-      name: 'vtpm_libvirt_container_path_reachable',
+      name: `${METRIC_PREFIX}libvirt_container_path_reachable`,
       help: "1 when the agent can read the path as libvirtd sees it (on the host or through /proc/<libvirtd pid>/root), 0 when not; reason says why not (empty when reachable).",
       labelNames: ['path', 'reason'],
       registers: [registry],

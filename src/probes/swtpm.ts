@@ -4,6 +4,7 @@ import { which } from '../util/which.js';
 import { toAgentError } from '../errors.js';
 import { SWTPM, type SwtpmFacts } from '../libvirt/facts.js';
 import type { Probe, ProbeContext } from './types.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 
 function capabilities(ctx: ProbeContext, file: string, args: string[], what: string) {
   return readSwtpmCapabilities(file, args, what, { timeoutMs: Math.min(ctx.config.swtpm.timeoutSeconds * 1000, ctx.remainingMs()), signal: ctx.signal, env: ctx.env });
@@ -56,7 +57,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
   },
   registerMetrics(registry: Registry, results) {
     new Gauge({
-      name: 'vtpm_swtpm_info',
+      name: `${METRIC_PREFIX}swtpm_info`,
       help: 'swtpm version and supported TPM versions from swtpm_setup --print-capabilities (value is always 1).',
       labelNames: ['version', 'tpm_1_2', 'tpm_2_0'],
       registers: [registry],
@@ -69,7 +70,7 @@ export const swtpmProbe: Probe<SwtpmFacts> = {
       },
     });
     new Gauge({
-      name: 'vtpm_swtpm_binary_present',
+      name: `${METRIC_PREFIX}swtpm_binary_present`,
       help: '1 when the binary is found on the agent PATH (swtpm, swtpm_setup, swtpm_ioctl).',
       labelNames: ['binary'],
       registers: [registry],

@@ -5,6 +5,7 @@ import type { Probe } from '../probes/types.js';
 import type { StateView } from '../results.js';
 import { buildInfo } from '../version.js';
 import { METRIC_NAMES } from '../metric-names.js';
+import { METRIC_PREFIX } from '../metric-prefix.js';
 
 export interface MetricsSources {
   probes: Probe[];
@@ -20,15 +21,15 @@ export interface MetricsSources {
  */
 export function createMetricsRegistry(sources: MetricsSources): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'vtpm_agent_' });
+  collectDefaultMetrics({ register: registry, prefix: `${METRIC_PREFIX}agent_` });
   // prom-client names these gauges `_total`, which Prometheus reserves for counters.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(`vtpm_agent_${name}`);
+    registry.removeSingleMetric(`${METRIC_PREFIX}agent_${name}`);
   }
   const { state } = sources;
 
   new Gauge({
-    name: 'vtpm_agent_build_info',
+    name: `${METRIC_PREFIX}agent_build_info`,
     help: 'vtpm-agent build information (value is always 1).',
     labelNames: ['version', 'revision', 'node_version'],
     registers: [registry],
@@ -48,7 +49,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_probe_duration_seconds',
+    name: `${METRIC_PREFIX}probe_duration_seconds`,
     help: 'Duration of the latest run of the probe.',
     labelNames: ['probe'],
     registers: [registry],
@@ -58,7 +59,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_probe_last_success_timestamp_seconds',
+    name: `${METRIC_PREFIX}probe_last_success_timestamp_seconds`,
     help: 'Unix time of the latest successful run of the probe.',
     labelNames: ['probe'],
     registers: [registry],
@@ -68,7 +69,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Counter({
-    name: 'vtpm_probe_skipped_runs_total',
+    name: `${METRIC_PREFIX}probe_skipped_runs_total`,
     help: 'Scheduled runs skipped because the previous run of the probe was still going.',
     labelNames: ['probe'],
     registers: [registry],
@@ -121,7 +122,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'vtpm_agent_start_timestamp_seconds',
+    name: `${METRIC_PREFIX}agent_start_timestamp_seconds`,
     help: 'Unix time the agent started.',
     registers: [registry],
     collect() {
