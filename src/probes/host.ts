@@ -3,6 +3,7 @@ import { release as kernelRelease } from 'node:os';
 import si from 'systeminformation';
 import { Gauge, type Registry } from 'prom-client';
 import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
+import { hardwareVirtualization } from '../host/cpu.js';
 import { readOsRelease } from '../host/os-release.js';
 import { libvirtAccounts, swtpmNames } from '../host/swtpm-principal.js';
 import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
@@ -65,7 +66,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
     // Host facts are informative: a failure there must not fail the probe. The OS comes from the
     // host's os-release (under the host root), not systeminformation's view of the agent's own
     // filesystem, which in a pod is the image's; uptime and CPU flags are kernel-wide.
-    const [time, os, cpu] = await Promise.all([si.time(), readOsRelease(ctx.hostPath), si.cpu().catch(() => null)]);
+    const [time, os, virtualization] = await Promise.all([si.time(), readOsRelease(ctx.hostPath), hardwareVirtualization()]);
     return {
       swtpmUser: { name: user, exists: uid !== null, uid },
       swtpmGroup: { name: group, exists: gid !== null, gid },
@@ -77,7 +78,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       bootTime: typeof time.uptime === 'number' ? Math.round(Date.now() / 1000 - time.uptime) : null,
       os,
       kernel: kernelRelease(),
-      hardwareVirtualization: cpu ? Boolean(cpu.virtualization) : null,
+      hardwareVirtualization: virtualization,
     };
   },
   registerMetrics(registry: Registry, results) {

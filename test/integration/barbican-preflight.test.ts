@@ -9,6 +9,7 @@ import type { GuestCheck } from '../../src/barbican/preflight.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { ExtensionContext } from '../../src/extension-api.js';
 import type { GuestInventory, SecretMode, VtpmGuest } from '../../src/guests/types.js';
+import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 import { NovaLogExtension } from '../../src/logs/extension.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -23,21 +24,9 @@ const G1 = '0b1e2c3d-0000-4000-8000-000000000001';
 const G2 = '0b1e2c3d-0000-4000-8000-000000000002';
 const G3 = '0b1e2c3d-0000-4000-8000-000000000003';
 
-function guest(uuid: string, n: number, mode: SecretMode, secret: string): VtpmGuest {
-  return {
-    uuid,
-    name: `instance-0000000${n}`,
-    instanceUuid: uuid,
-    tpmVersion: '2.0',
-    tpmModel: 'tpm-crb',
-    encryptionSecret: secret,
-    state: 'running',
-    stateReason: 'booted',
-    nova: null,
-    secretMode: mode,
-    secretModeSource: 'extra-spec',
-    secretPresent: mode === 'host',
-  };
+/** Guest n as Nova creates it: the secret mode from the flavor's extra spec; host mode keeps its secret in libvirt. */
+function novaGuest(uuid: string, n: number, mode: SecretMode, secret: string): VtpmGuest {
+  return guest(uuid, { name: `instance-0000000${n}`, encryptionSecret: secret, secretMode: mode, secretModeSource: 'extra-spec', secretPresent: mode === 'host' });
 }
 
 /** Every file under a directory, as text. */
@@ -91,14 +80,8 @@ t.test('Barbican preflight against real Keystone and Barbican', async (t) => {
   });
   const state = new HostState();
   const inventory: GuestInventory = {
+    ...inventoryOf([novaGuest(G1, 1, 'user', s1), novaGuest(G2, 2, 'deployment', s2), novaGuest(G3, 3, 'host', s3)]),
     collectedAt: Date.now(),
-    guests: [guest(G1, 1, 'user', s1), guest(G2, 2, 'deployment', s2), guest(G3, 3, 'host', s3)],
-    domainsSeen: 3,
-    errors: [],
-    secrets: [],
-    libvirtVersion: '9.0.0',
-    resumeGuestsStateOnHostBoot: true,
-    atRisk: [],
   };
   state.set({ probe: 'guest-inventory', ok: true, data: inventory, startedAt: Date.now(), durationSeconds: 0.1, lastSuccessAt: null });
   const abort = new AbortController();

@@ -19,6 +19,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const CLI = path.join(ROOT, 'dist/cli.js');
 requireCommands('virsh', 'swtpm', 'swtpm_setup', 'hostname', 'pgrep');
 
+/** identity.libvirtContainerPaths by default: each must be reported, reachable or why not. */
+const LIBVIRT_CONTAINER_PATHS = ['/var/log/swtpm', '/etc/libvirt/secrets', '/var/lib/swtpm-localca'];
+
 /** Newest mtime under a directory (ms). */
 function newest(dir: string): number {
   let max = 0;
@@ -115,6 +118,7 @@ t.test('hostRoot = a prepared tree: every host file is read there; libvirt still
   t.same(id.computeNodeUuid, { value: UUID, source: 'compute_id' }, "the compute node UUID from the tree's compute_id");
   t.same(id.providerName, { value: realProvider, source: 'libvirt' });
   t.match(id.libvirtd, { pid: FAKE_LIBVIRTD_PID, name: 'libvirtd', placement: 'container' }, "libvirtd found in the tree's /proc, in a container");
+  t.same(id.containerPaths.map((p: any) => p.path), LIBVIRT_CONTAINER_PATHS, 'every configured libvirt container path is reported');
   for (const p of id.containerPaths) {
     t.match(p, { reachable: true, via: 'libvirt-container', resolved: path.join(host, 'proc', String(FAKE_LIBVIRTD_PID), 'root', p.path) }, p.path);
   }
@@ -131,6 +135,7 @@ t.test('hostRoot = a tree with a garbled compute_id and no libvirtd: typed error
   t.match(s.data.computeNodeUuid, { value: null, error: /compute_id does not hold a UUID/ });
   t.same(s.data.novaHost, { value: realFqdn, source: 'hostname --fqdn' }, 'no nova.conf in the tree: hostname --fqdn');
   t.equal(s.data.libvirtd, null);
+  t.same(s.data.containerPaths.map((p: any) => p.path), LIBVIRT_CONTAINER_PATHS, 'every configured libvirt container path is reported');
   for (const p of s.data.containerPaths) t.match(p, { reachable: false, reason: 'LIBVIRTD_NOT_VISIBLE' }, p.path);
   t.match(report.verdict.combinations[0].reasons.map((r: any) => r.code), ['SWTPM_USER_MISSING'], "the tree has no passwd, so the swtpm user is missing — / was not consulted");
 });

@@ -40,8 +40,25 @@ t.test('under systemd Type=notify: READY=1, WATCHDOG=1 while alive, STOPPING=1 o
 
 t.test('without NOTIFY_SOCKET nothing is sent and nothing fails', async (t) => {
   const { SystemdNotifier } = await import('../../src/util/sdnotify.js');
-  const notifier = new SystemdNotifier({});
-  t.equal(notifier.active, false);
-  await notifier.notify('READY=1');
-  t.pass('no-op');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-notify-none-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socketPath = path.join(dir, 'notify.sock');
+  const messages: string[] = [];
+  const socket = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString()));
+  socket.bind(socketPath);
+  t.teardown(() => socket.close());
+  // The agent's own environment names the socket: a notifier must read only the env it is given.
+  const saved = process.env.NOTIFY_SOCKET;
+  process.env.NOTIFY_SOCKET = socketPath;
+  t.teardown(() => (saved === undefined ? delete process.env.NOTIFY_SOCKET : (process.env.NOTIFY_SOCKET = saved)));
+  const silent = new SystemdNotifier({ WATCHDOG_USEC: '2000000' });
+  t.equal(silent.active, false);
+  await silent.notify('READY=1');
+  silent.startWatchdog({ WATCHDOG_USEC: '2000000' }, () => true);
+  t.teardown(() => silent.stopWatchdog());
+  // The control: the same socket does receive from a notifier that is told about it.
+  await new SystemdNotifier({ NOTIFY_SOCKET: socketPath }).notify('STATUS=control');
+  await waitFor('the control message', () => messages.includes('STATUS=control'), 5_000, 20);
+  await new Promise((r) => setTimeout(r, 1_500));
+  t.same(messages, ['STATUS=control'], 'nothing but the control message arrived: no READY=1, no watchdog ping');
 });

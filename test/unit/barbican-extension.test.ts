@@ -44,7 +44,7 @@ t.test('the first round runs as soon as the guest inventory appears, not an inte
   await ext.start(ctx);
   t.teardown(() => ext.stop());
   const lastRunAt = () => (ext.status().data as { lastRunAt: number | null }).lastRunAt;
-  await until(() => ext.status().summary === 'no guest inventory yet', 1000);
+  t.ok(await until(() => ext.status().summary === 'no guest inventory yet', 1000), 'the extension says it waits for the inventory');
   t.equal(lastRunAt(), null, 'no inventory: no round yet');
   t.equal(state.listenerCount('result'), 1, 'waiting for the inventory');
   state.set({ probe: 'other-probe', ok: true, data: {}, startedAt: Date.now(), durationSeconds: 0, lastSuccessAt: null });

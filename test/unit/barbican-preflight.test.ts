@@ -4,41 +4,24 @@ import type { SecretCheck } from '../../src/barbican/client.js';
 import { registerPreflightMetrics } from '../../src/barbican/metrics.js';
 import { Preflight, preflightTargets, type PreflightTarget } from '../../src/barbican/preflight.js';
 import type { GuestInventory, SecretMode, VtpmGuest } from '../../src/guests/types.js';
+import { guest, inventory as inventoryOf } from '../fixtures/guests.js';
 
-function guest(n: number, mode: SecretMode, secret: string | null): VtpmGuest {
+/** Guest n with the given secret mode and secret (null: no encryption secret). */
+function guestN(n: number, mode: SecretMode, secret: string | null): VtpmGuest {
   const uuid = `0000000${n}-0000-4000-8000-00000000000${n}`;
-  return {
-    uuid,
-    name: `instance-0000000${n}`,
-    instanceUuid: uuid,
-    tpmVersion: '2.0',
-    tpmModel: 'tpm-crb',
-    encryptionSecret: secret,
-    state: 'running',
-    stateReason: 'booted',
-    nova: null,
-    secretMode: mode,
-    secretModeSource: 'inferred',
-    secretPresent: false,
-  };
+  return guest(uuid, { name: `instance-0000000${n}`, encryptionSecret: secret, secretMode: mode });
 }
 
 const inventory: GuestInventory = {
+  ...inventoryOf([
+    guestN(1, 'user', 'aaaaaaaa-0000-4000-8000-000000000001'),
+    guestN(2, 'host', 'aaaaaaaa-0000-4000-8000-000000000002'),
+    guestN(3, 'deployment', 'aaaaaaaa-0000-4000-8000-000000000003'),
+    guestN(4, 'unknown', 'aaaaaaaa-0000-4000-8000-000000000004'),
+    guestN(5, 'user', null),
+    { ...guestN(6, 'user', 'aaaaaaaa-0000-4000-8000-000000000006'), instanceUuid: null },
+  ]),
   collectedAt: 1,
-  guests: [
-    guest(1, 'user', 'aaaaaaaa-0000-4000-8000-000000000001'),
-    guest(2, 'host', 'aaaaaaaa-0000-4000-8000-000000000002'),
-    guest(3, 'deployment', 'aaaaaaaa-0000-4000-8000-000000000003'),
-    guest(4, 'unknown', 'aaaaaaaa-0000-4000-8000-000000000004'),
-    guest(5, 'user', null),
-    { ...guest(6, 'user', 'aaaaaaaa-0000-4000-8000-000000000006'), instanceUuid: null },
-  ],
-  domainsSeen: 6,
-  errors: [],
-  secrets: [],
-  libvirtVersion: '9.0.0',
-  resumeGuestsStateOnHostBoot: true,
-  atRisk: [],
 };
 
 t.test('targets: Nova guests whose restart needs Barbican and that have a secret', async (t) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { parsePasswd } from '../../src/host/accounts.js';
+import { parseHardwareVirtualization } from '../../src/host/cpu.js';
 import { parseSwtpmCapabilities } from '../../src/host/swtpm-capabilities.js';
 import { parseVirshVersion } from '../../src/libvirt/version.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -53,4 +54,11 @@ t.test('children never get the agent credentials', async (t) => {
   const out = await runCommand('env', [], { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024, env: { ...process.env, OS_PASSWORD: 'hunter2' } });
   t.notMatch(out.stdout, /hunter2|OS_PASSWORD/);
   t.match(out.stdout, /PATH=/);
+});
+
+t.test('hardware virtualization from /proc/cpuinfo flags', async (t) => {
+  t.equal(parseHardwareVirtualization('processor\t: 0\nflags\t\t: fpu vme de pse vmx ssse3\n'), true, 'Intel VT-x');
+  t.equal(parseHardwareVirtualization('flags\t\t: fpu svm lm\n'), true, 'AMD-V');
+  t.equal(parseHardwareVirtualization('flags\t\t: fpu vme hypervisor svmx\n'), false, 'a guest without nested virtualization; no substring matches');
+  t.equal(parseHardwareVirtualization('processor\t: 0\nBogoMIPS\t: 50.00\n'), null, 'no flags line: unknown');
 });
