@@ -2,11 +2,11 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 import type { CheckStatus, HealthProbeData } from './types.js';
 import type { ProbeKey, ProbeResults } from '../results.js';
-import { HEALTH_LOGS } from './checks/logs.js';
-import { HEALTH_ORPHANS } from './checks/orphans.js';
-import { HEALTH_MAC } from './checks/mac.js';
-import { HEALTH_VERSIONS } from './checks/versions.js';
-import { HEALTH_GUEST_STATE } from './checks/guest-state.js';
+import { healthLogsProbe } from './checks/logs.js';
+import { healthOrphansProbe } from './checks/orphans.js';
+import { healthMacProbe } from './checks/mac.js';
+import { healthVersionsProbe } from './checks/versions.js';
+import { healthGuestStateProbe } from './checks/guest-state.js';
 
 
 const STATUSES: readonly CheckStatus[] = ['pass', 'unknown', 'warn', 'fail', 'not-applicable'];
@@ -71,7 +71,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) this.inc({ domain: g.name, uuid: g.uuid }, g.resets);
+      for (const g of latest(results, healthLogsProbe.name)?.guests ?? []) this.inc({ domain: g.name, uuid: g.uuid }, g.resets);
     },
   });
   new Gauge({
@@ -81,7 +81,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) {
+      for (const g of latest(results, healthLogsProbe.name)?.guests ?? []) {
         if (g.lastResetAt !== null) this.set({ domain: g.name, uuid: g.uuid }, g.lastResetAt / 1000);
       }
     },
@@ -93,7 +93,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest(results, HEALTH_LOGS)?.guests ?? []) {
+      for (const g of latest(results, healthLogsProbe.name)?.guests ?? []) {
         for (const [kind, n] of Object.entries(g.events)) if (n) this.inc({ domain: g.name, kind }, n);
       }
     },
@@ -105,7 +105,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      const d = latest(results, HEALTH_MAC);
+      const d = latest(results, healthMacProbe.name);
       if (!d) return;
       if (d.active.apparmor) this.inc({ mac: 'apparmor' }, d.totals.apparmor);
       if (d.active.selinux) this.inc({ mac: 'selinux' }, d.totals.selinux);
@@ -118,7 +118,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      const c = latest(results, HEALTH_ORPHANS)?.counts;
+      const c = latest(results, healthOrphansProbe.name)?.counts;
       if (!c) return;
       this.set({ kind: 'process' }, c.processes);
       this.set({ kind: 'lock_holder' }, c.lockHolders);
@@ -133,7 +133,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      for (const g of latest(results, HEALTH_GUEST_STATE)?.guests ?? []) this.set({ domain: g.name, uuid: g.uuid }, g.status === 'fail' ? 0 : 1);
+      for (const g of latest(results, healthGuestStateProbe.name)?.guests ?? []) this.set({ domain: g.name, uuid: g.uuid }, g.status === 'fail' ? 0 : 1);
     },
   });
   new Gauge({
@@ -143,7 +143,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
     registers: [registry],
     collect() {
       this.reset();
-      const v = latest(results, HEALTH_VERSIONS)?.versions;
+      const v = latest(results, healthVersionsProbe.name)?.versions;
       if (!v) return;
       for (const [component, version] of Object.entries(v)) if (version) this.set({ component, version }, 1);
     },

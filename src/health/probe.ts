@@ -1,6 +1,6 @@
 import type { AgentConfig } from '../config/schema.js';
 import type { Probe, ProbeContext } from '../probes/types.js';
-import type { ProbeResults } from '../results.js';
+import { probeKey, type ProbeResults } from '../results.js';
 import type { HealthCheckToggle } from './config.js';
 import { healthSection } from './report.js';
 import type { HealthProbeData } from './types.js';
@@ -18,7 +18,7 @@ export interface HealthProbeDefinition<T extends HealthProbeData> {
 /** Wraps one group of health checks as a probe: shared schedule, timeout, toggles and report (metrics: see index.ts). */
 export function healthProbe<T extends HealthProbeData>(def: HealthProbeDefinition<T>): Probe<T> {
   return {
-    name: def.name,
+    name: probeKey<T>(def.name),
     description: def.description,
     ...(def.after ? { after: def.after } : {}),
     schedule: (config: AgentConfig) => config.health.schedule,

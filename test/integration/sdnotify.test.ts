@@ -10,14 +10,20 @@ requireLibvirt();
 type Socket = { bind(path: string): void; on(event: 'message', cb: (msg: Buffer) => void): void; close(): void };
 const unixDgram = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram', cb?: (msg: Buffer) => void): Socket };
 
-t.test('under systemd Type=notify: READY=1, WATCHDOG=1 while alive, STOPPING=1 on SIGTERM', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-notify-'));
+/** A bound notify socket in a fresh directory, and every message it receives. */
+function notifySocket(t: { teardown(fn: () => void): void }, name: string): { socketPath: string; dir: string; messages: string[] } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `vtpm-${name}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const socketPath = path.join(dir, 'notify.sock');
   const messages: string[] = [];
   const socket = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString()));
   socket.bind(socketPath);
   t.teardown(() => socket.close());
+  return { socketPath, dir, messages };
+}
+
+t.test('under systemd Type=notify: READY=1, WATCHDOG=1 while alive, STOPPING=1 on SIGTERM', async (t) => {
+  const { socketPath, dir, messages } = notifySocket(t, 'notify');
   const port = await freePort();
   const child = spawnCli(['serve', '--set', `listen.port=${port}`, '--set', 'listen.host=127.0.0.1', '--set', `stateDir=${dir}/state`, '--set', 'emulation.enabled=false'], {
     ...process.env,
@@ -40,13 +46,7 @@ t.test('under systemd Type=notify: READY=1, WATCHDOG=1 while alive, STOPPING=1 o
 
 t.test('without NOTIFY_SOCKET nothing is sent and nothing fails', async (t) => {
   const { SystemdNotifier } = await import('../../src/util/sdnotify.js');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vtpm-notify-none-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const socketPath = path.join(dir, 'notify.sock');
-  const messages: string[] = [];
-  const socket = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString()));
-  socket.bind(socketPath);
-  t.teardown(() => socket.close());
+  const { socketPath, messages } = notifySocket(t, 'notify-none');
   // The agent's own environment names the socket: a notifier must read only the env it is given.
   const saved = process.env.NOTIFY_SOCKET;
   process.env.NOTIFY_SOCKET = socketPath;

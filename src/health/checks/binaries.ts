@@ -1,5 +1,4 @@
 import { lstat, readlink, realpath } from 'node:fs/promises';
-import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { readSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
 import { which } from '../../util/which.js';
@@ -222,12 +221,9 @@ export interface BinariesProbeData extends HealthProbeData {
   resolved: Record<string, string | null>;
 }
 
-/** This probe's key: `results.get(HEALTH_BINARIES)` is typed. */
-export const HEALTH_BINARIES = probeKey<BinariesProbeData>('health-binaries');
-
 /** C1 + C2: swtpm helpers on libvirt's own PATH and the capabilities encrypted vTPMs need. */
 export const healthBinariesProbe = healthProbe<BinariesProbeData>({
-  name: HEALTH_BINARIES,
+  name: 'health-binaries',
   title: 'Health: swtpm binaries and capabilities',
   description: "swtpm, swtpm_setup, swtpm_ioctl and certificate helpers on libvirt's PATH; cmdarg-pwd-fd/pwdfile-fd",
   toggles: ['binaries', 'capabilities'],

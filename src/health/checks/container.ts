@@ -1,6 +1,5 @@
 import { findLibvirtDaemon, listProcesses, mountNamespace, type ProcInfo, readProcText } from '../proc-read.js';
-import { probeKey } from '../../results.js';
-import { HEALTH_VERSIONS } from './versions.js';
+import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, type MountEntry, mountFor, parseCapEff, parseMountinfo } from '../parse/proc.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
@@ -62,20 +61,17 @@ export function evaluateContainer(f: ContainerFacts, libvirtVersion: string | nu
   return checkResult('container', findings, { daemon: f.daemon, containerised: true, capSysPtrace: f.capEff === null ? null : hasCap(f.capEff, CAP_SYS_PTRACE), notMounted });
 }
 
-/** This probe's key: `results.get(HEALTH_CONTAINER)` is typed. */
-export const HEALTH_CONTAINER = probeKey<HealthProbeData>('health-container');
-
 /** C14: a containerised libvirt's capabilities and host mounts for TPM state, logs, CA and secrets. */
 export const healthContainerProbe = healthProbe<HealthProbeData>({
-  name: HEALTH_CONTAINER,
+  name: 'health-container',
   title: 'Health: containerised libvirt',
   description: 'libvirt daemon mount namespace, CapEff (SYS_PTRACE for libvirt < 8.1) and host mounts of state, log, CA and secret dirs',
   toggles: ['container'],
-  after: [HEALTH_VERSIONS],
+  after: [healthVersionsProbe.name],
   async run(ctx, results) {
     const daemon = findLibvirtDaemon(await listProcesses(ctx.hostPath));
     const facts = await readContainerFacts(ctx.hostPath, daemon);
-    const libvirt = results.get(HEALTH_VERSIONS)?.data?.versions.libvirt ?? null;
+    const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
     const ca = await localCaStatedir(h.swtpmSetupConf, ctx.hostPath);
     const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];

@@ -1,6 +1,5 @@
 import { readText } from '../../host/fsinfo.js';
-import { probeKey } from '../../results.js';
-import { HEALTH_BINARIES } from './binaries.js';
+import { healthBinariesProbe } from './binaries.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, SWTPM_FIPS_WORKAROUND } from '../../host/versions.js';
@@ -47,18 +46,15 @@ export function evaluateCrypto(f: CryptoFacts): CheckResult {
   return checkResult('crypto', findings, { ...f });
 }
 
-/** This probe's key: `results.get(HEALTH_CRYPTO)` is typed. */
-export const HEALTH_CRYPTO = probeKey<HealthProbeData>('health-crypto');
-
 /** C9: FIPS mode and crypto policy against the swtpm version. */
 export const healthCryptoProbe = healthProbe<HealthProbeData>({
-  name: HEALTH_CRYPTO,
+  name: 'health-crypto',
   title: 'Health: FIPS and crypto policy',
   description: '/proc/sys/crypto/fips_enabled and the crypto-policies state versus the swtpm version',
   toggles: ['crypto'],
-  after: [HEALTH_BINARIES],
+  after: [healthBinariesProbe.name],
   async run(ctx, results) {
-    const swtpmVersion = results.get(HEALTH_BINARIES)?.data?.swtpmVersion ?? null;
+    const swtpmVersion = results.get(healthBinariesProbe.name)?.data?.swtpmVersion ?? null;
     return { checks: [evaluateCrypto(await readCryptoFacts(ctx.hostPath, swtpmVersion))] };
   },
 });

@@ -1,6 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import { probeKey } from '../../results.js';
-import { HEALTH_BINARIES } from './binaries.js';
+import { healthBinariesProbe } from './binaries.js';
 import { canAccess } from '../access.js';
 import { octal, parentsOf, pathInfo } from '../../host/fsinfo.js';
 import { type Accounts, groupName, userName } from '../../host/accounts.js';
@@ -151,16 +150,13 @@ export interface GuestStateProbeData extends HealthProbeData {
   guests: GuestStateFact[];
 }
 
-/** This probe's key: `results.get(HEALTH_GUEST_STATE)` is typed. */
-export const HEALTH_GUEST_STATE = probeKey<GuestStateProbeData>('health-guest-state');
-
 /** C5: per vTPM guest, the TPM state libvirt hands to swtpm. */
 export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
-  name: HEALTH_GUEST_STATE,
+  name: 'health-guest-state',
   title: 'Health: per-guest TPM state',
   description: 'state file present and non-empty, owners, parents searchable, .lock owner, filesystem type and free space',
   toggles: ['guest-state'],
-  after: [GUEST_INVENTORY, HEALTH_BINARIES],
+  after: [GUEST_INVENTORY, healthBinariesProbe.name],
   async run(ctx, results) {
     const view = guestsFromResults(results);
     if (!view) {
@@ -171,7 +167,7 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
     }
     const res = await loadPrincipal(ctx.config.health, await libvirtViewResolver(ctx.hostPath));
     if (!res.principal) return { checks: [checkResult('guest-state', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')], guests: [] };
-    const caps = results.get(HEALTH_BINARIES)?.data?.socketFeatures ?? null;
+    const caps = results.get(healthBinariesProbe.name)?.data?.socketFeatures ?? null;
     const check = await checkGuestState({
       guests: view.guests,
       stateDir: ctx.config.swtpm.stateDir,

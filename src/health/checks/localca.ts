@@ -1,5 +1,4 @@
 import { readdir } from 'node:fs/promises';
-import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { canAccess, type Want } from '../access.js';
 import { octal, parentsOf, pathInfo, readText } from '../../host/fsinfo.js';
@@ -162,12 +161,9 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   return checkResult('localca', findings, facts);
 }
 
-/** This probe's key: `results.get(HEALTH_LOCALCA)` is typed. */
-export const HEALTH_LOCALCA = probeKey<HealthProbeData>('health-localca');
-
 /** C4: the swtpm local CA is usable by the swtpm principal (else every new vTPM guest fails). */
 export const healthLocalCaProbe = healthProbe<HealthProbeData>({
-  name: HEALTH_LOCALCA,
+  name: 'health-localca',
   title: 'Health: swtpm local CA',
   description: 'swtpm_setup.conf → swtpm-localca.conf statedir exists and every file is usable by the swtpm principal',
   toggles: ['localca'],

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { probeKey } from '../../results.js';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
 import { pathInfo } from '../../host/fsinfo.js';
@@ -302,12 +301,9 @@ export interface LogsProbeData extends HealthProbeData {
   guests: GuestLogFact[];
 }
 
-/** This probe's key: `results.get(HEALTH_LOGS)` is typed. */
-export const HEALTH_LOGS = probeKey<LogsProbeData>('health-logs');
-
 /** C10: failure lines in each vTPM guest's swtpm and QEMU logs, and TPM reset detection. */
 export const healthLogsProbe = healthProbe<LogsProbeData>({
-  name: HEALTH_LOGS,
+  name: 'health-logs',
   title: 'Health: guest logs and TPM resets',
   description: 'follows <domain>-swtpm.log and <domain>.log for the failure-modes §0 lines; counts TPM re-creations per guest',
   toggles: ['logs', 'tpm-reset'],

@@ -1,5 +1,4 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { readNewLines } from '../../logs/read-since.js';
@@ -264,12 +263,9 @@ export interface MacProbeData extends HealthProbeData {
   active: { apparmor: boolean; selinux: boolean };
 }
 
-/** This probe's key: `results.get(HEALTH_MAC)` is typed. */
-export const HEALTH_MAC = probeKey<MacProbeData>('health-mac');
-
 /** C7 + C8: AppArmor and SELinux state for swtpm and denials in the kernel/audit logs. */
 export const healthMacProbe = healthProbe<MacProbeData>({
-  name: HEALTH_MAC,
+  name: 'health-mac',
   title: 'Health: AppArmor / SELinux',
   description: 'swtpm AppArmor profile mode, SELinux mode/labels/modules, and swtpm denials in the kernel and audit logs',
   toggles: ['apparmor', 'selinux'],

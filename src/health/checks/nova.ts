@@ -1,5 +1,4 @@
 import { finding } from '../reasons.js';
-import { probeKey } from '../../results.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
 import { guestsFromResults, type GuestsView } from '../guests.js';
@@ -63,12 +62,9 @@ function emulatorOffered(facts: LibvirtFacts | undefined): boolean | null {
   return caps.some((c) => c!.tpm.supported && c!.tpm.backendModels.includes('emulator'));
 }
 
-/** This probe's key: `results.get(HEALTH_NOVA)` is typed. */
-export const HEALTH_NOVA = probeKey<HealthProbeData>('health-nova');
-
 /** C11 + C12: Nova vTPM configuration against the guests, and their libvirt secrets. */
 export const healthNovaProbe = healthProbe<HealthProbeData>({
-  name: HEALTH_NOVA,
+  name: 'health-nova',
   title: 'Health: Nova configuration and vTPM secrets',
   description: 'nova.conf swtpm_enabled/virt_type/resume_guests_state_on_host_boot/supported_tpm_secret_security; <encryption secret> per guest',
   toggles: ['nova-config', 'secrets'],

@@ -1,5 +1,4 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { probeKey } from '../../results.js';
 import path from 'node:path';
 import { pathInfo } from '../../host/fsinfo.js';
 import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
@@ -134,12 +133,9 @@ export interface OrphansProbeData extends HealthProbeData {
   counts: OrphanCounts | null;
 }
 
-/** This probe's key: `results.get(HEALTH_ORPHANS)` is typed. */
-export const HEALTH_ORPHANS = probeKey<OrphansProbeData>('health-orphans');
-
 /** C6: swtpm processes and state-lock holders without a running guest; stale pid and socket files. */
 export const healthOrphansProbe = healthProbe<OrphansProbeData>({
-  name: HEALTH_ORPHANS,
+  name: 'health-orphans',
   title: 'Health: orphaned swtpm',
   description: 'swtpm processes and /proc/locks holders on TPM state of guests that are not running; stale *-swtpm.pid/.sock',
   toggles: ['orphans'],

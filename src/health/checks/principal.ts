@@ -1,5 +1,4 @@
 import { finding } from '../reasons.js';
-import { probeKey } from '../../results.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { type Accounts, resolveGroup, resolveUser } from '../../host/accounts.js';
 import { loadPrincipal, type PrincipalResolution } from '../../host/swtpm-principal.js';
@@ -66,12 +65,9 @@ export function evaluatePrincipal(res: PrincipalResolution, accounts: Accounts, 
   });
 }
 
-/** This probe's key: `results.get(HEALTH_PRINCIPAL)` is typed. */
-export const HEALTH_PRINCIPAL = probeKey<HealthProbeData>('health-principal');
-
 /** C3: libvirt's effective swtpm principal against Nova's. */
 export const healthPrincipalProbe = healthProbe<HealthProbeData>({
-  name: HEALTH_PRINCIPAL,
+  name: 'health-principal',
   title: 'Health: swtpm principal',
   description: 'qemu.conf swtpm_user/swtpm_group (default tss, root fallback) versus nova.conf [libvirt] swtpm_user/swtpm_group',
   toggles: ['principal'],

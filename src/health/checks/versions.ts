@@ -1,5 +1,4 @@
 import { parseVirshVersion } from '../../libvirt/version.js';
-import { probeKey } from '../../results.js';
 import { runCommand, SMALL_OUTPUT_BYTES } from '../../util/exec.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { readText } from '../../host/fsinfo.js';
@@ -173,12 +172,9 @@ export interface VersionsProbeData extends HealthProbeData {
   versions: Versions;
 }
 
-/** This probe's key: `results.get(HEALTH_VERSIONS)` is typed. */
-export const HEALTH_VERSIONS = probeKey<VersionsProbeData>('health-versions');
-
 /** C13: libvirt, QEMU, swtpm, libtpms and OpenSSL versions, exported as an `_info` metric. */
 export const healthVersionsProbe = healthProbe<VersionsProbeData>({
-  name: HEALTH_VERSIONS,
+  name: 'health-versions',
   title: 'Health: component versions',
   description: 'libvirt daemon, QEMU, and the swtpm, libtpms and OpenSSL that libvirtd runs (its package database when it is in another container)',
   toggles: ['versions'],
