@@ -1,6 +1,6 @@
 /**
  * The typed model of vTPM guests, shared by the inventory probe, the restart watcher and the
- * helpers that read `state.get('guest-inventory')` (Barbican preflight, host health).
+ * helpers that read `state.get(GUEST_INVENTORY)` (Barbican preflight, host health).
  */
 import { probeKey } from '../results.js';
 
