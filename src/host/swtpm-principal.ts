@@ -83,9 +83,14 @@ export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): 
   };
 }
 
+/**
+ * The principal as libvirtd sees it: qemu.conf and the accounts are read where libvirtd lives
+ * (through its container's root when it runs in one).
+ */
 export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolver, accounts?: Accounts): Promise<PrincipalResolution & { accounts: Accounts }> {
-  const acc = accounts ?? (await loadAccounts(cfg, hostPath));
-  const read = await readText(hostPath(cfg.qemuConf));
+  const libvirtView = await libvirtViewResolver(hostPath);
+  const acc = accounts ?? (await loadAccounts(cfg, libvirtView));
+  const read = await readText(libvirtView(cfg.qemuConf));
   // A missing qemu.conf means libvirt's built-in defaults; an unreadable one is reported by C3.
   const conf = read.text !== null ? parseLibvirtConf(read.text) : null;
   const resolved = resolvePrincipal(conf, acc);
@@ -116,7 +121,7 @@ export interface SwtpmNames {
 export async function swtpmNames(config: AgentConfig, hostPath: HostPathResolver): Promise<SwtpmNames> {
   const { user, group } = config.swtpm;
   if (user !== null && group !== null) return { user, group, source: 'config', problem: null };
-  const res = await loadPrincipal(config.health, await libvirtViewResolver(hostPath));
+  const res = await loadPrincipal(config.health, hostPath);
   // Each name on its own: one unknown account in qemu.conf must not hide the other, valid one.
   const libvirtUser = res.principal?.user ?? res.userSpec ?? 'tss';
   const libvirtGroup = res.principal?.group ?? res.groupSpec ?? 'tss';

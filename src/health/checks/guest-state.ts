@@ -10,7 +10,6 @@ import { loadPrincipal, type Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { GUEST_INVENTORY } from '../../guests/types.js';
 import { healthProbe } from '../probe.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /** statfs magic numbers of network/cluster filesystems (linux/magic.h and the FS sources). */
 const SHARED_FS: Record<number, string> = {
@@ -165,7 +164,7 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
         guests: [],
       };
     }
-    const res = await loadPrincipal(ctx.config.health, await libvirtViewResolver(ctx.hostPath));
+    const res = await loadPrincipal(ctx.config.health, ctx.hostPath);
     if (!res.principal) return { checks: [checkResult('guest-state', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')], guests: [] };
     const caps = results.get(healthBinariesProbe.name)?.data?.socketFeatures ?? null;
     const check = await checkGuestState({

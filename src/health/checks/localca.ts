@@ -169,7 +169,7 @@ export const healthLocalCaProbe = healthProbe<HealthProbeData>({
   toggles: ['localca'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
+    const res = await loadPrincipal(h, ctx.hostPath);
     if (!res.principal) {
       return { checks: [checkResult('localca', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')] };
     }

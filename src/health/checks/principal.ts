@@ -4,7 +4,6 @@ import { type Accounts, resolveGroup, resolveUser } from '../../host/accounts.js
 import { loadPrincipal, type PrincipalResolution } from '../../host/swtpm-principal.js';
 import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
 import { healthProbe } from '../probe.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /**
  * C3: libvirt's effective swtpm principal (qemu.conf, default tss, silent root fallback) against
@@ -73,7 +72,7 @@ export const healthPrincipalProbe = healthProbe<HealthProbeData>({
   toggles: ['principal'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, await libvirtViewResolver(ctx.hostPath));
+    const res = await loadPrincipal(h, ctx.hostPath);
     const nova = await loadNovaSettings(h, ctx.hostPath);
     return { checks: [evaluatePrincipal(res, res.accounts, nova, h.qemuConf)] };
   },
