@@ -90,8 +90,6 @@ if [ "${NODE_VERSIONS:-20 24}" != 20 ]; then
 fi
 for entry in "${node_bins[@]}"; do
   v=${entry%%:*}; bin=${entry#*:}
-  # The sd_notify addon is native: build it for the Node that runs this stage.
-  if ! bash scripts/native-addons.sh "$bin"; then record "native addon for node$v" 0 1; fi
   if [ "$#" -gt 0 ]; then
     tap_run "node$v selected" "$bin" --jobs=1 "$@"
   else
@@ -100,9 +98,6 @@ for entry in "${node_bins[@]}"; do
     tap_run "node$v integration" "$bin" --jobs=1 'test/integration/*.test.ts'
   fi
 done
-
-# Leave the addon built for the machine's Node, as npm ci left it.
-[ "${#node_bins[@]}" -gt 1 ] && bash scripts/native-addons.sh "$node20" >/dev/null 2>&1
 
 if [ "$#" = 0 ] && [ "${SKIP_BENCH:-}" != 1 ]; then
   # The benchmarks print their tables here (CI sizes); a benchmark that crashes counts as a failure.

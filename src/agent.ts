@@ -281,11 +281,9 @@ export class Agent {
       () => log.info({ cycles: this.state.completedCycles, durationSeconds: (performance.now() - roundStarted) / 1000 }, 'first probe cycle complete'),
       (err: unknown) => log.error({ err }, 'first probe cycle failed'),
     );
-    if (this.env.NOTIFY_SOCKET && !this.notifier.active) {
-      log.warn('NOTIFY_SOCKET is set but the unix-dgram addon could not be loaded (built for another Node.js?): run `npm rebuild unix-dgram`, or use Type=simple');
-    }
-    await this.notifier.notify('READY=1');
-    this.notifier.startWatchdog(this.env, () => this.live().ok);
+    const notReady = await this.notifier.notify('READY=1', { mainPid: true });
+    if (notReady) log.error({ reason: notReady }, 'could not tell systemd the agent is ready (Type=notify needs systemd-notify on PATH and NotifyAccess=all)');
+    this.notifier.startWatchdog(() => this.live().ok, (reason) => log.warn({ reason }, 'watchdog notification failed'));
     return { address };
   }
 

@@ -1,65 +1,55 @@
-import { createRequire } from 'node:module';
+import { runCommand } from './exec.js';
+
+/** How long one notification may take, the service manager's acknowledgement included. */
+const NOTIFY_TIMEOUT_MS = 5000;
 
 /**
- * sd_notify(3) for `Type=notify` units: READY=1, WATCHDOG=1, STOPPING=1. Node has no unix
- * datagram sockets, so this uses the optional `unix-dgram` addon; without NOTIFY_SOCKET (not
- * under systemd) or without the addon every call is a no-op.
+ * sd_notify(3) for `Type=notify` units: READY=1, WATCHDOG=1, STOPPING=1. Node has no unix datagram
+ * sockets, and a native addon would have to be compiled for each Node ABI on each host; so each
+ * message is sent by systemd's own `systemd-notify`. The unit therefore sets NotifyAccess=all
+ * (the sender is our child, not the main process). systemd-notify waits until PID 1 has processed
+ * the message (sd_notify_barrier, systemd ≥ 246), so the short-lived sender cannot exit before
+ * systemd attributed it to the unit. Without NOTIFY_SOCKET (not under systemd) every call is a no-op.
  */
-interface DgramSocket {
-  send(buf: Buffer, offset: number, length: number, path: string, cb?: (err?: Error) => void): void;
-  close(): void;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-
-type UnixDgram = { createSocket(type: 'unix_dgram'): DgramSocket };
-
-function loadAddon(): UnixDgram | null {
-  try {
-    return createRequire(import.meta.url)('unix-dgram') as UnixDgram;
-  } catch {
-    return null;
-  }
-}
-
 export class SystemdNotifier {
-  private readonly path: string | null;
-  private readonly addon: UnixDgram | null;
+  private readonly env: NodeJS.ProcessEnv;
   private watchdogTimer: NodeJS.Timeout | undefined;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
-    const socket = env.NOTIFY_SOCKET;
-    // Abstract sockets start with '@'; unix-dgram wants a NUL byte there.
-    this.path = socket ? (socket.startsWith('@') ? `\0${socket.slice(1)}` : socket) : null;
-    this.addon = this.path ? loadAddon() : null;
+    this.env = env;
   }
 
+  /** True when a service manager asked for notifications. */
   get active(): boolean {
-    return this.path !== null && this.addon !== null;
+    return Boolean(this.env.NOTIFY_SOCKET);
   }
 
-  notify(state: string): Promise<void> {
-    if (!this.path || !this.addon) return Promise.resolve();
-    const addon = this.addon;
-    const path = this.path;
-    return new Promise((resolve) => {
-      const socket = addon.createSocket('unix_dgram');
-      socket.on('error', () => resolve());
-      const buf = Buffer.from(state);
-      socket.send(buf, 0, buf.length, path, () => {
-        socket.close();
-        resolve();
-      });
-    });
+  /**
+   * Sends one notification; resolves to null when it was delivered (or there is nobody to tell),
+   * else to the reason it was not. Never throws: a lost notification must not stop the agent.
+   */
+  async notify(state: string, options: { mainPid?: boolean } = {}): Promise<string | null> {
+    if (!this.active) return null;
+    const args = [...(options.mainPid ? [`--pid=${process.pid}`] : []), state];
+    try {
+      // Only what systemd-notify needs: the socket, and PATH to find it.
+      const env = { PATH: this.env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: this.env.NOTIFY_SOCKET };
+      const result = await runCommand('systemd-notify', args, { timeoutMs: NOTIFY_TIMEOUT_MS, env });
+      return result.exitCode === 0 ? null : `systemd-notify ${state} exited ${result.exitCode}: ${result.stderr.trim()}`;
+    } catch (err) {
+      return (err as Error).message;
+    }
   }
 
   /** Pings the watchdog at half of WATCHDOG_USEC while `alive()` holds. */
-  startWatchdog(env: NodeJS.ProcessEnv, alive: () => boolean): void {
-    const usec = Number.parseInt(env.WATCHDOG_USEC ?? '', 10);
-    if (!Number.isFinite(usec) || usec <= 0) return;
-    const pid = Number.parseInt(env.WATCHDOG_PID ?? '', 10);
+  startWatchdog(alive: () => boolean, onError: (reason: string) => void): void {
+    const usec = Number.parseInt(this.env.WATCHDOG_USEC ?? '', 10);
+    if (!this.active || !Number.isFinite(usec) || usec <= 0) return;
+    const pid = Number.parseInt(this.env.WATCHDOG_PID ?? '', 10);
     if (Number.isFinite(pid) && pid !== process.pid) return;
     this.watchdogTimer = setInterval(() => {
-      if (alive()) void this.notify('WATCHDOG=1');
+      if (!alive()) return;
+      void this.notify('WATCHDOG=1').then((reason) => reason && onError(reason));
     }, Math.max(1000, usec / 2000));
     this.watchdogTimer.unref();
   }
