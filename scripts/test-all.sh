@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it: set up the host (Debian packages, npm
-# dependencies, libvirtd), static checks, the tap suite on Node 20 (the machine's) and Node 24,
-# promtool rule tests. The last line is the plain summary "N passed, N failed".
+# dependencies, libvirtd), static checks, the release (.deb, tarball) with its container image and
+# its systemd-booted package test, the tap suite on the supported Node.js lines 22 and 24 (pinned
+# binaries, scripts/node-runtime.sh; the machine's Node only drives the build), promtool rule tests.
+# The last line is the plain summary "N passed, N failed".
 #
 #   npm test                    everything
-#   NODE_VERSIONS=20 npm test   only the machine's Node.js
+#   NODE_VERSIONS=24 npm test   the tap suite on Node 24 only
 #   npm test -- test/unit/x.test.ts   only these tap files (on every Node version; no image step)
 #   SKIP_IMAGE=1 npm test       everything but the container image
+#   SKIP_PACKAGE=1 npm test     everything but the release build and the systemd-booted package test
 #   SKIP_BENCH=1 npm test       everything but the benchmarks (CI sizes otherwise)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,23 +74,35 @@ done
 
 check "PrometheusRule current" npx tsx scripts/gen-prometheusrule.ts --check
 check "Grafana dashboard current" npx tsx scripts/gen-grafana.ts --check
+# A step that prints `ok`/`FAIL` lines and ends with "N passed, N failed" counts as that many tests.
+summarised() { # name log command...
+  local name=$1 out=$2 summary; shift 2
+  "$@" 2>&1 | tee "$out" | grep -E '^(ok|not ok|FAIL|PASS)|passed, [0-9]+ failed' || true
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+  if [ -n "$summary" ]; then record "$name" "$(cut -d' ' -f1 <<<"$summary")" "$(cut -d' ' -f3 <<<"$summary")"
+  else record "$name" 0 1; tail -n 30 "$out"; fi
+}
+if [ "$#" = 0 ] && [ "${SKIP_PACKAGE:-}" != 1 ]; then
+  # The release: the .deb (lintian-clean) and the tarball; the image below is built from the tarball.
+  echo "=== release (npm run release, without the image)"
+  check "npm run release (.deb, lintian, tarball)" env RELEASE_IMAGE=0 bash scripts/release.sh
+fi
 if [ "$#" = 0 ] && [ "${SKIP_IMAGE:-}" != 1 ]; then
-  # The container image: built with buildah and smoke-tested with podman against the real libvirt.
+  # The container image: built with buildah from the release tarball and smoke-tested with podman
+  # against the real libvirt.
   echo "=== container image build and smoke test"
-  bash scripts/ci-image.sh 2>&1 | tee .cache/test-logs/ci-image.log | grep -E '^(ok|not ok|FAIL|PASS)|passed, [0-9]+ failed' || true
-  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' .cache/test-logs/ci-image.log | tail -n 1)
-  if [ -n "$summary" ]; then
-    record "container image (scripts/ci-image.sh)" "$(cut -d' ' -f1 <<<"$summary")" "$(cut -d' ' -f3 <<<"$summary")"
-  else
-    record "container image (scripts/ci-image.sh)" 0 1; tail -n 30 .cache/test-logs/ci-image.log
-  fi
+  summarised "container image (scripts/ci-image.sh)" .cache/test-logs/ci-image.log bash scripts/ci-image.sh
+fi
+if [ "$#" = 0 ] && [ "${SKIP_PACKAGE:-}" != 1 ]; then
+  # The .deb under a real systemd (systemd-nspawn): install, reload, stop, upgrade, purge.
+  echo "=== package under systemd (scripts/package-test.sh)"
+  summarised "package under systemd (scripts/package-test.sh)" .cache/test-logs/package-test.log bash scripts/package-test.sh
 fi
 
-node20=$(command -v node)
-node_bins=("20:$node20")
-if [ "${NODE_VERSIONS:-20 24}" != 20 ]; then
-  if node24=$(bash scripts/node24.sh); then node_bins+=("24:$node24"); else record "install Node 24" 0 1; fi
-fi
+node_bins=()
+for v in ${NODE_VERSIONS:-22 24}; do
+  if bin=$(bash scripts/node-runtime.sh "$v"); then node_bins+=("$v:$bin"); else record "install Node.js $v" 0 1; fi
+done
 for entry in "${node_bins[@]}"; do
   v=${entry%%:*}; bin=${entry#*:}
   if [ "$#" -gt 0 ]; then
