@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The .deb under a real systemd: boots a fresh Debian 12 root filesystem (scripts/nspawn-base.sh,
 # copied per scenario) with systemd as PID 1 under systemd-nspawn, the host's libvirt sockets bound
-# in, no network (the package installs offline: its dependencies are in the base). Then:
+# in (and /var/lib/libvirt read-only, as a compute node has it), no network (the package installs
+# offline: its dependencies are in the base). Then:
 #   install   apt-get install ./vtpm-agent_*.deb: active through Type=notify (READY), watchdog pings,
 #             /healthz 200, user/group/conffile as packaged, `vtpm-agent check` as installed
 #   reload    systemctl reload: a valid change is applied in the same process, an invalid one
@@ -56,7 +57,7 @@ boot() {
   chroot "$root" groupadd --system --gid "$HOST_LIBVIRT_GID" libvirt
   # --register=no --keep-unit: no host D-Bus or machined here (release-and-fleet.md).
   systemd-nspawn -q --register=no --keep-unit --private-network -M "vtpm-$name-$$" -D "$root" \
-    --bind=/run/libvirt -b >"$WORK/$name.console" 2>&1 &
+    --bind=/run/libvirt --bind-ro=/var/lib/libvirt -b >"$WORK/$name.console" 2>&1 &
   nspawn=$!
   NSPAWN_PIDS+=("$nspawn")
   PID1=
@@ -145,7 +146,8 @@ ok "installed unit passes systemd-analyze verify" bash -c "out=\$(nsenter -t $PI
 ok "man page vtpm-agent(8) installed; \`vtpm-agent check --help\` answers" bash -c "nsenter -t $PID1 -a test -s /usr/share/man/man8/vtpm-agent.8.gz && nsenter -t $PID1 -a vtpm-agent check --help | grep -q 'Usage: vtpm-agent check'"
 check_rc=0
 in_ct vtpm-agent check --json >"$WORK/check.json" 2>"$WORK/check.err" || check_rc=$?
-ok "vtpm-agent check as installed: runs to a verdict (exit 0 or 1; got $check_rc)" test "$check_rc" = 0 -o "$check_rc" = 1
+ok "vtpm-agent check as installed: vTPM usable with the container's swtpm and the host's libvirt (exit 0; got $check_rc)" test "$check_rc" = 0
+node -e "const j = JSON.parse(require('fs').readFileSync('$WORK/check.json', 'utf8')); for (const c of j.verdict?.combinations ?? []) console.log('note - check in the container: TPM ' + c.version + ' ' + c.model + (c.usable ? ' usable' : ' not usable: ' + (c.reasons ?? []).map((r) => r.code ?? r).join(', ')))" 2>/dev/null || true
 ok "check: reaches the host's libvirt ($HOST_LIBVIRT) through the bound socket" node -e \
   "const j = JSON.parse(require('fs').readFileSync('$WORK/check.json', 'utf8')); if (j.versions?.libvirt !== '$HOST_LIBVIRT') { console.log(JSON.stringify(j.versions)); process.exit(1); }"
 
@@ -165,7 +167,13 @@ ok "invalid reload: /healthz still 200 on 9643" healthz_200 9643
 ok "invalid reload: each bad key is logged (logLevel, listen.port)" wait_for 10 bash -c "j=\$(nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since); grep -q logLevel <<<\"\$j\" && grep -q listen.port <<<\"\$j\""
 set_config 's/^logLevel: .*/logLevel: info/; s/^  port: not-a-port$/  port: 9643/'
 
-# stop: within 5 s, cleanly, nothing left behind.
+# stop: within 5 s, cleanly, nothing left behind; from a fresh start, while the first probe round
+# (virsh, swtpm children) is under way.
+in_ct systemctl reset-failed vtpm-agent.service 2>/dev/null
+in_ct systemctl restart vtpm-agent.service
+ok "restarted for the stop test" wait_for 30 bash -c "[[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent.service) == active ]]"
+sleep 1
+echo "note - processes in the unit's cgroup when stopped: $(in_ct sh -c 'grep -l "/vtpm-agent.service" /proc/[0-9]*/cgroup 2>/dev/null | wc -l')"
 t=$EPOCHREALTIME
 in_ct systemctl stop vtpm-agent.service
 stop_s=$(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
