@@ -50,11 +50,14 @@ node_modules/.bin/esbuild src/cli.ts --bundle --platform=node --target=node22 --
 sed -i '1{/^#!/d}' "$LIB/dist/cli.mjs" && chmod 0644 "$LIB/dist/cli.mjs"
 cp -a node_modules/undici "$LIB/node_modules/undici"
 rm -rf "$LIB/node_modules/undici/docs" "$LIB/node_modules/undici/types"
-# src/version.ts reads ../package.json beside dist/.
-node -e "const p = require('./package.json'); process.stdout.write(JSON.stringify({ name: p.name, version: p.version, revision: process.argv[1], license: p.license, type: 'module', private: true }, null, 2) + '\n')" "$REVISION" >"$LIB/package.json"
+# src/version.ts reads ../package.json beside dist/ (and dist/build-info.json, which carries the
+# git revision and build date, where the version code reads it).
+node -e "const p = require('./package.json'); process.stdout.write(JSON.stringify({ name: p.name, version: p.version, license: p.license, type: 'module', private: true }, null, 2) + '\n')" >"$LIB/package.json"
+node -e "const p = require('./package.json'); process.stdout.write(JSON.stringify({ version: p.version, revision: process.argv[1], buildDate: new Date(Number(process.argv[2]) * 1000).toISOString() }, null, 2) + '\n')" "$REVISION" "$SOURCE_DATE_EPOCH" >"$LIB/dist/build-info.json"
 install -m 0755 packaging/vtpm-agent.sh "$TREE/bin/vtpm-agent"
 mkdir -p "$TREE/share/man/man8" "$TREE/share/vtpm-agent" "$TREE/share/doc/vtpm-agent"
-npx tsx scripts/gen-manpage.ts "$TREE/share/man/man8/vtpm-agent.8"
+npx tsx scripts/gen-manpage.ts --check || die "man/vtpm-agent.8 is not current (npx tsx scripts/gen-manpage.ts)"
+install -m 0644 man/vtpm-agent.8 "$TREE/share/man/man8/vtpm-agent.8"
 install -m 0644 systemd/vtpm-agent.service config.example.yaml "$TREE/share/vtpm-agent/"
 install -m 0644 LICENSE README.md "$TREE/share/doc/vtpm-agent/"
 got=$("$TREE/bin/vtpm-agent" version) || die "the staged tree does not run: $got"
