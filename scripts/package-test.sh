@@ -172,8 +172,10 @@ set_config 's/^logLevel: .*/logLevel: info/; s/^  port: not-a-port$/  port: 9643
 in_ct systemctl reset-failed vtpm-agent.service 2>/dev/null
 in_ct systemctl restart vtpm-agent.service
 ok "restarted for the stop test" wait_for 30 bash -c "[[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent.service) == active ]]"
-sleep 1
-echo "note - processes in the unit's cgroup when stopped: $(in_ct sh -c 'grep -l "/vtpm-agent.service" /proc/[0-9]*/cgroup 2>/dev/null | wc -l')"
+unit_procs() { in_ct sh -c 'grep -l "/vtpm-agent.service" /proc/[0-9]*/cgroup 2>/dev/null | wc -l'; }
+# Stopped while a probe has a child running (virsh, swtpm), when one shows within 20 s.
+wait_for 20 bash -c "(( \$(nsenter -t $PID1 -a sh -c 'grep -l /vtpm-agent.service /proc/[0-9]*/cgroup 2>/dev/null | wc -l') > 1 ))" || true
+echo "note - processes in the unit's cgroup when stopped: $(unit_procs)"
 t=$EPOCHREALTIME
 in_ct systemctl stop vtpm-agent.service
 stop_s=$(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
