@@ -91,7 +91,8 @@ if [[ "${RELEASE_IMAGE:-1}" != 0 ]]; then
   image=localhost/vtpm-agent:$VERSION
   VTPM_IMAGE=$image VTPM_RELEASE_TARBALL="$OUT/$NAME.tar.gz" bash scripts/build-image.sh >"$BUILD/build-image.out" \
     || die "the image build failed (scripts/build-image.sh)"
-  podman save --format oci-archive -o "$OUT/vtpm-agent-$VERSION-image.tar" "$image" >/dev/null
+  podman save --format oci-archive -o "$OUT/vtpm-agent-$VERSION-image.tar" "$image" >"$BUILD/podman-save.log" 2>&1 \
+    || { tail -20 "$BUILD/podman-save.log" >&2; die "podman save failed"; }
   echo "ARTIFACT release/vtpm-agent-$VERSION-image.tar ($image)"
 fi
 
