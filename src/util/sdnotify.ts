@@ -1,4 +1,4 @@
-import { runCommand } from './exec.js';
+import { runCommand, SMALL_OUTPUT_BYTES } from './exec.js';
 
 /** How long one notification may take, the service manager's acknowledgement included. */
 const NOTIFY_TIMEOUT_MS = 5000;
@@ -34,7 +34,7 @@ export class SystemdNotifier {
     try {
       // Only what systemd-notify needs: the socket, and PATH to find it.
       const env = { PATH: this.env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: this.env.NOTIFY_SOCKET };
-      const result = await runCommand('systemd-notify', args, { timeoutMs: NOTIFY_TIMEOUT_MS, env });
+      const result = await runCommand('systemd-notify', args, { timeoutMs: NOTIFY_TIMEOUT_MS, maxOutputBytes: SMALL_OUTPUT_BYTES, env });
       return result.exitCode === 0 ? null : `systemd-notify ${state} exited ${result.exitCode}: ${result.stderr.trim()}`;
     } catch (err) {
       return (err as Error).message;
