@@ -53,8 +53,12 @@ rm -rf "$LIB/node_modules/undici/docs" "$LIB/node_modules/undici/types"
 # src/version.ts reads ../package.json beside dist/ (and dist/build-info.json, which carries the
 # git revision and build date, where the version code reads it).
 node -e "const p = require('./package.json'); process.stdout.write(JSON.stringify({ name: p.name, version: p.version, license: p.license, type: 'module', private: true }, null, 2) + '\n')" >"$LIB/package.json"
-node -e "const p = require('./package.json'); process.stdout.write(JSON.stringify({ version: p.version, revision: process.argv[1], buildDate: new Date(Number(process.argv[2]) * 1000).toISOString() }, null, 2) + '\n')" "$REVISION" "$SOURCE_DATE_EPOCH" >"$LIB/dist/build-info.json"
-install -m 0755 packaging/vtpm-agent.sh "$TREE/bin/vtpm-agent"
+VTPM_AGENT_REVISION=$REVISION node scripts/build-info.mjs "$LIB/dist"
+# The launcher runs the bundle with the V8 flags of scripts/node-flags.txt (one list: the bench
+# measures the same).
+flags=$(grep -vE '^[[:space:]]*(#|$)' scripts/node-flags.txt | tr '\n' ' ' | sed 's/ *$//')
+[[ "$flags" =~ ^[-=a-z0-9\ ]+$ ]] || die "scripts/node-flags.txt: no flags, or characters the launcher would not pass as they are: '$flags'"
+sed "s|@NODE_FLAGS@|$flags|" packaging/vtpm-agent.sh >"$TREE/bin/vtpm-agent" && chmod 0755 "$TREE/bin/vtpm-agent"
 mkdir -p "$TREE/share/man/man8" "$TREE/share/vtpm-agent" "$TREE/share/doc/vtpm-agent"
 npx tsx scripts/gen-manpage.ts --check || die "man/vtpm-agent.8 is not current (npx tsx scripts/gen-manpage.ts)"
 install -m 0644 man/vtpm-agent.8 "$TREE/share/man/man8/vtpm-agent.8"
