@@ -156,12 +156,13 @@ pid_before=$(prop MainPID)
 since=$(in_ct date +%s)
 set_config 's/^logLevel: .*/logLevel: debug/'
 ok "systemctl reload (valid change: logLevel debug)" in_ct systemctl reload vtpm-agent.service
-ok "reload: same process, still active" test "$(prop MainPID)/$(in_ct systemctl is-active vtpm-agent.service)" = "$pid_before/active"
-ok "reload: the new configuration is applied (debug lines in the journal)" wait_for 20 bash -c "nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since | grep -Eq '\"level\":20|level=debug' || nsenter -t $PID1 -a journalctl -u vtpm-agent.service -p debug..debug -o cat --no-pager --since @$since | grep -q ."
+# Type=notify: "reloading" until the agent sends READY=1 again (RELOADING=1 ... READY=1).
+ok "reload: same process, active again" wait_for 20 bash -c "[[ \$(nsenter -t $PID1 -a systemctl show -P MainPID vtpm-agent) == $pid_before && \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) == active ]]"
+ok "reload: the new configuration is applied (debug lines in the journal)" wait_for 20 bash -c "nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since | grep -Eq '\"level\":(20|\"debug\")|level=debug' || nsenter -t $PID1 -a journalctl -u vtpm-agent.service -p debug..debug -o cat --no-pager --since @$since | grep -q ."
 since=$(in_ct date +%s)
 set_config 's/^logLevel: .*/logLevel: loud/; s/^  port: 9643$/  port: not-a-port/'
 ok "systemctl reload (invalid change: logLevel and listen.port)" in_ct systemctl reload vtpm-agent.service
-sleep 2
+wait_for 20 bash -c "[[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) != reloading ]]"
 ok "invalid reload: same process, still active, still answering on the old port" bash -c "[[ \$(nsenter -t $PID1 -a systemctl show -P MainPID vtpm-agent) == $pid_before ]] && [[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) == active ]]" 
 ok "invalid reload: /healthz still 200 on 9643" healthz_200 9643
 ok "invalid reload: each bad key is logged (logLevel, listen.port)" wait_for 10 bash -c "j=\$(nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since); grep -q logLevel <<<\"\$j\" && grep -q listen.port <<<\"\$j\""
