@@ -151,20 +151,20 @@ node -e "const j = JSON.parse(require('fs').readFileSync('$WORK/check.json', 'ut
 ok "check: reaches the host's libvirt ($HOST_LIBVIRT) through the bound socket" node -e \
   "const j = JSON.parse(require('fs').readFileSync('$WORK/check.json', 'utf8')); if (j.versions?.libvirt !== '$HOST_LIBVIRT') { console.log(JSON.stringify(j.versions)); process.exit(1); }"
 
-# reload: a valid change (debug logging) in the same process; an invalid one keeps the old config.
+# reload: a valid change (log level and listen port) in the same process; an invalid one keeps the
+# running configuration.
 pid_before=$(prop MainPID)
-since=$(in_ct date +%s)
-set_config 's/^logLevel: .*/logLevel: debug/'
-ok "systemctl reload (valid change: logLevel debug)" in_ct systemctl reload vtpm-agent.service
+set_config 's/^logLevel: .*/logLevel: debug/; s/^  port: 9643$/  port: 9644/'
+ok "systemctl reload (valid change: logLevel debug, listen.port 9644)" in_ct systemctl reload vtpm-agent.service
 # Type=notify: "reloading" until the agent sends READY=1 again (RELOADING=1 ... READY=1).
 ok "reload: same process, active again" wait_for 20 bash -c "[[ \$(nsenter -t $PID1 -a systemctl show -P MainPID vtpm-agent) == $pid_before && \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) == active ]]"
-ok "reload: the new configuration is applied (debug lines in the journal)" wait_for 20 bash -c "nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since | grep -Eq '\"level\":(20|\"debug\")|level=debug' || nsenter -t $PID1 -a journalctl -u vtpm-agent.service -p debug..debug -o cat --no-pager --since @$since | grep -q ."
+ok "reload: the new configuration is applied (/healthz 200 on the new port 9644)" wait_for 20 healthz_200 9644
 since=$(in_ct date +%s)
-set_config 's/^logLevel: .*/logLevel: loud/; s/^  port: 9643$/  port: not-a-port/'
+set_config 's/^logLevel: .*/logLevel: loud/; s/^  port: 9644$/  port: not-a-port/'
 ok "systemctl reload (invalid change: logLevel and listen.port)" in_ct systemctl reload vtpm-agent.service
 wait_for 20 bash -c "[[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) != reloading ]]"
-ok "invalid reload: same process, still active, still answering on the old port" bash -c "[[ \$(nsenter -t $PID1 -a systemctl show -P MainPID vtpm-agent) == $pid_before ]] && [[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) == active ]]" 
-ok "invalid reload: /healthz still 200 on 9643" healthz_200 9643
+ok "invalid reload: same process, still active" bash -c "[[ \$(nsenter -t $PID1 -a systemctl show -P MainPID vtpm-agent) == $pid_before ]] && [[ \$(nsenter -t $PID1 -a systemctl is-active vtpm-agent) == active ]]"
+ok "invalid reload: the running configuration stays (/healthz 200 on 9644)" healthz_200 9644
 ok "invalid reload: each bad key is logged (logLevel, listen.port)" wait_for 10 bash -c "j=\$(nsenter -t $PID1 -a journalctl -u vtpm-agent.service -o cat --no-pager --since @$since); grep -q logLevel <<<\"\$j\" && grep -q listen.port <<<\"\$j\""
 set_config 's/^logLevel: .*/logLevel: info/; s/^  port: not-a-port$/  port: 9643/'
 
