@@ -36,7 +36,8 @@ async function notifySocket(t: { teardown(fn: () => void): void }, name: string)
     buffered += chunk;
     const parts = buffered.split('\n');
     buffered = parts.pop() ?? '';
-    lines.push(...parts);
+    // BARRIER=1 is systemd-notify's wait for PID 1 (sd_notify_barrier), not a state.
+    lines.push(...parts.filter((line) => line !== 'BARRIER=1'));
   });
   await waitFor('the notify socket bound', () => lines.includes('bound'), 10_000, 20);
   lines.splice(lines.indexOf('bound'), 1);
