@@ -88,12 +88,9 @@ function buildBundle(): string {
 
 function nodeBinary(): string {
   if (values.node) return values.node;
-  try {
-    // The runtime the packages bundle (Node 24); installed into .cache on first use.
-    return execFileSync('bash', [path.join(repoRoot, 'scripts/node24.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 }).trim();
-  } catch {
-    return process.execPath;
-  }
+  // The runtime the packages bundle (Node 24, pinned in packaging/runtimes); installed into .cache
+  // on first use. No fallback to the machine's Node: figures from another runtime would mislead.
+  return execFileSync('bash', [path.join(repoRoot, 'scripts/node-runtime.sh'), '24'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 }).trim();
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
