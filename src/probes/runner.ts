@@ -20,7 +20,7 @@ export interface RunProbeOptions {
   stateFiles?: StateFiles;
 }
 
-export function probeTimeoutMs(probe: Probe, config: AgentConfig): number {
+export function probeTimeoutMs(probe: Pick<Probe<unknown>, 'timeoutMs'>, config: AgentConfig): number {
   return probe.timeoutMs?.(config) ?? config.probes.timeoutSeconds * 1000;
 }
 
@@ -57,7 +57,7 @@ export function startProbe<T>(probe: Probe<T>, options: RunProbeOptions): Starte
 }
 
 async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (work: Promise<unknown>) => void): Promise<ProbeResult<T>> {
-  const timeoutMs = probeTimeoutMs(probe as Probe, options.config);
+  const timeoutMs = probeTimeoutMs(probe, options.config);
   const controller = new AbortController();
   const onShutdown = () => controller.abort(new Error('agent is shutting down'));
   options.signal?.addEventListener('abort', onShutdown, { once: true });
