@@ -3,7 +3,7 @@
  * Reuses the inventory's at-risk classification (atRiskGuests); adds the wording a maintenance
  * playbook prints and the rule that "could not tell" is never "safe".
  */
-import type { AtRiskReason, DomainError, GuestInventory } from './types.js';
+import { isActiveState, type AtRiskReason, type DomainError, type GuestInventory } from './types.js';
 
 /** safe: nothing at risk; at_risk: guests would not come back; unknown: the answer is incomplete. */
 export type PreRebootOutcome = 'safe' | 'at_risk' | 'unknown';
@@ -53,14 +53,26 @@ export function preRebootReport(inv: GuestInventory): PreRebootReport {
       why: r.reasons.map((reason) => AT_RISK_EXPLANATION[reason]),
     };
   });
-  const outcome: PreRebootOutcome = guests.length ? 'at_risk' : inv.errors.length ? 'unknown' : 'safe';
+  const undetermined = undeterminedInputs(inv);
+  const outcome: PreRebootOutcome = guests.length ? 'at_risk' : inv.errors.length || undetermined.length ? 'unknown' : 'safe';
   const summary =
     outcome === 'at_risk'
       ? `do not reboot: ${guests.length} vTPM guest(s) would not come back after a host reboot`
       : outcome === 'unknown'
-        ? `cannot tell: ${inv.errors.length} libvirt domain(s) could not be read`
+        ? `cannot tell: ${[inv.errors.length ? `${inv.errors.length} libvirt domain(s) could not be read` : '', ...undetermined].filter(Boolean).join('; ')}`
         : `safe to reboot: none of the ${inv.guests.length} vTPM guest(s) is at risk`;
   return { outcome, summary, guests, unreadable: inv.errors, error: null, checkedAt: new Date(inv.collectedAt).toISOString() };
+}
+
+/** What the inventory could not see that a "safe" answer would rely on (never safe then). */
+function undeterminedInputs(inv: GuestInventory): string[] {
+  const out: string[] = [];
+  if (inv.secrets === null) out.push("libvirt's secret list could not be read");
+  const unknownState = inv.guests.filter((g) => g.state === 'unknown').length;
+  if (unknownState) out.push(`${unknownState} guest(s) in an unknown state`);
+  const unknownMode = inv.guests.filter((g) => isActiveState(g.state) && g.secretMode === 'unknown').length;
+  if (unknownMode) out.push(`${unknownMode} running guest(s) whose vTPM secret mode is unknown`);
+  return out;
 }
 
 /** The report when no inventory could be taken at all. */

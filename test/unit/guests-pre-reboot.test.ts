@@ -59,3 +59,17 @@ t.test('an unreadable domain or a failed inventory is never "safe": exit 2', asy
   t.equal(failed.outcome, 'unknown');
   t.match(renderPreReboot(failed), /cannot tell: the vTPM guest inventory failed: VTPM_ERR_LIBVIRT_UNREACHABLE: no socket/);
 });
+
+t.test('what the inventory could not see is never "safe": no secret list, unknown state or secret mode', async (t) => {
+  const host = guest(HOST, { secretMode: 'host', secretModeSource: 'extra-spec', secretPresent: true });
+  const noSecrets = preRebootReport(classified({ ...inventory([host]), secrets: null }));
+  t.equal(noSecrets.outcome, 'unknown');
+  t.match(noSecrets.summary, /secret list could not be read/);
+  const unknownState = preRebootReport(classified(inventory([guest(HOST, { secretMode: 'host', secretModeSource: 'extra-spec', secretPresent: true, state: 'unknown' })])));
+  t.equal(unknownState.outcome, 'unknown');
+  t.match(unknownState.summary, /1 guest\(s\) in an unknown state/);
+  const unknownMode = preRebootReport(classified(inventory([guest(USER, { secretMode: 'unknown' })])));
+  t.equal(unknownMode.outcome, 'unknown');
+  t.equal(PRE_REBOOT_EXIT[unknownMode.outcome], 2);
+  t.match(unknownMode.summary, /secret mode is unknown/);
+});
