@@ -40,10 +40,6 @@ export interface PrincipalResolution {
 /** libvirt's default swtpm principal (qemu_conf.c); root when no such account exists. */
 const LIBVIRT_DEFAULT_SWTPM_ACCOUNT = 'tss';
 
-export async function loadAccounts(cfg: HealthConfig, hostPath: HostPathResolver): Promise<Accounts> {
-  return (await readAccounts(hostPath(cfg.passwdFile), hostPath(cfg.groupFile))).accounts;
-}
-
 /** Pure: qemu.conf settings + accounts → the effective principal, following libvirt's rules. */
 export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): Omit<PrincipalResolution, 'qemuConfError' | 'qemuConfMalformedLines'> {
   const userSpec = conf ? confString(conf, 'swtpm_user') : null;
@@ -87,19 +83,33 @@ export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): 
  * The principal as libvirtd sees it: qemu.conf and the accounts are read where libvirtd lives
  * (through its container's root when it runs in one).
  */
-export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolver, accounts?: Accounts): Promise<PrincipalResolution & { accounts: Accounts }> {
+export async function loadPrincipal(
+  cfg: HealthConfig,
+  hostPath: HostPathResolver,
+  accounts?: Accounts,
+): Promise<PrincipalResolution & { accounts: Accounts; accountsError: string | null }> {
   const libvirtView = await libvirtViewResolver(hostPath);
-  const acc = accounts ?? (await loadAccounts(cfg, libvirtView));
-  const read = await readText(libvirtView(cfg.qemuConf));
+  // Unreadable passwd/group leave no accounts, and libvirt's rules would then say root: a guess
+  // that must be reported as one, not taken as libvirt's answer.
+  const read = accounts ? null : await readAccounts(libvirtView(cfg.passwdFile), libvirtView(cfg.groupFile));
+  const acc = accounts ?? read!.accounts;
+  const accountsError = read ? accountsReadError(cfg, read) : null;
+  const conf_ = await readText(libvirtView(cfg.qemuConf));
   // A missing qemu.conf means libvirt's built-in defaults; an unreadable one is reported by C3.
-  const conf = read.text !== null ? parseLibvirtConf(read.text) : null;
+  const conf = conf_.text !== null ? parseLibvirtConf(conf_.text) : null;
   const resolved = resolvePrincipal(conf, acc);
   return {
     ...resolved,
-    qemuConfError: read.error === 'ENOENT' ? null : read.error,
+    qemuConfError: conf_.error === 'ENOENT' ? null : conf_.error,
     qemuConfMalformedLines: conf?.malformedLines ?? 0,
     accounts: acc,
+    accountsError,
   };
+}
+
+function accountsReadError(cfg: HealthConfig, read: AccountsRead): string | null {
+  const parts = [read.passwdError && `${cfg.passwdFile}: ${read.passwdError}`, read.groupError && `${cfg.groupFile}: ${read.groupError}`].filter(Boolean);
+  return parts.length ? parts.join(', ') : null;
 }
 
 export type SwtpmNamesSource = 'config' | 'qemu.conf' | 'libvirt-default' | 'assumed';
@@ -128,7 +138,9 @@ export async function swtpmNames(config: AgentConfig, hostPath: HostPathResolver
   const fromConf = res.userSpec !== null || res.groupSpec !== null;
   const problem = res.qemuConfError
     ? `${config.health.qemuConf} cannot be read (${res.qemuConfError}): the swtpm user and group are assumed to be libvirt's default (${libvirtUser}:${libvirtGroup}); set swtpm.user and swtpm.group`
-    : null;
+    : res.accountsError
+      ? `passwd/group cannot be read (${res.accountsError}): the swtpm user and group are assumed to be ${libvirtUser}:${libvirtGroup}; set swtpm.user and swtpm.group`
+      : null;
   return {
     user: user ?? libvirtUser,
     group: group ?? libvirtGroup,

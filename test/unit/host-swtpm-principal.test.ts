@@ -54,3 +54,13 @@ t.test('qemu.conf unreadable (Debian ships it 0600 root; an unprivileged agent g
   t.same([names.user, names.group], ['tss', 'tss']);
   t.match(names.problem, /\/etc\/libvirt\/qemu\.conf cannot be read \(EISDIR\).*set swtpm\.user and swtpm\.group/);
 });
+
+t.test('unreadable passwd/group: the names are a guess and say so (never silently root)', async (t) => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'vtpm-principal-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(path.join(root, 'etc/libvirt'), { recursive: true });
+  writeFileSync(path.join(root, 'etc/libvirt/qemu.conf'), '# defaults\n');
+  const names = await swtpmNames(configSchema.parse({ hostRoot: root }), hostPathResolver(root));
+  t.equal(names.source, 'assumed', 'no passwd/group: assumed, not libvirt-default');
+  t.match(names.problem, /passwd\/group cannot be read \(.*ENOENT/);
+});
