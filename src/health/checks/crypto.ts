@@ -34,7 +34,7 @@ export function evaluateCrypto(f: CryptoFacts): CheckResult {
   const old = f.swtpmVersion === null || compareVersions(f.swtpmVersion, SWTPM_FIPS_WORKAROUND) < 0;
   if (f.fipsEnabled) {
     findings.push(
-      finding('VTPM_HEALTH_FIPS_ENABLED', old ? 'fail' : 'warn', `The kernel is in FIPS mode and swtpm is ${f.swtpmVersion ?? 'of unknown version'}${old ? ' (< ${SWTPM_FIPS_WORKAROUND}: libtpms enters failure mode, TPM 2.0 guests silently lose their TPM)' : ''}.`, {
+      finding('VTPM_HEALTH_FIPS_ENABLED', old ? 'fail' : 'warn', `The kernel is in FIPS mode and swtpm is ${f.swtpmVersion ?? 'of unknown version'}${old ? ` (< ${SWTPM_FIPS_WORKAROUND}: libtpms enters failure mode, TPM 2.0 guests silently lose their TPM)` : ''}.`, {
         details: { swtpmVersion: f.swtpmVersion },
       }),
     );

@@ -165,7 +165,9 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
       };
     }
     const res = await loadPrincipal(ctx.config.health, ctx.hostPath);
-    if (!res.principal) return { checks: [checkResult('guest-state', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')], guests: [] };
+    if (!res.principal) {
+      return { checks: [checkResult('guest-state', [finding('VTPM_HEALTH_GUEST_STATE_PRINCIPAL_UNKNOWN', 'unknown', 'The swtpm principal is unknown (see C3), so per-guest TPM state cannot be checked against it.')])], guests: [] };
+    }
     const caps = results.get(healthBinariesProbe.name)?.data?.socketFeatures ?? null;
     const check = await checkGuestState({
       guests: view.guests,

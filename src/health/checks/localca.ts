@@ -171,7 +171,8 @@ export const healthLocalCaProbe = healthProbe<HealthProbeData>({
     const h = ctx.config.health;
     const res = await loadPrincipal(h, ctx.hostPath);
     if (!res.principal) {
-      return { checks: [checkResult('localca', [], { note: 'the swtpm principal is unknown (see C3)' }, 'not-applicable')] };
+      // Could not judge: unknown (never pass or not-applicable), the reason named.
+      return { checks: [checkResult('localca', [finding('VTPM_HEALTH_LOCALCA_PRINCIPAL_UNKNOWN', 'unknown', 'The swtpm principal is unknown (see C3), so the local CA cannot be checked against it.')])] };
     }
     return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await libvirtViewResolver(ctx.hostPath) })] };
   },

@@ -146,11 +146,17 @@ export const healthOrphansProbe = healthProbe<OrphansProbeData>({
       // Without the guest list every swtpm would look orphaned: report the gap instead.
       return { checks: [checkResult('orphans', [finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'warn', 'The guest inventory is not available, so orphaned swtpm processes cannot be told apart.')])], counts: null };
     }
+    const processes = await listProcesses(ctx.hostPath);
+    if (processes.length === 0) {
+      // A readable /proc lists at least this agent: an empty list means it could not look.
+      const proc = ctx.hostPath('/proc');
+      return { checks: [checkResult('orphans', [finding('VTPM_HEALTH_PROC_UNREADABLE', 'unknown', `${proc} lists no processes, so orphaned swtpm processes cannot be checked.`)])], counts: null };
+    }
     const out = await checkOrphans({
       guests: view.guests,
       stateDir: ctx.config.swtpm.stateDir,
       runDir: ctx.config.health.swtpmRunDir,
-      processes: await listProcesses(ctx.hostPath),
+      processes,
       hostPath: ctx.hostPath,
     });
     const { counts, ...check } = out;
