@@ -25,7 +25,7 @@ import { placementSection } from './report.js';
 import { isDrift, managedTraitNames } from './traits.js';
 
 /** How often an unchanged drift is logged again (it stays visible in the metrics meanwhile). */
-export const DRIFT_REMINDER_MS = 6 * 3600 * 1000;
+const DRIFT_REMINDER_MS = 6 * 3600 * 1000;
 
 export type VerdictSource = (results: ProbeResults) => Verdict | null;
 

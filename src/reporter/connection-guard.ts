@@ -25,7 +25,7 @@ interface Tracked {
   timer: NodeJS.Timeout | undefined;
 }
 
-export interface GuardCounters {
+interface GuardCounters {
   accepted: number;
   shed: number;
   refused: number;

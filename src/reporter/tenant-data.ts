@@ -7,7 +7,7 @@
  */
 
 /** Keys whose values identify a tenant (Nova metadata) or a secret. */
-export const TENANT_KEYS: ReadonlySet<string> = new Set([
+const TENANT_KEYS: ReadonlySet<string> = new Set([
   'projectId',
   'projectName',
   'userId',

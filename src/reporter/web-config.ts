@@ -43,7 +43,7 @@ const GO_CIPHERS: Record<string, string | null> = {
 /** Go curve names → OpenSSL group names. */
 const GO_CURVES: Record<string, string> = { CurveP256: 'P-256', CurveP384: 'P-384', CurveP521: 'P-521', X25519: 'X25519' };
 
-export const CLIENT_AUTH_TYPES = ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'] as const;
+const CLIENT_AUTH_TYPES = ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'] as const;
 export type ClientAuthType = (typeof CLIENT_AUTH_TYPES)[number];
 
 /** bcrypt in modular crypt form: $2a$, $2b$ or $2y$, two-digit cost, 53 characters of salt+hash. */
@@ -86,7 +86,7 @@ const tlsSchema = z
     if (order.indexOf(t.min_version) > order.indexOf(t.max_version)) issue('max_version', `max_version ${t.max_version} is below min_version ${t.min_version}`);
   });
 
-export const webConfigFileSchema = z.strictObject({
+const webConfigFileSchema = z.strictObject({
   tls_server_config: tlsSchema.optional(),
   http_server_config: z
     .strictObject({
@@ -114,7 +114,7 @@ export const webConfigFileSchema = z.strictObject({
     .optional(),
 });
 
-export type WebConfigFile = z.infer<typeof webConfigFileSchema>;
+type WebConfigFile = z.infer<typeof webConfigFileSchema>;
 
 export interface TlsSettings {
   /** What `tls.createServer` / `server.setSecureContext` take. */

@@ -58,7 +58,7 @@ interface FileRecord {
 }
 
 /** `2026-11-28T18-58-26.123Z`: a file-name-safe UTC time for the set-aside copy. */
-export function corruptName(file: string, now: number): string {
+function corruptName(file: string, now: number): string {
   return `${file}.corrupt-${new Date(now).toISOString().replace(/:/g, '-')}`;
 }
 
