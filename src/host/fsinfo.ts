@@ -1,4 +1,4 @@
-import { lstat, readFile, stat } from 'node:fs/promises';
+import { lstat, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** What the checks need to know about a path, with the failure as data instead of an exception. */
@@ -31,8 +31,23 @@ export async function pathInfo(p: string, opts: { follow?: boolean } = {}): Prom
 /** Reads a text file; `null` text with the errno code when it cannot be read (missing, EACCES, a directory). */
 export async function readText(p: string, maxBytes = 4 * 1024 * 1024): Promise<{ text: string; error: null } | { text: null; error: string }> {
   try {
-    const buf = await readFile(p);
-    return { text: buf.subarray(0, maxBytes).toString('utf8'), error: null };
+    // Read at most maxBytes (a huge file must not be buffered whole); /proc and /sys files report
+    // size 0, so read in chunks until EOF or the cap rather than trusting stat.
+    const fh = await open(p, 'r');
+    try {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      while (total < maxBytes) {
+        const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes - total));
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+      }
+      return { text: Buffer.concat(chunks).toString('utf8'), error: null };
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     return { text: null, error: (err as NodeJS.ErrnoException).code ?? String(err) };
   }
