@@ -6,6 +6,7 @@ import { checkResult, type CheckResult, type Finding, type HealthProbeData } fro
 import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { localCaStatedir } from './localca.js';
+import { libvirtViewResolver } from '../../util/container-paths.js';
 import { healthProbe } from '../probe.js';
 
 export interface ContainerFacts {
@@ -73,7 +74,8 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
     const facts = await readContainerFacts(ctx.hostPath, daemon);
     const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
-    const ca = await localCaStatedir(h.swtpmSetupConf, ctx.hostPath);
+    // swtpm_setup.conf as libvirtd sees it (its container's root), as the local-CA check reads it.
+    const ca = await localCaStatedir(h.swtpmSetupConf, await libvirtViewResolver(ctx.hostPath));
     const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];
     return { checks: [evaluateContainer(facts, libvirt, dirs)] };
   },
