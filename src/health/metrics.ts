@@ -31,7 +31,7 @@ export function registerHealthMetrics(registry: Registry, results: ProbeResults,
 
   new Gauge({
     name: p('check_ok'),
-    help: 'Host health check outcome: 1 when the check passes, warns or does not apply; 0 when it fails.',
+    help: 'Host health check outcome: 1 unless the check fails (0); a check that could not look (status unknown, see vtpm_health_check_status) is not a failure here, and never a pass there.',
     labelNames: ['check'],
     registers: [registry],
     collect() {
