@@ -31,10 +31,12 @@ else
     "bench/footprint.ts"
   )
 fi
+# On the pinned Node.js 24 (the runtime the release ships), not whatever `node` the machine has.
+node24=$(bash scripts/node-runtime.sh 24) || { echo "Node.js 24 could not be installed"; exit 1; }
 failed=0
 for b in "${benches[@]}"; do
-  echo "=== npx tsx $b"
+  echo "=== tsx $b ($("$node24" --version))"
   # shellcheck disable=SC2086
-  if ! timeout 900 npx tsx $b; then echo "benchmark failed: $b"; failed=$((failed + 1)); fi
+  if ! timeout 900 "$node24" node_modules/tsx/dist/cli.mjs $b; then echo "benchmark failed: $b"; failed=$((failed + 1)); fi
 done
 exit "$failed"

@@ -47,6 +47,13 @@ if ! bash scripts/setup-host.sh; then
   echo "0 passed, 1 failed"
   exit 1
 fi
+# Everything after the setup (static checks, builds, benchmarks) runs on the pinned Node.js 24, a
+# supported line, whatever `node` the machine has: npx and tsx resolve `node` from PATH.
+if node24=$(bash scripts/node-runtime.sh 24); then
+  PATH="$(dirname "$node24"):$PATH"; export PATH
+else
+  record "install Node.js 24" 0 1
+fi
 
 # A file the tests read but .gitignore keeps out of the repository passes here and fails on CI's
 # clean clone: no source, test or deploy file may be ignored.
