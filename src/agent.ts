@@ -1,3 +1,4 @@
+import { METRIC_PREFIX } from './metric-prefix.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
@@ -131,7 +132,7 @@ export class Agent {
   private registerReloadMetrics(): void {
     const last = () => this.lastReload;
     new Gauge({
-      name: 'vtpm_agent_config_last_reload_successful',
+      name: `${METRIC_PREFIX}agent_config_last_reload_successful`,
       help: 'Whether the latest configuration reload (SIGHUP) was applied (1) or rejected (0); 1 before any reload.',
       registers: [this.registry],
       collect() {
@@ -140,7 +141,7 @@ export class Agent {
     });
     const startedAt = this.state.startedAt;
     new Gauge({
-      name: 'vtpm_agent_config_last_reload_success_timestamp_seconds',
+      name: `${METRIC_PREFIX}agent_config_last_reload_success_timestamp_seconds`,
       help: 'Unix time the running configuration was applied (start or the latest successful reload).',
       registers: [this.registry],
       collect() {

@@ -3,6 +3,7 @@
  * `/api/v1/query`), so `vtpm-agent fleet` can join what each host found with what Placement
  * advertises. Every query has a timeout; answers are parsed with zod at the edge.
  */
+import { METRIC_NAMES } from '../metric-names.js';
 import { z } from 'zod';
 import { AgentError } from '../errors.js';
 import type { TpmModel, TpmVersion } from '../libvirt/facts.js';
@@ -118,10 +119,10 @@ const orNull = (v: string | undefined): string | null => (v ? v : null);
 /** Reads every agent's identity, liveness, verdict and guests at risk with four queries. */
 export async function readAgents(client: PrometheusClient, signal?: AbortSignal): Promise<AgentView[]> {
   const [identities, ups, usable, atRisk] = await Promise.all([
-    client.query(`last_over_time(vtpm_node_info[${NODE_INFO_LOOKBACK}])`, signal),
-    client.query(`up and on(job, instance) last_over_time(vtpm_node_info[${NODE_INFO_LOOKBACK}])`, signal),
-    client.query('vtpm_capability_usable', signal),
-    client.query('sum by (job, instance, reason) (vtpm_guests_at_risk)', signal),
+    client.query(`last_over_time(${METRIC_NAMES.nodeInfo}[${NODE_INFO_LOOKBACK}])`, signal),
+    client.query(`up and on(job, instance) last_over_time(${METRIC_NAMES.nodeInfo}[${NODE_INFO_LOOKBACK}])`, signal),
+    client.query(METRIC_NAMES.capabilityUsable, signal),
+    client.query(`sum by (job, instance, reason) (${METRIC_NAMES.guestsAtRisk})`, signal),
   ]);
   const agents = new Map<string, AgentView>();
   for (const s of identities) {
