@@ -67,8 +67,6 @@ const rules: Rule[] = [
   { kind: 'qemu_migration_disabled', severity: 'warn', re: /Migration disabled: TPM emulator does not support migration/ },
 ];
 
-export const LOG_KINDS: readonly LogKind[] = rules.map((r) => r.kind);
-
 export interface ClassifiedLine {
   kind: LogKind;
   severity: LogSeverity;
