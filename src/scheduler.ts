@@ -20,7 +20,7 @@ export interface SchedulerOptions {
   /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
   readOnlyState?: boolean;
   /** The agent's state-file registry (see RunProbeOptions.stateFiles). */
-  stateFiles?: StateFiles;
+  stateFiles: StateFiles;
   /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
   overdueGraceMs?: number;
   /** What the splay offset hashes; default: the configured provider / Nova host name, else the OS host name. */

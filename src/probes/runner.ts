@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { ProbeResult, ProbeResults } from '../results.js';
 import type { Probe } from './types.js';
-import { StateFiles } from '../util/state-file.js';
+import type { StateFiles } from '../util/state-file.js';
 
 export interface RunProbeOptions {
   config: AgentConfig;
@@ -16,8 +16,8 @@ export interface RunProbeOptions {
   signal?: AbortSignal;
   /** See ProbeContext.readOnlyState (one-shot check). */
   readOnlyState?: boolean;
-  /** The agent's state-file registry (problems make the probe's capability not ready); a private one when absent. */
-  stateFiles?: StateFiles;
+  /** The agent's state-file registry (problems make the probe's capability not ready). */
+  stateFiles: StateFiles;
 }
 
 export function probeTimeoutMs(probe: Pick<Probe<unknown>, 'timeoutMs'>, config: AgentConfig): number {
@@ -86,7 +86,7 @@ async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (wor
             env: options.env,
             remainingMs: () => Math.max(0, deadline - performance.now()),
             readOnlyState: options.readOnlyState === true,
-            stateFiles: (options.stateFiles ?? new StateFiles({ log: options.log, readOnly: options.readOnlyState === true })).store(probe.name),
+            stateFiles: options.stateFiles.store(probe.name),
           },
           options.results,
         ),

@@ -17,6 +17,7 @@ import { hostPathResolver } from '../../src/util/hostpath.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
 import { healthProbes } from '../../src/health/index.js';
 import type { CheckResult, HealthProbeData } from '../../src/health/types.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 /** The agent's own registry, in dependency order (the scheduler orders by `after`; here the list already is). */
 export { healthProbes };
@@ -48,7 +49,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
       if (opts.inventory !== false) {
         // libvirtd may be restarting under another test: wait for a real inventory, never run per-guest checks without one.
         for (let i = 0; ; i++) {
-          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state });
+          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state, stateFiles: testStateFiles() });
           state.set(inv);
           out.set(inv.probe, inv);
           if (inv.ok) break;
@@ -57,7 +58,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
         }
       }
       for (const p of probes) {
-        const r = await runProbe(p, { config, log, hostPath, env, results: state });
+        const r = await runProbe(p, { config, log, hostPath, env, results: state, stateFiles: testStateFiles() });
         state.set(r);
         out.set(p.name, r);
       }

@@ -11,6 +11,7 @@ import { nodeIdentityProbe } from '../../src/probes/node-identity.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'vtpm-identity-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -46,6 +47,7 @@ async function run(hostRoot: string, identity: Record<string, unknown> = {}): Pr
     hostPath: hostPathResolver(hostRoot),
     env: process.env,
     results: { get: <T>(name: string) => results.get(name) as ProbeResult<T> | undefined },
+    stateFiles: testStateFiles(),
   });
   return result;
 }
