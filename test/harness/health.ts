@@ -39,6 +39,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
   const state = new HostState();
   const log = pino({ level: 'silent' });
   const hostPath = hostPathResolver(config.hostRoot);
+  const stateFiles = testStateFiles();
   const rig: HealthRig = {
     config,
     state,
@@ -49,7 +50,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
       if (opts.inventory !== false) {
         // libvirtd may be restarting under another test: wait for a real inventory, never run per-guest checks without one.
         for (let i = 0; ; i++) {
-          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state, stateFiles: testStateFiles() });
+          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state, stateFiles });
           state.set(inv);
           out.set(inv.probe, inv);
           if (inv.ok) break;
@@ -58,7 +59,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
         }
       }
       for (const p of probes) {
-        const r = await runProbe(p, { config, log, hostPath, env, results: state, stateFiles: testStateFiles() });
+        const r = await runProbe(p, { config, log, hostPath, env, results: state, stateFiles });
         state.set(r);
         out.set(p.name, r);
       }
