@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { toAgentError } from '../errors.js';
 import type { AgentConfig } from '../config/schema.js';
+import type { HostFacts } from '../host/facts.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { ProbeResult, ProbeResults } from '../results.js';
 import type { Probe } from './types.js';
@@ -18,6 +19,8 @@ export interface RunProbeOptions {
   readOnlyState?: boolean;
   /** The agent's state-file registry (problems make the probe's capability not ready). */
   stateFiles: StateFiles;
+  /** The round's host-fact memo, shared by every probe of the round (one runCycle). */
+  facts: HostFacts;
 }
 
 export function probeTimeoutMs(probe: Pick<Probe<unknown>, 'timeoutMs'>, config: AgentConfig): number {
@@ -87,6 +90,7 @@ async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (wor
             remainingMs: () => Math.max(0, deadline - performance.now()),
             readOnlyState: options.readOnlyState === true,
             stateFiles: options.stateFiles.store(probe.name),
+            facts: options.facts,
           },
           options.results,
         ),

@@ -8,6 +8,7 @@ import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
 import type { NodeIdentity } from '../../src/identity/identity.js';
 import { nodeIdentityProbe } from '../../src/probes/node-identity.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -47,7 +48,7 @@ async function run(hostRoot: string, identity: Record<string, unknown> = {}): Pr
     hostPath: hostPathResolver(hostRoot),
     env: process.env,
     results: { get: <T>(name: string) => results.get(name) as ProbeResult<T> | undefined },
-    stateFiles: testStateFiles(),
+    stateFiles: testStateFiles(), facts: new HostFacts({ config: config, hostPath: hostPathResolver(hostRoot) }),
   });
   return result;
 }

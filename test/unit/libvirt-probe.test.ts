@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
 import { libvirtProbe } from '../../src/probes/libvirt.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
@@ -33,7 +34,7 @@ function fakeVirsh(t: { teardown(fn: () => void): void }, version: string, caps:
 
 async function run(virshPath: string): Promise<ProbeResult> {
   const config = configSchema.parse({ libvirt: { virshPath, virtType: 'qemu', machineTypes: ['default', 'q35'] } });
-  return runProbe(libvirtProbe, { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, results: { get: () => undefined } as never, stateFiles: testStateFiles() });
+  return runProbe(libvirtProbe, { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, results: { get: () => undefined } as never, stateFiles: testStateFiles(), facts: new HostFacts({ config: config, hostPath: hostPathResolver('/') }) });
 }
 
 const REFUSED = "echo 'error: unsupported configuration: Emulator does not support machine type' >&2; exit 1";

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { Probe } from '../../src/probes/types.js';
 import { ProbeScheduler } from '../../src/scheduler.js';
@@ -10,7 +11,7 @@ import { testStateFiles } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const { config } = await loadConfig({ env: {}, overrides: ['probes.timeoutSeconds=0.2', 'probes.concurrency=2'], path: '/dev/null' });
-const base = { config, log, hostPath: hostPathResolver('/'), env: process.env, results: new HostState(), stateFiles: testStateFiles() };
+const base = { config, log, hostPath: hostPathResolver('/'), env: process.env, results: new HostState(), stateFiles: testStateFiles(), facts: new HostFacts({ config, hostPath: hostPathResolver('/') }) };
 
 t.test('a probe that throws gives a failed result with a coded error', async (t) => {
   const probe: Probe = { name: 'thrower', description: '', run: async () => { throw new Error('boom'); } };
