@@ -1,6 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
+import { HostFacts } from './host/facts.js';
 import { probeTimeoutMs, startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
 import type { HostState } from './state.js';
@@ -20,7 +21,7 @@ export interface SchedulerOptions {
   /** One-shot check: probes read the daemon's state files and write none (ProbeContext.readOnlyState). */
   readOnlyState?: boolean;
   /** The agent's state-file registry (see RunProbeOptions.stateFiles). */
-  stateFiles?: StateFiles;
+  stateFiles: StateFiles;
   /** Slack beyond a schedule's due time (and its probes' timeouts) before it counts as overdue. */
   overdueGraceMs?: number;
   /** What the splay offset hashes; default: the configured provider / Nova host name, else the OS host name. */
@@ -98,6 +99,8 @@ export class ProbeScheduler {
   async runCycle(probes: Probe[] = this.enabled): Promise<void> {
     const names = new Set(probes.map((p) => p.name));
     const done = new Map<string, Promise<void>>();
+    // One round, one read of each host fact: its probes share this memo, the next round starts afresh.
+    const facts = new HostFacts({ config: this.options.config, hostPath: this.options.hostPath });
     const start = (probe: Probe, chain: string[]): Promise<void> => {
       const existing = done.get(probe.name);
       if (existing) return existing;
@@ -105,14 +108,14 @@ export class ProbeScheduler {
       const deps = (probe.after ?? [])
         .filter((n) => names.has(n))
         .map((n) => start(probes.find((p) => p.name === n)!, [...chain, probe.name]));
-      const promise = Promise.allSettled(deps).then(() => this.runOne(probe));
+      const promise = Promise.allSettled(deps).then(() => this.runOne(probe, facts));
       done.set(probe.name, promise);
       return promise;
     };
     await Promise.all(probes.map((p) => start(p, [])));
   }
 
-  private runOne(probe: Probe): Promise<void> {
+  private runOne(probe: Probe, facts: HostFacts): Promise<void> {
     if (this.running.has(probe.name)) {
       this.skipped.set(probe.name, (this.skipped.get(probe.name) ?? 0) + 1);
       this.options.log.warn({ probe: probe.name }, 'probe still running from an earlier tick; this tick is skipped');
@@ -127,7 +130,7 @@ export class ProbeScheduler {
     const run = this.semaphore
       .run(async () => {
         this.workStartedAt.set(probe.name, performance.now());
-        const started = startProbe(probe, { ...this.options, results: this.options.state });
+        const started = startProbe(probe, { ...this.options, results: this.options.state, facts });
         const result = await started.result;
         if (!this.options.signal.aborted) this.options.state.set(result);
         markPublished();

@@ -8,9 +8,7 @@ import { healthMacProbe } from './checks/mac.js';
 import { healthVersionsProbe } from './checks/versions.js';
 import { healthGuestStateProbe } from './checks/guest-state.js';
 
-
 const STATUSES: readonly CheckStatus[] = ['pass', 'unknown', 'warn', 'fail', 'not-applicable'];
-const registered = new WeakSet<Registry>();
 const p = (name: string) => `${METRIC_PREFIX}health_${name}`;
 
 function latest<T>(results: ProbeResults, probe: ProbeKey<T>): T | undefined {
@@ -19,14 +17,14 @@ function latest<T>(results: ProbeResults, probe: ProbeKey<T>): T | undefined {
 }
 
 /**
- * All health metrics, registered once per registry whichever health probe asks first. Every
+ * All health metrics, registered once per registry whichever health probe asks first (the
+ * registry, owned by the agent, is what remembers it: no state in this module). Every
  * `collect()` reads only the latest probe results in memory. Label values are bounded: check ids
  * and reason codes come from fixed catalogues; domain/uuid labels exist only for vTPM guests
  * currently defined (a guest's series disappear when it is undefined).
  */
 export function registerHealthMetrics(registry: Registry, results: ProbeResults, probes: readonly ProbeKey<HealthProbeData>[]): void {
-  if (registered.has(registry)) return;
-  registered.add(registry);
+  if (registry.getSingleMetric(p('check_ok'))) return;
   const allChecks = () => probes.flatMap((name) => latest(results, name)?.checks ?? []);
 
   new Gauge({

@@ -6,6 +6,8 @@
 import { confString, parseLibvirtConf, type LibvirtConf } from '../libvirt/qemu-conf.js';
 import { readAccounts, resolveGroup, type AccountsRead, resolveUser, supplementaryGids, userByName, groupByName, type Accounts } from './accounts.js';
 import { readText } from './fsinfo.js';
+import { hostFact } from './facts.js';
+import { LIBVIRT_VIEW } from './processes.js';
 import type { AgentConfig } from '../config/schema.js';
 import { libvirtViewPath, libvirtViewResolver } from '../util/container-paths.js';
 import type { HostPathResolver } from '../util/hostpath.js';
@@ -81,31 +83,32 @@ export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): 
 
 /**
  * The principal as libvirtd sees it: qemu.conf and the accounts are read where libvirtd lives
- * (through its container's root when it runs in one).
+ * (through its container's root when it runs in one; `libvirtView` when already resolved).
  */
-export async function loadPrincipal(
-  cfg: HealthConfig,
-  hostPath: HostPathResolver,
-  accounts?: Accounts,
-): Promise<PrincipalResolution & { accounts: Accounts; accountsError: string | null }> {
-  const libvirtView = await libvirtViewResolver(hostPath);
+export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolver, libvirtView?: HostPathResolver): Promise<LoadedPrincipal> {
+  const view = libvirtView ?? (await libvirtViewResolver(hostPath));
   // Unreadable passwd/group leave no accounts, and libvirt's rules would then say root: a guess
   // that must be reported as one, not taken as libvirt's answer.
-  const read = accounts ? null : await readAccounts(libvirtView(cfg.passwdFile), libvirtView(cfg.groupFile));
-  const acc = accounts ?? read!.accounts;
-  const accountsError = read ? accountsReadError(cfg, read) : null;
-  const conf_ = await readText(libvirtView(cfg.qemuConf));
+  const read = await readAccounts(view(cfg.passwdFile), view(cfg.groupFile));
+  const conf_ = await readText(view(cfg.qemuConf));
   // A missing qemu.conf means libvirt's built-in defaults; an unreadable one is reported by C3.
   const conf = conf_.text !== null ? parseLibvirtConf(conf_.text) : null;
-  const resolved = resolvePrincipal(conf, acc);
+  const resolved = resolvePrincipal(conf, read.accounts);
   return {
     ...resolved,
     qemuConfError: conf_.error === 'ENOENT' ? null : conf_.error,
     qemuConfMalformedLines: conf?.malformedLines ?? 0,
-    accounts: acc,
-    accountsError,
+    accounts: read.accounts,
+    accountsError: accountsReadError(cfg, read),
   };
 }
+
+export type LoadedPrincipal = PrincipalResolution & { accounts: Accounts; accountsError: string | null };
+
+/** The round's swtpm principal, read where the round's LIBVIRT_VIEW says libvirtd lives. */
+export const SWTPM_PRINCIPAL = hostFact<LoadedPrincipal>('swtpm-principal', async (facts) =>
+  loadPrincipal(facts.config.health, facts.hostPath, await facts.get(LIBVIRT_VIEW)),
+);
 
 function accountsReadError(cfg: HealthConfig, read: AccountsRead): string | null {
   const parts = [read.passwdError && `${cfg.passwdFile}: ${read.passwdError}`, read.groupError && `${cfg.groupFile}: ${read.groupError}`].filter(Boolean);

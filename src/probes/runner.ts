@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { toAgentError } from '../errors.js';
 import type { AgentConfig } from '../config/schema.js';
+import type { HostFacts } from '../host/facts.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { ProbeResult, ProbeResults } from '../results.js';
 import type { Probe } from './types.js';
-import { StateFiles } from '../util/state-file.js';
+import type { StateFiles } from '../util/state-file.js';
 
 export interface RunProbeOptions {
   config: AgentConfig;
@@ -16,8 +17,10 @@ export interface RunProbeOptions {
   signal?: AbortSignal;
   /** See ProbeContext.readOnlyState (one-shot check). */
   readOnlyState?: boolean;
-  /** The agent's state-file registry (problems make the probe's capability not ready); a private one when absent. */
-  stateFiles?: StateFiles;
+  /** The agent's state-file registry (problems make the probe's capability not ready). */
+  stateFiles: StateFiles;
+  /** The round's host-fact memo, shared by every probe of the round (one runCycle). */
+  facts: HostFacts;
 }
 
 export function probeTimeoutMs(probe: Pick<Probe<unknown>, 'timeoutMs'>, config: AgentConfig): number {
@@ -86,7 +89,8 @@ async function execute<T>(probe: Probe<T>, options: RunProbeOptions, track: (wor
             env: options.env,
             remainingMs: () => Math.max(0, deadline - performance.now()),
             readOnlyState: options.readOnlyState === true,
-            stateFiles: (options.stateFiles ?? new StateFiles({ log: options.log, readOnly: options.readOnlyState === true })).store(probe.name),
+            stateFiles: options.stateFiles.store(probe.name),
+            facts: options.facts,
           },
           options.results,
         ),

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { CheckSection, ProbeKey, ProbeResult, ProbeResults } from '../results.js';
+import type { HostFacts } from '../host/facts.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { StateStore } from '../util/state-file.js';
 
@@ -23,6 +24,8 @@ export interface ProbeContext {
   readOnlyState: boolean;
   /** This probe's files under the state directory (read-only in a one-shot check). */
   stateFiles: StateStore;
+  /** The round's host facts (src/host/facts.ts): read them here, not from the host, so a round reads each once. */
+  facts: HostFacts;
 }
 
 /**

@@ -54,6 +54,28 @@ export interface LocateOptions {
   hostPath: HostPathResolver;
   /** Process names that count as the libvirt daemon. */
   daemonNames: readonly string[];
+  /** The host's processes when already scanned (a probe round's list); else `<proc>` is scanned here. */
+  processes?: ReadonlyArray<{ pid: number; comm: string }>;
+}
+
+/** pid and comm of every process in `procDir`; null when it cannot be listed. */
+async function scanComm(procDir: string): Promise<Array<{ pid: number; comm: string }> | null> {
+  let entries: string[];
+  try {
+    entries = await readdir(procDir);
+  } catch {
+    return null;
+  }
+  const out: Array<{ pid: number; comm: string }> = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      out.push({ pid: Number(entry), comm: (await readFile(path.join(procDir, entry, 'comm'), 'utf8')).trim() });
+    } catch {
+      // exited while scanning
+    }
+  }
+  return out;
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -74,24 +96,10 @@ const DENIED_HINT = 'grant CAP_SYS_PTRACE and run unconfined by AppArmor (contai
  */
 export async function locateLibvirtd(options: LocateOptions): Promise<LibvirtdProcess | null> {
   const procDir = options.hostPath('/proc');
-  let entries: string[];
-  try {
-    entries = await readdir(procDir);
-  } catch {
-    return null;
-  }
   const wanted = new Set(options.daemonNames);
-  const found: Array<{ pid: number; name: string }> = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let comm: string;
-    try {
-      comm = (await readFile(path.join(procDir, entry, 'comm'), 'utf8')).trim();
-    } catch {
-      continue; // exited while scanning
-    }
-    if (wanted.has(comm)) found.push({ pid: Number(entry), name: comm });
-  }
+  const processes = options.processes ?? (await scanComm(procDir));
+  if (processes === null) return null;
+  const found = processes.filter((p) => wanted.has(p.comm)).map((p) => ({ pid: p.pid, name: p.comm }));
   if (found.length === 0) return null;
   // Several daemons (e.g. a stale one): the oldest is the one that owns the sockets.
   found.sort((a, b) => a.pid - b.pid);
@@ -212,11 +220,15 @@ export async function libvirtViewPath(libvirtPath: string, hostPath: HostPathRes
 /**
  * A resolver for paths as libvirtd sees them (its swtpm logs, local CA, secrets, swtpm_setup
  * configuration): through `/proc/<pid>/root` when libvirtd runs in a container — Atmosphere does
- * not share those directories with the host — else on the host root. libvirtd is located once,
- * per call of this function (once per probe run).
+ * not share those directories with the host — else on the host root. libvirtd is located once
+ * per call, from `processes` when given (a probe round reads it as the LIBVIRT_VIEW host fact).
  */
-export async function libvirtViewResolver(hostPath: HostPathResolver, daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): Promise<HostPathResolver> {
-  const daemon = await locateLibvirtd({ hostPath, daemonNames }).catch(() => null);
+export async function libvirtViewResolver(
+  hostPath: HostPathResolver,
+  daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES,
+  processes?: LocateOptions['processes'],
+): Promise<HostPathResolver> {
+  const daemon = await locateLibvirtd({ hostPath, daemonNames, ...(processes ? { processes } : {}) }).catch(() => null);
   if (daemon?.placement !== 'container') return hostPath;
   return (libvirtPath: string) => path.join(daemon.root, path.resolve('/', libvirtPath));
 }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { configSchema, type AgentConfig, type ConfigInput } from '../../src/config/schema.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { Probe } from '../../src/probes/types.js';
 import type { ProbeResult } from '../../src/results.js';
@@ -17,6 +18,7 @@ import { hostPathResolver } from '../../src/util/hostpath.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
 import { healthProbes } from '../../src/health/index.js';
 import type { CheckResult, HealthProbeData } from '../../src/health/types.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 /** The agent's own registry, in dependency order (the scheduler orders by `after`; here the list already is). */
 export { healthProbes };
@@ -38,6 +40,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
   const state = new HostState();
   const log = pino({ level: 'silent' });
   const hostPath = hostPathResolver(config.hostRoot);
+  const stateFiles = testStateFiles();
   const rig: HealthRig = {
     config,
     state,
@@ -45,10 +48,12 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
     env,
     async run(probes = healthProbes, opts = {}) {
       const out = new Map<string, ProbeResult>();
+      // One call, one round: its probes share the round's host facts.
+      const facts = new HostFacts({ config, hostPath });
       if (opts.inventory !== false) {
         // libvirtd may be restarting under another test: wait for a real inventory, never run per-guest checks without one.
         for (let i = 0; ; i++) {
-          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state });
+          const inv = await runProbe(guestInventoryProbe as Probe, { config, log, hostPath, env, results: state, stateFiles, facts });
           state.set(inv);
           out.set(inv.probe, inv);
           if (inv.ok) break;
@@ -57,7 +62,7 @@ export function healthRig(overrides: ConfigInput = {}, env: NodeJS.ProcessEnv = 
         }
       }
       for (const p of probes) {
-        const r = await runProbe(p, { config, log, hostPath, env, results: state });
+        const r = await runProbe(p, { config, log, hostPath, env, results: state, stateFiles, facts });
         state.set(r);
         out.set(p.name, r);
       }

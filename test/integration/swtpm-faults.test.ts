@@ -8,6 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import { emulationProbe } from '../../src/probes/emulation.js';
 import { emulationOutcomes } from '../../src/libvirt/emulation-outcomes.js';
@@ -16,6 +17,7 @@ import { hostPathResolver } from '../../src/util/hostpath.js';
 import { computeVerdict } from '../../src/verdict.js';
 import { requireCommands } from '../harness/components.js';
 import { config, fake, leftovers, round, silent, tempBase } from '../fixtures/fake-swtpm/helpers.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 requireCommands('swtpm', 'node');
 
@@ -94,7 +96,7 @@ t.test('a PATH whose swtpm exits 1 turns the verdict to not usable, naming the s
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
   const store = new Map<string, unknown>();
   const results = { get: <T>(n: string) => store.get(n) as T };
-  const result = await runProbe(emulationProbe, { config: c, log: silent, hostPath: hostPathResolver('/'), env, results });
+  const result = await runProbe(emulationProbe, { config: c, log: silent, hostPath: hostPathResolver('/'), env, results, stateFiles: testStateFiles(), facts: new HostFacts({ config: c, hostPath: hostPathResolver('/') }) });
   t.equal(result.ok, true, 'failed checks are data, not a failed probe');
   const outcomes = emulationOutcomes(result.data as EmulationData);
   t.ok(outcomes.length === 3 && outcomes.every((o) => !o.ok && o.failedStep === 'spawn'));
@@ -114,7 +116,7 @@ t.test('the round stops within its overall timeout; checks without time are mark
   const c = config({ swtpmPath: fake('hang'), tempDir: base, runAs: 'self', timeoutSeconds: 30 });
   c.emulation.timeoutSeconds = 1.2;
   const store = new Map<string, unknown>();
-  const result = await runProbe(emulationProbe, { config: c, log: silent, hostPath: hostPathResolver('/'), env: process.env, results: { get: <T>(n: string) => store.get(n) as T } });
+  const result = await runProbe(emulationProbe, { config: c, log: silent, hostPath: hostPathResolver('/'), env: process.env, results: { get: <T>(n: string) => store.get(n) as T }, stateFiles: testStateFiles(), facts: new HostFacts({ config: c, hostPath: hostPathResolver('/') }) });
   t.equal(result.ok, true);
   const checks = (result.data as EmulationData).checks;
   t.equal(checks[0]?.failedStep, 'spawn');

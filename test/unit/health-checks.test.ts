@@ -3,7 +3,7 @@ import { evaluatePrincipal } from '../../src/health/checks/principal.js';
 import { resolvePrincipal } from '../../src/host/swtpm-principal.js';
 import { parseLibvirtConf } from '../../src/libvirt/qemu-conf.js';
 import { parseGroup, parsePasswd, type Accounts } from '../../src/host/accounts.js';
-import { novaSettings } from '../../src/health/nova-conf.js';
+import { novaSettings } from '../../src/host/nova-conf.js';
 import { parseIni } from '../../src/util/ini.js';
 import { evaluateAppArmor, evaluateSelinux } from '../../src/health/checks/mac.js';
 import { evaluateCrypto } from '../../src/health/checks/crypto.js';

@@ -8,9 +8,11 @@ import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
 import type { NodeIdentity } from '../../src/identity/identity.js';
 import { nodeIdentityProbe } from '../../src/probes/node-identity.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'vtpm-identity-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -46,6 +48,7 @@ async function run(hostRoot: string, identity: Record<string, unknown> = {}): Pr
     hostPath: hostPathResolver(hostRoot),
     env: process.env,
     results: { get: <T>(name: string) => results.get(name) as ProbeResult<T> | undefined },
+    stateFiles: testStateFiles(), facts: new HostFacts({ config: config, hostPath: hostPathResolver(hostRoot) }),
   });
   return result;
 }

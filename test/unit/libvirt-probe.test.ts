@@ -10,9 +10,11 @@ import { pino } from 'pino';
 import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
 import { libvirtProbe } from '../../src/probes/libvirt.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { ProbeResult } from '../../src/results.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const domcaps = fileURLToPath(new URL('../fixtures/captured-libvirt9.0-qemu7.2-q35.xml', import.meta.url));
 const VERSION = "printf 'Compiled against library: libvirt 9.0.0\\nUsing library: libvirt 9.0.0\\nRunning hypervisor: QEMU 7.2.22\\n'";
@@ -32,7 +34,7 @@ function fakeVirsh(t: { teardown(fn: () => void): void }, version: string, caps:
 
 async function run(virshPath: string): Promise<ProbeResult> {
   const config = configSchema.parse({ libvirt: { virshPath, virtType: 'qemu', machineTypes: ['default', 'q35'] } });
-  return runProbe(libvirtProbe, { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, results: { get: () => undefined } as never });
+  return runProbe(libvirtProbe, { config, log: pino({ level: 'silent' }), hostPath: hostPathResolver('/'), env: process.env, results: { get: () => undefined } as never, stateFiles: testStateFiles(), facts: new HostFacts({ config: config, hostPath: hostPathResolver('/') }) });
 }
 
 const REFUSED = "echo 'error: unsupported configuration: Emulator does not support machine type' >&2; exit 1";

@@ -1,15 +1,17 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
+import { HostFacts } from '../../src/host/facts.js';
 import { runProbe } from '../../src/probes/runner.js';
 import type { Probe } from '../../src/probes/types.js';
 import { ProbeScheduler } from '../../src/scheduler.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const { config } = await loadConfig({ env: {}, overrides: ['probes.timeoutSeconds=0.2', 'probes.concurrency=2'], path: '/dev/null' });
-const base = { config, log, hostPath: hostPathResolver('/'), env: process.env, results: new HostState() };
+const base = { config, log, hostPath: hostPathResolver('/'), env: process.env, results: new HostState(), stateFiles: testStateFiles(), facts: new HostFacts({ config, hostPath: hostPathResolver('/') }) };
 
 t.test('a probe that throws gives a failed result with a coded error', async (t) => {
   const probe: Probe = { name: 'thrower', description: '', run: async () => { throw new Error('boom'); } };
@@ -80,7 +82,7 @@ t.test('scheduler: dependencies run first, concurrency is capped, a probe never 
     },
   });
   const probes = [slow('c', ['a', 'b']), slow('a'), slow('b'), slow('d'), slow('e')];
-  const scheduler = new ProbeScheduler({ probes, config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal });
+  const scheduler = new ProbeScheduler({ probes, config, log, hostPath: hostPathResolver('/'), env: process.env, state, stateFiles: testStateFiles(), signal: new AbortController().signal });
   await Promise.all([scheduler.runCycle(), scheduler.runCycle()]);
   t.equal(maxActive, 2, 'never more than probes.concurrency at once');
   t.ok(order.indexOf('start c') > order.indexOf('end a') && order.indexOf('start c') > order.indexOf('end b'), 'c ran after a and b');
@@ -98,6 +100,7 @@ t.test('scheduler: a dependency cycle is reported, not a hang', async (t) => {
     hostPath: hostPathResolver('/'),
     env: process.env,
     state: new HostState(),
+    stateFiles: testStateFiles(),
     signal: new AbortController().signal,
   });
   await t.rejects(scheduler.runCycle(), { message: /dependency cycle/ });
@@ -121,7 +124,7 @@ t.test('scheduler: a probe that ignores its timeout keeps its slot until it real
       return 1;
     },
   };
-  const scheduler = new ProbeScheduler({ probes: [straggler], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal });
+  const scheduler = new ProbeScheduler({ probes: [straggler], config, log, hostPath: hostPathResolver('/'), env: process.env, state, stateFiles: testStateFiles(), signal: new AbortController().signal });
   await scheduler.runCycle();
   t.equal(state.get('straggler')!.error?.code, 'VTPM_ERR_PROBE_TIMEOUT', 'the timeout is published at once');
   await scheduler.runCycle();
@@ -139,7 +142,7 @@ t.test('liveness: a probe whose work outlives its timeout by the grace is report
   // Ignores its abort signal and never settles: it holds a concurrency slot for good.
   const stuck: Probe = { name: 'stuck', description: '', schedule: () => '* * * * * *', run: () => new Promise(() => {}) };
   const controller = new AbortController();
-  const scheduler = new ProbeScheduler({ probes: [quick, stuck], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: controller.signal, overdueGraceMs: 300 });
+  const scheduler = new ProbeScheduler({ probes: [quick, stuck], config, log, hostPath: hostPathResolver('/'), env: process.env, state, stateFiles: testStateFiles(), signal: controller.signal, overdueGraceMs: 300 });
   t.teardown(async () => {
     controller.abort();
     // stop() gives stragglers 3 s on an unref'd timer; keep the loop alive meanwhile (the agent's server does).
@@ -160,7 +163,7 @@ t.test('liveness: a probe whose work outlives its timeout by the grace is report
 t.test('liveness: a schedule whose tick does not come is overdue', async (t) => {
   const state = new HostState();
   const probe: Probe = { name: 'every-second', description: '', schedule: () => '* * * * * *', run: async () => 1 };
-  const scheduler = new ProbeScheduler({ probes: [probe], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: new AbortController().signal, overdueGraceMs: 300 });
+  const scheduler = new ProbeScheduler({ probes: [probe], config, log, hostPath: hostPathResolver('/'), env: process.env, state, stateFiles: testStateFiles(), signal: new AbortController().signal, overdueGraceMs: 300 });
   await scheduler.start();
   t.same(scheduler.stalls().overdueSchedules, []);
   // As if the cron loop had stopped: no tick for 3 s.
@@ -179,7 +182,7 @@ t.test('liveness: time a cycle spends waiting for the concurrency cap is not lat
   const slow = (name: string): Probe => ({ name, description: '', schedule: () => '*/5 * * * * *', timeoutMs: () => 3000, run: () => new Promise((r) => setTimeout(() => r(1), 1500)) });
   const quick: Probe = { name: 'queued', description: '', schedule: () => '* * * * * *', run: async () => 1 };
   const controller = new AbortController();
-  const scheduler = new ProbeScheduler({ probes: [slow('slow-a'), slow('slow-b'), quick], config, log, hostPath: hostPathResolver('/'), env: process.env, state, signal: controller.signal, overdueGraceMs: 200 });
+  const scheduler = new ProbeScheduler({ probes: [slow('slow-a'), slow('slow-b'), quick], config, log, hostPath: hostPathResolver('/'), env: process.env, state, stateFiles: testStateFiles(), signal: controller.signal, overdueGraceMs: 200 });
   t.teardown(async () => {
     controller.abort();
     await scheduler.stop();

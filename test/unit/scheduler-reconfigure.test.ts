@@ -5,6 +5,7 @@ import type { Probe } from '../../src/probes/types.js';
 import { ProbeScheduler } from '../../src/scheduler.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const log = pino({ level: 'silent' });
 const configWith = async (overrides: string[]) => (await loadConfig({ env: {}, path: '/dev/null', overrides })).config;
@@ -32,7 +33,7 @@ t.test('reconfigure: only schedules whose expression or probe set changed get ne
   const controller = new AbortController();
   const state = new HostState();
   const config = await configWith(['emulation.enabled=false', 'identity.schedule=*/15 * * * *']);
-  const scheduler = new ProbeScheduler({ probes: probes(runs), config, log, hostPath: hostPathResolver('/'), env: {}, state, signal: controller.signal });
+  const scheduler = new ProbeScheduler({ probes: probes(runs), config, log, hostPath: hostPathResolver('/'), env: {}, state, stateFiles: testStateFiles(), signal: controller.signal });
   t.teardown(() => scheduler.stop());
   t.same(
     scheduler.reconfigure(config, hostPathResolver('/')),

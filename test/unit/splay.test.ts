@@ -7,6 +7,7 @@ import { ProbeScheduler } from '../../src/scheduler.js';
 import { HostState } from '../../src/state.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { delayToNextSlotMs, scheduleIntervalMs, splayFraction, splayIdentity, splayOffsetMs, splayWait } from '../../src/util/splay.js';
+import { testStateFiles } from '../fixtures/state-files.js';
 
 const hosts = Array.from({ length: 2000 }, (_, i) => `compute-${String(i).padStart(4, '0')}.region-a.example.org`);
 
@@ -92,7 +93,7 @@ t.test('scheduler: each tick runs its cycle at the host offset after the tick, a
     const times: number[] = [];
     const probe: Probe = { name: 'p', description: '', run: async () => times.push(Date.now()) };
     const controller = new AbortController();
-    const scheduler = new ProbeScheduler({ probes: [probe], config, log, hostPath: hostPathResolver('/'), env: {}, state: new HostState(), signal: controller.signal, splayIdentity: identity });
+    const scheduler = new ProbeScheduler({ probes: [probe], config, log, hostPath: hostPathResolver('/'), env: {}, state: new HostState(), stateFiles: testStateFiles(), signal: controller.signal, splayIdentity: identity });
     await scheduler.start();
     times.length = 0; // the first cycle at start is not splayed
     await new Promise((r) => setTimeout(r, 4500));

@@ -1,4 +1,5 @@
-import { findLibvirtDaemon, listProcesses, mountNamespace, type ProcInfo, readProcText } from '../proc-read.js';
+import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js';
+import { LIBVIRT_VIEW, PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, type MountEntry, mountFor, parseCapEff, parseMountinfo } from '../parse/proc.js';
 import { finding } from '../reasons.js';
@@ -6,7 +7,6 @@ import { checkResult, type CheckResult, type Finding, type HealthProbeData } fro
 import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { localCaStatedir } from './localca.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
 import { healthProbe } from '../probe.js';
 
 export interface ContainerFacts {
@@ -70,12 +70,12 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
   toggles: ['container'],
   after: [healthVersionsProbe.name],
   async run(ctx, results) {
-    const daemon = findLibvirtDaemon(await listProcesses(ctx.hostPath));
+    const daemon = findLibvirtDaemon(await ctx.facts.get(PROCESSES));
     const facts = await readContainerFacts(ctx.hostPath, daemon);
     const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
     // swtpm_setup.conf as libvirtd sees it (its container's root), as the local-CA check reads it.
-    const ca = await localCaStatedir(h.swtpmSetupConf, await libvirtViewResolver(ctx.hostPath));
+    const ca = await localCaStatedir(h.swtpmSetupConf, await ctx.facts.get(LIBVIRT_VIEW));
     const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];
     return { checks: [evaluateContainer(facts, libvirt, dirs)] };
   },

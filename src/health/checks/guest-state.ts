@@ -6,7 +6,7 @@ import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type CheckStatus, type Finding, worst, type HealthProbeData } from '../types.js';
 import { guestsFromResults, guestStatePaths, type HealthGuest } from '../guests.js';
-import { loadPrincipal, type Principal } from '../../host/swtpm-principal.js';
+import { SWTPM_PRINCIPAL, type Principal } from '../../host/swtpm-principal.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { GUEST_INVENTORY } from '../../guests/types.js';
 import { healthProbe } from '../probe.js';
@@ -164,7 +164,7 @@ export const healthGuestStateProbe = healthProbe<GuestStateProbeData>({
         guests: [],
       };
     }
-    const res = await loadPrincipal(ctx.config.health, ctx.hostPath);
+    const res = await ctx.facts.get(SWTPM_PRINCIPAL);
     if (!res.principal) {
       return { checks: [checkResult('guest-state', [finding('VTPM_HEALTH_GUEST_STATE_PRINCIPAL_UNKNOWN', 'unknown', 'The swtpm principal is unknown (see C3), so per-guest TPM state cannot be checked against it.')])], guests: [] };
     }

@@ -6,10 +6,10 @@ import { iniGet, parseIni } from '../../util/ini.js';
 import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
-import { loadPrincipal, type Principal } from '../../host/swtpm-principal.js';
+import { SWTPM_PRINCIPAL, type Principal } from '../../host/swtpm-principal.js';
+import { LIBVIRT_VIEW } from '../../host/processes.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { healthProbe } from '../probe.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
 
 /** The lock swtpm_localca takes before touching the CA (swtpm_localca.c). */
 export const LOCALCA_LOCK = '.lock.swtpm-localca';
@@ -169,11 +169,11 @@ export const healthLocalCaProbe = healthProbe<HealthProbeData>({
   toggles: ['localca'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, ctx.hostPath);
+    const res = await ctx.facts.get(SWTPM_PRINCIPAL);
     if (!res.principal) {
       // Could not judge: unknown (never pass or not-applicable), the reason named.
       return { checks: [checkResult('localca', [finding('VTPM_HEALTH_LOCALCA_PRINCIPAL_UNKNOWN', 'unknown', 'The swtpm principal is unknown (see C3), so the local CA cannot be checked against it.')])] };
     }
-    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await libvirtViewResolver(ctx.hostPath) })] };
+    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await ctx.facts.get(LIBVIRT_VIEW) })] };
   },
 });

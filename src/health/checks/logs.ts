@@ -11,7 +11,7 @@ import type { HostPathResolver } from '../../util/hostpath.js';
 import type { StateStore } from '../../util/state-file.js';
 import { GUEST_INVENTORY } from '../../guests/types.js';
 import { healthProbe } from '../probe.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
+import { LIBVIRT_VIEW } from '../../host/processes.js';
 
 /** `baseline`: the first read of this file's backlog is not finished (larger than one run's budget). */
 const cursorSchema = z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() });
@@ -325,7 +325,7 @@ export const healthLogsProbe = healthProbe<LogsProbeData>({
       qemuLogDir: h.qemuLogDir,
       agentStateDir: ctx.config.stateDir,
       // Logs and state as libvirtd sees them (in Atmosphere /var/log/swtpm is inside its container).
-      hostPath: await libvirtViewResolver(ctx.hostPath),
+      hostPath: await ctx.facts.get(LIBVIRT_VIEW),
       maxBytesPerFile: h.logMaxBytesPerRun,
       windowSeconds: h.logFailureWindowSeconds,
       shrinkRatio: h.stateShrinkRatio,

@@ -1,6 +1,6 @@
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
-import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
+import { NOVA_SETTINGS, type NovaVtpmSettings } from '../../host/nova-conf.js';
 import { guestsFromResults, type GuestsView } from '../guests.js';
 import { evaluateSecrets } from './secrets.js';
 import { GUEST_INVENTORY } from '../../guests/types.js';
@@ -75,7 +75,7 @@ export const healthNovaProbe = healthProbe<HealthProbeData>({
     const checks: CheckResult[] = [];
     const libvirt = results.get(LIBVIRT);
     const emulator = libvirt?.ok ? emulatorOffered(libvirt.data) : null;
-    if (h.checks['nova-config']) checks.push(evaluateNova(await loadNovaSettings(h, ctx.hostPath), view, emulator));
+    if (h.checks['nova-config']) checks.push(evaluateNova(await ctx.facts.get(NOVA_SETTINGS), view, emulator));
     if (h.checks.secrets) checks.push(evaluateSecrets(view));
     return { checks };
   },

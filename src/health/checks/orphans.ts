@@ -2,7 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathInfo } from '../../host/fsinfo.js';
 import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
-import { listProcesses, procAlive, type ProcInfo, swtpmProcesses } from '../proc-read.js';
+import { swtpmProcesses } from '../proc-read.js';
+import { PROCESSES, readProcess, type ProcInfo } from '../../host/processes.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { guestsFromResults, type HealthGuest } from '../guests.js';
@@ -93,7 +94,7 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
       if (guest?.running) continue;
       for (const h of holders) {
         counts.lockHolders++;
-        const proc = await procAlive(hostPath, h.pid);
+        const proc = await readProcess(hostPath, h.pid);
         findings.push(
           finding('VTPM_HEALTH_ORPHAN_LOCK_HOLDER', 'fail', `Process ${h.pid} (${proc?.comm ?? 'unknown'}) holds the TPM state lock ${lockPath} of ${guest ? `guest ${guest.name}, which is not running` : `UUID ${uuid}, which is no defined guest`}: starting it fails with "SWTPM_NVRAM_Lock_Dir: Could not lock access to lockfile".`, {
             subject: guest?.name ?? uuid,
@@ -116,7 +117,7 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
     if (e.endsWith('-swtpm.pid')) {
       const text = await readFile(hostPath(full), 'utf8').catch(() => '');
       const pid = Number.parseInt(text.trim(), 10);
-      const proc = Number.isInteger(pid) && pid > 0 ? await procAlive(hostPath, pid) : null;
+      const proc = Number.isInteger(pid) && pid > 0 ? await readProcess(hostPath, pid) : null;
       if (!proc || proc.argv[0]?.split('/').pop() !== 'swtpm') {
         counts.stalePidfiles++;
         findings.push(finding('VTPM_HEALTH_STALE_PIDFILE', 'warn', `${full} names ${Number.isInteger(pid) ? `pid ${pid}` : 'no pid'}, but no such swtpm is running.`, { subject: full, details: { pid: Number.isInteger(pid) ? pid : null } }));
@@ -146,7 +147,7 @@ export const healthOrphansProbe = healthProbe<OrphansProbeData>({
       // Without the guest list every swtpm would look orphaned: report the gap instead.
       return { checks: [checkResult('orphans', [finding('VTPM_HEALTH_GUESTS_UNKNOWN', 'warn', 'The guest inventory is not available, so orphaned swtpm processes cannot be told apart.')])], counts: null };
     }
-    const processes = await listProcesses(ctx.hostPath);
+    const processes = await ctx.facts.get(PROCESSES);
     if (processes.length === 0) {
       // A readable /proc lists at least this agent: an empty list means it could not look.
       const proc = ctx.hostPath('/proc');

@@ -1,8 +1,8 @@
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { type Accounts, resolveGroup, resolveUser } from '../../host/accounts.js';
-import { loadPrincipal, type PrincipalResolution } from '../../host/swtpm-principal.js';
-import { loadNovaSettings, type NovaVtpmSettings } from '../nova-conf.js';
+import { SWTPM_PRINCIPAL, type PrincipalResolution } from '../../host/swtpm-principal.js';
+import { NOVA_SETTINGS, type NovaVtpmSettings } from '../../host/nova-conf.js';
 import { healthProbe } from '../probe.js';
 
 /**
@@ -72,8 +72,8 @@ export const healthPrincipalProbe = healthProbe<HealthProbeData>({
   toggles: ['principal'],
   async run(ctx) {
     const h = ctx.config.health;
-    const res = await loadPrincipal(h, ctx.hostPath);
-    const nova = await loadNovaSettings(h, ctx.hostPath);
+    const res = await ctx.facts.get(SWTPM_PRINCIPAL);
+    const nova = await ctx.facts.get(NOVA_SETTINGS);
     return { checks: [evaluatePrincipal(res, res.accounts, nova, h.qemuConf)] };
   },
 });

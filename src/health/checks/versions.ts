@@ -6,7 +6,7 @@ import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, upstreamVersion } from '../../host/versions.js';
 import { healthProbe, innerTimeout } from '../probe.js';
-import { libvirtViewResolver } from '../../util/container-paths.js';
+import { LIBVIRT_VIEW } from '../../host/processes.js';
 import { which } from '../../util/which.js';
 
 export const VERSION_COMPONENTS = ['libvirt', 'qemu', 'swtpm', 'libtpms', 'openssl'] as const;
@@ -186,7 +186,7 @@ export const healthVersionsProbe = healthProbe<VersionsProbeData>({
       env: ctx.env,
       timeoutMs: innerTimeout(ctx),
       signal: ctx.signal,
-      libvirtView: await libvirtViewResolver(ctx.hostPath),
+      libvirtView: await ctx.facts.get(LIBVIRT_VIEW),
     });
     return { checks: [evaluateVersions(versions, source)], versions };
   },

@@ -1,7 +1,8 @@
-import { readText } from '../host/fsinfo.js';
+import { hostFact } from './facts.js';
+import { readText } from './fsinfo.js';
 import { iniGet, parseIni, parseOsloBool, parseOsloList, type IniData } from '../util/ini.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { HealthConfig } from './config.js';
+import type { HealthConfig } from '../health/config.js';
 
 /** The nova.conf options that matter for vTPM, with Nova's defaults applied. */
 export interface NovaVtpmSettings {
@@ -61,3 +62,6 @@ export async function loadNovaSettings(cfg: HealthConfig, hostPath: HostPathReso
   if (files.length === 0 && unreadable.length === 0) return null;
   return novaSettings(data, files, unreadable);
 }
+
+/** The round's nova.conf settings (null: no nova.conf). */
+export const NOVA_SETTINGS = hostFact<NovaVtpmSettings | null>('nova-settings', (facts) => loadNovaSettings(facts.config.health, facts.hostPath));
