@@ -4,7 +4,7 @@ import { virshBatch, type BatchOutputCap, type VirshOptions } from '../libvirt/v
 import { KiB, MiB } from '../util/exec.js';
 import { atRiskGuests, inferSecretMode } from './classify.js';
 import { parseDomainXml } from './domain-xml.js';
-import { parseResumeGuestsStateOnHostBoot } from './nova-conf.js';
+import { loadNovaSettings } from '../host/nova-conf.js';
 import type { DomainError, GuestInventory, LibvirtSecret, VtpmGuest } from './types.js';
 import { parseDomStats, parseLibvirtVersion, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from './virsh-text.js';
 import type { AgentConfig } from '../config/schema.js';
@@ -34,11 +34,9 @@ export interface InventoryRaw {
 /** Reads nova.conf's resume flag; null when the file cannot be read (not every host has it). */
 export async function readResumeFlag(path: string | null): Promise<boolean | null> {
   if (path === null) return null;
-  try {
-    return parseResumeGuestsStateOnHostBoot(await readFile(path, 'utf8'));
-  } catch {
-    return null;
-  }
+  // The path is already resolved under the host root.
+  const settings = await loadNovaSettings([path], (p) => p);
+  return settings && settings.files.length > 0 ? settings.resumeGuestsStateOnHostBoot : null;
 }
 
 /**

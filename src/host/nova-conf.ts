@@ -2,14 +2,18 @@ import { hostFact } from './facts.js';
 import { readText } from './fsinfo.js';
 import { iniGet, parseIni, parseOsloBool, parseOsloList, type IniData } from '../util/ini.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { HealthConfig } from '../health/config.js';
 
-/** The nova.conf options that matter for vTPM, with Nova's defaults applied. */
+/**
+ * The nova.conf options the agent reads, with Nova's defaults applied: the one reader and parser of
+ * nova.conf (health checks, the guest inventory's resume flag and the node identity all use it).
+ */
 export interface NovaVtpmSettings {
   /** Files that were read (in order). */
   files: string[];
   /** Files that exist but could not be read, with the errno code. */
   unreadable: Array<{ path: string; error: string }>;
+  /** `[DEFAULT] host`; null when unset (Nova then uses the hostname). */
+  host: string | null;
   swtpmEnabled: boolean;
   swtpmUser: string;
   swtpmGroup: string;
@@ -37,6 +41,7 @@ export function novaSettings(data: IniData, files: string[], unreadable: NovaVtp
   return {
     files,
     unreadable,
+    host: iniGet(data, 'DEFAULT', 'host') || null,
     swtpmEnabled: bool('libvirt', 'swtpm_enabled', false),
     swtpmUser: iniGet(data, 'libvirt', 'swtpm_user') || 'tss',
     swtpmGroup: iniGet(data, 'libvirt', 'swtpm_group') || 'tss',
@@ -47,12 +52,15 @@ export function novaSettings(data: IniData, files: string[], unreadable: NovaVtp
   };
 }
 
-/** Reads nova.conf files in order; null when none exists (not a Nova compute node, or not visible). */
-export async function loadNovaSettings(cfg: HealthConfig, hostPath: HostPathResolver): Promise<NovaVtpmSettings | null> {
+/**
+ * Reads nova.conf files in order (later ones override, as oslo.config's --config-file); null when
+ * none exists (not a Nova compute node, or not visible).
+ */
+export async function loadNovaSettings(paths: readonly string[], hostPath: HostPathResolver): Promise<NovaVtpmSettings | null> {
   const data: IniData = new Map();
   const files: string[] = [];
   const unreadable: NovaVtpmSettings['unreadable'] = [];
-  for (const file of cfg.novaConf) {
+  for (const file of paths) {
     const r = await readText(hostPath(file));
     if (r.text !== null) {
       parseIni(r.text, data);
@@ -64,4 +72,4 @@ export async function loadNovaSettings(cfg: HealthConfig, hostPath: HostPathReso
 }
 
 /** The round's nova.conf settings (null: no nova.conf). */
-export const NOVA_SETTINGS = hostFact<NovaVtpmSettings | null>('nova-settings', (facts) => loadNovaSettings(facts.config.health, facts.hostPath));
+export const NOVA_SETTINGS = hostFact<NovaVtpmSettings | null>('nova-settings', (facts) => loadNovaSettings(facts.config.health.novaConf, facts.hostPath));

@@ -6,7 +6,8 @@ import { probeKey } from '../results.js';
 import { runCommand, SMALL_OUTPUT_BYTES } from '../util/exec.js';
 import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess } from '../util/container-paths.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import { parseComputeId, parseHostname, parseNovaConfHost } from './parse.js';
+import { parseComputeId, parseHostname } from './parse.js';
+import { loadNovaSettings } from '../host/nova-conf.js';
 
 export type IdentitySource = 'config' | 'nova.conf' | 'hostname --fqdn' | 'compute_id' | 'libvirt';
 
@@ -56,14 +57,11 @@ async function novaHost(ctx: IdentityInputs): Promise<IdentityValue> {
   if (fixed) return { value: fixed, source: 'config' };
   let confNote: string | undefined;
   if (novaConfPath) {
-    try {
-      const host = parseNovaConfHost(await readFile(ctx.hostPath(novaConfPath), 'utf8'));
-      if (host) return { value: host, source: 'nova.conf' };
-    } catch (err) {
-      // Absent on hosts without nova-compute and in pods without the nova.conf Secret: not an error.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') confNote = `${novaConfPath} not readable: ${(err as Error).message}`;
-    }
+    // Absent on hosts without nova-compute and in pods without the nova.conf Secret: not an error.
+    const settings = await loadNovaSettings([novaConfPath], ctx.hostPath);
+    if (settings?.host) return { value: settings.host, source: 'nova.conf' };
+    const unreadable = settings?.unreadable[0];
+    if (unreadable) confNote = `${novaConfPath} not readable: ${unreadable.error}`;
   }
   try {
     const result = await runCommand(hostnamePath, ['--fqdn'], { timeoutMs: timeoutMs(ctx), maxOutputBytes: SMALL_OUTPUT_BYTES, signal: ctx.signal, env: ctx.env });

@@ -1,4 +1,3 @@
-import { iniGet, parseIni } from '../util/ini.js';
 import { AgentError } from '../errors.js';
 
 /** Parsers for the raw inputs of the node identity; each returns a typed value or throws VTPM_ERR_PARSE. */
@@ -25,10 +24,3 @@ export function parseHostname(output: string, what: string): string {
   return value.replace(/\.$/, '');
 }
 
-/**
- * `[DEFAULT] host` from nova.conf (oslo.config INI): the last occurrence wins, as in oslo.config.
- * null when it is not set, so the caller falls back to what Nova would compute.
- */
-export function parseNovaConfHost(text: string): string | null {
-  return iniGet(parseIni(text), 'DEFAULT', 'host') || null;
-}

@@ -3,7 +3,6 @@ import t from 'tap';
 import { atRiskGuests, inferSecretMode, riskReasons } from '../../src/guests/classify.js';
 import { parseDomainXml } from '../../src/guests/domain-xml.js';
 import { buildInventory, type InventoryRaw } from '../../src/guests/inventory.js';
-import { parseResumeGuestsStateOnHostBoot } from '../../src/guests/nova-conf.js';
 import { parseDomState, parseDomStats, parseSecretList, parseSecretXml, parseUuidList, stripPrompts } from '../../src/guests/virsh-text.js';
 
 const fx = (name: string) => readFileSync(new URL(`../fixtures/guests/${name}`, import.meta.url), 'utf8');
@@ -73,13 +72,6 @@ t.test('virsh text parsers', async (t) => {
   t.same(parseSecretXml("<secret ephemeral='no' private='yes'><uuid>x</uuid></secret>"), { ephemeral: false, private: true });
   t.equal(parseSecretXml('<secret'), null);
   t.equal(stripPrompts('a\nvirsh > echo m\nb'), 'a\nb');
-});
-
-t.test('nova.conf resume flag', async (t) => {
-  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\nresume_guests_state_on_host_boot = True\n'), true);
-  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\n#resume_guests_state_on_host_boot = true\n'), false);
-  t.equal(parseResumeGuestsStateOnHostBoot('[libvirt]\nresume_guests_state_on_host_boot = true\n'), false);
-  t.equal(parseResumeGuestsStateOnHostBoot('[DEFAULT]\nresume_guests_state_on_host_boot=true\nresume_guests_state_on_host_boot = false\n'), false);
 });
 
 t.test('secret mode: none without encryption; else extra spec, then persistent secret, then user; unknown without the secret list', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseComputeId, parseHostname, parseNovaConfHost } from '../../src/identity/parse.js';
+import { parseComputeId, parseHostname } from '../../src/identity/parse.js';
 import { placementFromMountinfoText } from '../../src/util/container-paths.js';
 
 t.test('compute_id: one UUID, newline tolerated, case normalised; anything else is a typed parse error', async (t) => {
@@ -17,24 +17,6 @@ t.test('host names: one FQDN or short name per line; trailing dot dropped; garba
   for (const bad of ['', 'hostname: Name or service not known', '-bad.example', 'a..b']) {
     t.throws(() => parseHostname(bad, 'hostname --fqdn'), { name: 'AgentError', code: 'VTPM_ERR_PARSE', message: /hostname --fqdn/ }, JSON.stringify(bad));
   }
-});
-
-t.test("nova.conf [DEFAULT] host: last occurrence wins, other sections and comments don't count", async (t) => {
-  const conf = [
-    '# host = commented.example.org',
-    '[DEFAULT]',
-    'debug = true',
-    'host = first.example.org',
-    '[libvirt]',
-    'host = not-this-one',
-    '[DEFAULT]',
-    'host = compute-01.example.org',
-    '',
-  ].join('\n');
-  t.equal(parseNovaConfHost(conf), 'compute-01.example.org');
-  t.equal(parseNovaConfHost('[DEFAULT]\ndebug = true\n[libvirt]\nhost = x\n'), null);
-  t.equal(parseNovaConfHost('[DEFAULT]\nhost =\n'), null, 'an empty value means unset');
-  t.equal(parseNovaConfHost(''), null);
 });
 
 t.test('placement from mountinfo: overlay or a bind of a subdirectory at / is a container', async (t) => {
