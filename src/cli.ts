@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (values.version || command?.name === 'version') {
-    process.stdout.write(versionText());
+    process.stdout.write(versionText(await buildInfo()));
     return EXIT.OK;
   }
   if (!command) {
@@ -173,7 +173,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const output = new LogOutput({ fd: 1, format: config.logFormat });
   const log = createLogger(config.logLevel, output);
-  log.info({ configSource: loaded.source ?? '(defaults)', version: buildInfo().version, revision: buildInfo().revision }, 'starting vtpm-agent');
+  const { version, revision } = await buildInfo();
+  log.info({ configSource: loaded.source ?? '(defaults)', version, revision }, 'starting vtpm-agent');
   // Each command loads only its own code: `--version` and `check` never load the daemon's.
   const { Agent } = await import('./agent.js');
   const agent = new Agent({ config, log, webConfig });

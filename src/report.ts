@@ -5,7 +5,7 @@ import { LIBVIRT, SWTPM } from './libvirt/facts.js';
 import type { Probe } from './probes/types.js';
 import type { StateView } from './results.js';
 import type { Verdict } from './verdict.js';
-import { buildInfo } from './version.js';
+import { agentVersion } from './version.js';
 import { renderTable } from './util/table.js';
 
 /**
@@ -33,7 +33,7 @@ export function buildReport(state: StateView, probes: Probe[], extraSections: Ch
   sections.push(...extraSections);
   return {
     schemaVersion: 1,
-    agentVersion: buildInfo().version,
+    agentVersion: agentVersion(),
     hostname: os.hostname(),
     generatedAt: new Date().toISOString(),
     versions: { libvirt: libvirt?.libvirtVersion ?? null, qemu: libvirt?.qemuVersion ?? null, swtpm: swtpm?.version ?? null },

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { runCommand, SMALL_OUTPUT_BYTES } from './util/exec.js';
 
 /** What `vtpm-agent version` prints and `vtpm_agent_build_info` carries. */
 export interface BuildInfo {
@@ -25,14 +25,17 @@ function readJson(url: URL): Record<string, unknown> | null {
 }
 
 /** In a git clone run from source: HEAD, asked once, bounded; else "unknown". */
-function gitRevision(): string {
+async function gitRevision(): Promise<string> {
   try {
     const dir = fileURLToPath(new URL('.', import.meta.url));
-    return execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || 'unknown';
+    const result = await runCommand('git', ['-C', dir, 'rev-parse', 'HEAD'], { timeoutMs: 2000, maxOutputBytes: SMALL_OUTPUT_BYTES });
+    return (result.exitCode === 0 && result.stdout.trim()) || 'unknown';
   } catch {
-    return 'unknown';
+    return 'unknown'; // no git, or it hung
   }
 }
+
+const buildRecord = (): Record<string, unknown> | null => readJson(new URL(`./${BUILD_INFO_FILE}`, import.meta.url));
 
 function str(value: unknown): string | null {
   return typeof value === 'string' && value ? value : null;
@@ -42,25 +45,37 @@ function str(value: unknown): string | null {
  * The build's own record first (dist/build-info.json), then package.json for the version and git
  * for the revision; read on first use, not at start-up.
  */
-export function readBuildInfo(built = readJson(new URL(`./${BUILD_INFO_FILE}`, import.meta.url))): BuildInfo {
-  const pkg = built ? null : readJson(new URL('../package.json', import.meta.url));
+export async function readBuildInfo(built = buildRecord()): Promise<BuildInfo> {
   return {
-    version: str(built?.version) ?? str(pkg?.version) ?? 'unknown',
-    revision: str(built?.revision) ?? gitRevision(),
+    version: versionOf(built),
+    revision: str(built?.revision) ?? (await gitRevision()),
     buildDate: str(built?.buildDate),
     nodeVersion: process.version,
     platform: `${process.platform}/${process.arch}`,
   };
 }
 
-let cached: BuildInfo | undefined;
-export function buildInfo(): BuildInfo {
+function versionOf(built: Record<string, unknown> | null): string {
+  const pkg = built ? null : readJson(new URL('../package.json', import.meta.url));
+  return str(built?.version) ?? str(pkg?.version) ?? 'unknown';
+}
+
+let cached: Promise<BuildInfo> | undefined;
+/** Asynchronous since a source checkout asks git for the revision (through runCommand). */
+export function buildInfo(): Promise<BuildInfo> {
   cached ??= readBuildInfo();
   return cached;
 }
 
+let cachedVersion: string | undefined;
+/** The version alone, read synchronously (no git), for callers that need nothing else. */
+export function agentVersion(): string {
+  cachedVersion ??= versionOf(buildRecord());
+  return cachedVersion;
+}
+
 /** The `--version` text, in the shape Prometheus exporters print it. */
-export function versionText(info: BuildInfo = buildInfo()): string {
+export function versionText(info: BuildInfo): string {
   return [
     `vtpm-agent, version ${info.version} (revision: ${info.revision})`,
     ...(info.buildDate ? [`  build date:   ${info.buildDate}`] : []),

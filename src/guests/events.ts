@@ -1,7 +1,5 @@
-import { killChild } from '../util/kill-child.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import { childEnv } from '../util/child-env.js';
+import { spawnLongRunning, type LongRunningChild } from '../util/long-running.js';
 
 export interface LifecycleEvent {
   /** Unix ms from virsh's `--timestamp` prefix; null when absent. */
@@ -55,7 +53,11 @@ export interface EventStreamOptions {
  * consumer resyncs on every reconnect since events may have been missed in between.
  */
 export class EventStream {
-  private child: ChildProcess | undefined;
+  private child: LongRunningChild | undefined;
+  /** Aborted by stop(): ends a child being spawned as well as a running one. */
+  private stopping = new AbortController();
+  /** The current child's whole life, from spawn to the restart decision; stop() waits for it. */
+  private running: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private backoffMs: number;
@@ -72,67 +74,55 @@ export class EventStream {
 
   start(): void {
     this.stopped = false;
+    this.stopping = new AbortController();
     this.spawnChild();
   }
 
   private spawnChild(): void {
     if (this.stopped) return;
+    this.running = this.runChild();
+  }
+
+  private async runChild(): Promise<void> {
     const { virshPath, uri, env, log } = this.options;
     const startedAt = Date.now();
-    let child: ChildProcess;
+    let child: LongRunningChild;
     try {
-      child = spawn(virshPath, ['-r', '-q', '-c', uri, 'event', '--all', '--loop', '--timestamp'], {
-        env: childEnv({ ...process.env, ...env }),
-        stdio: ['ignore', 'pipe', 'pipe'],
+      child = await spawnLongRunning(virshPath, ['-r', '-q', '-c', uri, 'event', '--all', '--loop', '--timestamp'], {
+        env: { ...process.env, ...env },
+        signal: this.stopping.signal,
+        stderrTailBytes: 2000,
+        maxLineBytes: MAX_EVENT_LINE_BYTES,
+        onLine: (line) => {
+          const event = parseEventLine(line);
+          if (event) this.options.onEvent(event);
+        },
       });
     } catch (err) {
+      if (this.stopped) return;
       log.warn({ err }, 'libvirt event stream could not be started');
       this.scheduleRestart();
       return;
     }
     this.child = child;
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-2000);
-    });
-    // virsh prints nothing until an event arrives; one that is still alive after a moment has
-    // connected (without libvirtd it exits at once).
-    let settle: NodeJS.Timeout | undefined;
-    child.on('spawn', () => {
-      settle = setTimeout(() => {
-        if (child.exitCode !== null || child.signalCode !== null || this.stopped) return;
+    // virsh prints nothing until an event arrives; one still alive after a moment has connected
+    // (without libvirtd it exits at once). Decided in a setImmediate after the timer: a loop that
+    // was busy runs due timers before it reaps children, so an exit already pending is seen first.
+    const settle = setTimeout(() => {
+      setImmediate(() => {
+        if (child.exitStatus() !== null || this.stopped || this.child !== child) return;
         this.connected = true;
         this.options.onConnect?.();
-      }, SETTLE_MS);
-    });
-    let carry = '';
-    let overflowed = false;
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      if (overflowed) return;
-      const lines = (carry + chunk).split('\n');
-      carry = lines.pop() ?? '';
-      for (const line of lines) {
-        const event = parseEventLine(line);
-        if (event) this.options.onEvent(event);
-      }
-      if (carry.length > MAX_EVENT_LINE_BYTES) {
-        overflowed = true;
-        carry = '';
-        stderr = `${stderr}\n[vtpm-agent] output line longer than ${MAX_EVENT_LINE_BYTES} bytes: killed`.slice(-2000);
-        killChild(child, 'SIGTERM');
-      }
-    });
-    child.on('error', (err) => log.warn({ err }, 'libvirt event stream error'));
-    child.on('close', (code, signal) => {
-      clearTimeout(settle);
-      this.connected = false;
-      if (this.child === child) this.child = undefined;
-      if (this.stopped) return;
-      if (Date.now() - startedAt > 60_000) this.backoffMs = this.minBackoffMs;
-      log.warn({ code, signal, stderr: stderr.trim().slice(0, 500), retryInMs: this.backoffMs }, 'libvirt event stream ended; restarting');
-      this.scheduleRestart();
-    });
+      });
+    }, SETTLE_MS);
+    const { code, signal, stderr } = await child.exited;
+    clearTimeout(settle);
+    this.connected = false;
+    if (this.child === child) this.child = undefined;
+    if (this.stopped) return;
+    if (Date.now() - startedAt > 60_000) this.backoffMs = this.minBackoffMs;
+    log.warn({ code, signal, stderr: stderr.trim().slice(0, 500), retryInMs: this.backoffMs }, 'libvirt event stream ended; restarting');
+    this.scheduleRestart();
   }
 
   private scheduleRestart(): void {
@@ -149,16 +139,7 @@ export class EventStream {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    const child = this.child;
-    // No pid: the spawn failed and there is nothing to stop (and kill() would signal our own group).
-    if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => killChild(child, 'SIGKILL'), 1000);
-      child.once('close', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      killChild(child, 'SIGTERM');
-    });
+    this.stopping.abort();
+    await this.running;
   }
 }

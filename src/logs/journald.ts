@@ -1,8 +1,7 @@
-import { killChild } from '../util/kill-child.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { MiB } from '../util/exec.js';
+import { spawnLongRunning, type LongRunningChild } from '../util/long-running.js';
 import type { LogLevel } from './classify.js';
-import { childEnv } from '../util/child-env.js';
 
 /**
  * Follows one systemd unit through `journalctl -o json`, resuming after a saved cursor.
@@ -56,6 +55,15 @@ export function parseJournalLine(line: string): JournalEntry | null {
     message,
   };
 }
+
+/**
+ * Longest journalctl output line. Without --all, `-o json` prints a field over 4 KiB as null, so
+ * real entries are a few KiB; the cap only bounds memory against a broken journal or journalctl
+ * (killed at the cap, restarted by the caller like any exit).
+ */
+export const MAX_JOURNAL_LINE_BYTES = 4 * MiB;
+
+type ExitDetail = Parameters<JournalFollowOptions['onExit']>[0];
 
 export interface JournalFollowOptions {
   journalctl: string;
@@ -115,10 +123,12 @@ export function journalctlArgs(o: Pick<JournalFollowOptions, 'unit' | 'directory
  * same sequence are dropped. `stop()` ends the running child (SIGTERM, then SIGKILL after 1 s).
  */
 export class JournalFollower {
-  private child: ChildProcess | null = null;
-  private carry = '';
   private cursor: string | null;
   private stopped = false;
+  /** Aborted by stop(): ends a child being spawned as well as a running one. */
+  private readonly stopping = new AbortController();
+  /** The current run, from spawn to its exit report; stop() waits for it. */
+  private running: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: JournalFollowOptions) {
     this.cursor = options.cursor;
@@ -146,58 +156,43 @@ export class JournalFollower {
     this.run(args, (detail) => this.options.onExit(detail));
   }
 
-  private run(args: string[], onClose: (detail: { code: number | null; signal: string | null; stderr: string; badCursor: boolean }) => void): void {
+  private run(args: string[], onClose: (detail: ExitDetail) => void): void {
+    this.running = this.runChild(args).then(onClose);
+  }
+
+  private async runChild(args: string[]): Promise<ExitDetail> {
     const o = this.options;
-    this.carry = '';
-    const child = spawn(o.journalctl, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(o.env ?? process.env) });
-    this.child = child;
-    let stderr = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => this.data(chunk));
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      if (stderr.length < 4096) stderr += chunk;
-    });
-    let reported = false;
-    const report = (code: number | null, signal: string | null): void => {
-      if (reported) return;
-      reported = true;
-      if (this.child === child) this.child = null;
-      onClose({ code, signal, stderr: stderr.trim(), badCursor: /seek to cursor/i.test(stderr) });
-    };
-    child.on('error', (err) => {
-      stderr += String(err.message);
-      report(null, null);
-    });
-    child.on('close', (code, signal) => report(code, signal));
-  }
-
-  private data(chunk: string): void {
-    const text = this.carry + chunk;
-    const lines = text.split('\n');
-    this.carry = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line) continue;
-      const entry = parseJournalLine(line);
-      if (!entry) continue;
-      const seq = cursorSeq(entry.cursor);
-      const last = this.cursor === null ? null : cursorSeq(this.cursor);
-      if (seq && last && seq.id === last.id && seq.n <= last.n) continue;
-      this.cursor = entry.cursor;
-      this.options.onEntry(entry);
+    let child: LongRunningChild;
+    try {
+      child = await spawnLongRunning(o.journalctl, args, {
+        env: o.env ?? process.env,
+        signal: this.stopping.signal,
+        stderrTailBytes: 4096,
+        maxLineBytes: MAX_JOURNAL_LINE_BYTES,
+        onLine: (line) => this.line(line),
+      });
+    } catch (err) {
+      return { code: null, signal: null, stderr: (err as Error).message, badCursor: false };
     }
+    const { code, signal, stderr } = await child.exited;
+    return { code, signal, stderr: stderr.trim(), badCursor: /seek to cursor/i.test(stderr) };
   }
 
+  private line(line: string): void {
+    if (!line) return;
+    const entry = parseJournalLine(line);
+    if (!entry) return;
+    const seq = cursorSeq(entry.cursor);
+    const last = this.cursor === null ? null : cursorSeq(this.cursor);
+    if (seq && last && seq.id === last.id && seq.n <= last.n) return;
+    this.cursor = entry.cursor;
+    this.options.onEntry(entry);
+  }
+
+  /** Ends the running child (SIGTERM, then SIGKILL after 1 s) and waits for its exit report. */
   async stop(): Promise<void> {
     this.stopped = true;
-    const child = this.child;
-    this.child = null;
-    // No pid: the spawn failed and there is nothing to stop (and kill() would signal our own group).
-    if (!child || !child.pid || child.exitCode !== null || child.signalCode !== null) return;
-    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    killChild(child, 'SIGTERM');
-    const timer = setTimeout(() => killChild(child, 'SIGKILL'), 1000);
-    await closed;
-    clearTimeout(timer);
+    this.stopping.abort();
+    await this.running;
   }
 }

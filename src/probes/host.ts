@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { release as kernelRelease } from 'node:os';
-import si from 'systeminformation';
+import { release as kernelRelease, uptime } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
 import { hardwareVirtualization } from '../host/cpu.js';
@@ -65,8 +64,9 @@ export const hostProbe: Probe<HostPrerequisites> = {
     if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
     // Host facts are informative: a failure there must not fail the probe. The OS comes from the
     // host's os-release (under the host root), not systeminformation's view of the agent's own
-    // filesystem, which in a pod is the image's; uptime and CPU flags are kernel-wide.
-    const [time, os, virtualization] = await Promise.all([si.time(), readOsRelease(ctx.hostPath), hardwareVirtualization()]);
+    // filesystem, which in a pod is the image's; uptime and CPU flags are kernel-wide. Uptime is
+    // os.uptime() (sysinfo(2)): systeminformation's time() blocked the loop on a `date` shell for it.
+    const [os, virtualization] = await Promise.all([readOsRelease(ctx.hostPath), hardwareVirtualization()]);
     return {
       swtpmUser: { name: user, exists: uid !== null, uid },
       swtpmGroup: { name: group, exists: gid !== null, gid },
@@ -75,7 +75,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       libvirtVersion: libvirt?.libvirtVersion ?? null,
       qemuVersion: libvirt?.qemuVersion ?? null,
       warnings,
-      bootTime: typeof time.uptime === 'number' ? Math.round(Date.now() / 1000 - time.uptime) : null,
+      bootTime: Math.round(Date.now() / 1000 - uptime()),
       os,
       kernel: kernelRelease(),
       hardwareVirtualization: virtualization,

@@ -33,8 +33,8 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     help: 'vtpm-agent build information (value is always 1).',
     labelNames: ['version', 'revision', 'node_version'],
     registers: [registry],
-    collect() {
-      const info = buildInfo();
+    async collect() {
+      const info = await buildInfo();
       this.set({ version: info.version, revision: info.revision, node_version: info.nodeVersion }, 1);
     },
   });

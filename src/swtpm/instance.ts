@@ -3,8 +3,6 @@
  * CMD_INIT / CMD_SHUTDOWN over the control channel, TPM commands over the data channel,
  * SIGKILL at the hard limit. Errors say whether swtpm died and what it wrote.
  */
-import { killChild } from '../util/kill-child.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../errors.js';
@@ -13,7 +11,7 @@ import { abortError, sleep, SocketChannel } from './channel.js';
 import { cmdInit, cmdShutdown, CONTROL_RESULT_SIZE, parseControlResult } from './control.js';
 import { TpmResponseError } from './rc.js';
 import { liveChildren, type Workspace } from './workspace.js';
-import { childEnv } from '../util/child-env.js';
+import { spawnLongRunning, type LongRunningChild } from '../util/long-running.js';
 
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -35,42 +33,23 @@ export interface StartOptions {
 }
 
 export class SwtpmInstance {
-  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private readonly exited: Promise<void>;
-  private stderr = '';
   private ctrl: SocketChannel | null = null;
   private data: SocketChannel | null = null;
   readonly serverPath: string;
   readonly ctrlPath: string;
   readonly logPath: string;
-  private spawnError: Error | null = null;
 
   private constructor(
     private readonly ws: Workspace,
-    private readonly child: ChildProcess,
+    private readonly child: LongRunningChild,
     readonly options: StartOptions,
   ) {
     this.serverPath = path.join(ws.dir, `${options.name}.sock`);
     this.ctrlPath = path.join(ws.dir, `${options.name}.ctrl`);
     this.logPath = path.join(ws.dir, `${options.name}.log`);
-    this.exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitInfo = { code, signal };
-        liveChildren.delete(child);
-        resolve();
-      });
-      // A spawn failure (ENOENT, EACCES) emits 'error' and possibly no 'exit'.
-      child.once('error', (err) => {
-        this.spawnError = err;
-        if (child.pid === undefined) {
-          this.exitInfo = { code: null, signal: null };
-          liveChildren.delete(child);
-          resolve();
-        }
-      });
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      if (this.stderr.length < STDERR_LIMIT) this.stderr += d.toString('utf8').slice(0, STDERR_LIMIT - this.stderr.length);
+    this.exited = child.exited.then(() => {
+      liveChildren.delete(child.process);
     });
   }
 
@@ -100,46 +79,41 @@ export class SwtpmInstance {
       ...(options.keyPassphrase ? ['--key', 'pwdfd=3,mode=aes-256-cbc'] : []),
     ];
     const principal = ws.options.principal;
-    let child: ChildProcess;
+    let child: LongRunningChild;
     try {
-      child = spawn(options.swtpmPath, args, {
+      child = await spawnLongRunning(options.swtpmPath, args, {
         cwd: ws.dir,
-        env: childEnv(options.env),
-        stdio: ['ignore', 'ignore', 'pipe', ...(options.keyPassphrase ? (['pipe'] as const) : [])],
+        env: options.env,
+        // Written to fd 3 and closed; swtpm may close it first (EPIPE is expected and ignored).
+        ...(options.keyPassphrase ? { fd3Input: options.keyPassphrase } : {}),
+        stderrTailBytes: STDERR_LIMIT,
         ...(principal ? { uid: principal.uid, gid: principal.gid } : {}),
       });
     } catch (err) {
-      // Invalid arguments throw synchronously; everything else arrives as an 'error' event.
-      throw new AgentError('VTPM_ERR_SWTPM_START', `${options.swtpmPath} could not be started: ${(err as Error).message}`);
+      // Not found keeps its code (VTPM_ERR_EXEC_NOT_FOUND); a spawn that failed is a start failure.
+      if (err instanceof AgentError && err.code === 'VTPM_ERR_EXEC_FAILED') {
+        const who = principal ? ` (running as ${principal.user}:${principal.group})` : '';
+        throw new AgentError('VTPM_ERR_SWTPM_START', `${err.message}${who}`, { details: { swtpmPath: options.swtpmPath, user: principal?.user ?? null } });
+      }
+      throw err;
     }
-    if (child.pid !== undefined) liveChildren.add(child);
+    liveChildren.add(child.process);
     const inst = new SwtpmInstance(ws, child, options);
     ws.children.add(inst);
-    if (options.keyPassphrase) {
-      const keyPipe = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
-      // swtpm closes the descriptor once it has read the passphrase; EPIPE then is expected.
-      keyPipe.on('error', () => {});
-      keyPipe.end(options.keyPassphrase);
-    }
     await inst.waitForSockets(signal);
     return inst;
   }
 
-  get pid(): number | undefined {
+  get pid(): number {
     return this.child.pid;
   }
 
   get hasExited(): boolean {
-    return this.exitInfo !== null;
+    return this.child.exitStatus() !== null;
   }
 
   private describeExit(): string {
-    if (this.spawnError) {
-      const code = (this.spawnError as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return `${this.options.swtpmPath} not found`;
-      return `${this.options.swtpmPath} could not be started: ${this.spawnError.message}`;
-    }
-    const e = this.exitInfo;
+    const e = this.child.exitStatus();
     if (!e) return 'swtpm is still running';
     return e.signal ? `swtpm was killed by ${e.signal}` : `swtpm exited with code ${e.code}`;
   }
@@ -161,7 +135,7 @@ export class SwtpmInstance {
     } catch {
       // no log yet
     }
-    const lines = `${this.stderr}\n${logText}`
+    const lines = `${this.child.stderr()}\n${logText}`
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && l !== 'Data client disconnected');
@@ -170,13 +144,12 @@ export class SwtpmInstance {
 
   private async startError(reason: string): Promise<AgentError> {
     const diag = await this.diagnostics();
-    const notFound = (this.spawnError as NodeJS.ErrnoException | null)?.code === 'ENOENT';
     const principal = this.ws.options.principal;
     const who = principal ? ` (running as ${principal.user}:${principal.group})` : '';
     // swtpm exits 1 without a word when it cannot open its log or state; say where to look.
-    const hint = !diag && principal && !notFound ? `; swtpm wrote nothing: check that ${principal.user} can write ${this.ws.dir}` : '';
-    return new AgentError(notFound ? 'VTPM_ERR_EXEC_NOT_FOUND' : 'VTPM_ERR_SWTPM_START', `${reason}${who}${diag ? `; swtpm said: ${diag}` : hint}`, {
-      details: { exit: this.exitInfo, swtpmPath: this.options.swtpmPath, user: principal?.user ?? null },
+    const hint = !diag && principal ? `; swtpm wrote nothing: check that ${principal.user} can write ${this.ws.dir}` : '';
+    return new AgentError('VTPM_ERR_SWTPM_START', `${reason}${who}${diag ? `; swtpm said: ${diag}` : hint}`, {
+      details: { exit: this.child.exitStatus(), swtpmPath: this.options.swtpmPath, user: principal?.user ?? null },
     });
   }
 
@@ -185,7 +158,7 @@ export class SwtpmInstance {
     for (;;) {
       // Abort first: an abort kills swtpm, and the kill is not the story.
       if (signal.aborted) throw abortError(signal, 'waiting for swtpm sockets');
-      if (this.hasExited) throw await this.startError(this.spawnError ? this.describeExit() : `${this.describeExit()} before opening its sockets`);
+      if (this.hasExited) throw await this.startError(`${this.describeExit()} before opening its sockets`);
       const present = await Promise.all(want.map((p) => stat(p).then((s) => s.isSocket(), () => false)));
       if (present.every(Boolean)) break;
       if (performance.now() >= this.options.deadline) {
@@ -251,7 +224,7 @@ export class SwtpmInstance {
       throw new AgentError('VTPM_ERR_SWTPM_START', 'swtpm did not exit after CMD_SHUTDOWN and was killed');
     }
     if (rc !== 0) throw new TpmResponseError(this.options.version, 'CMD_SHUTDOWN', rc);
-    if (this.exitInfo?.code !== 0) throw await this.startError(`${this.describeExit()} after CMD_SHUTDOWN`);
+    if (this.child.exitStatus()?.code !== 0) throw await this.startError(`${this.describeExit()} after CMD_SHUTDOWN`);
     this.ws.children.delete(this);
   }
 
@@ -275,7 +248,7 @@ export class SwtpmInstance {
   async kill(): Promise<void> {
     this.data?.close();
     this.ctrl?.close();
-    if (!this.hasExited) killChild(this.child, 'SIGKILL');
+    if (!this.hasExited) this.child.kill('SIGKILL');
     await this.exited;
     this.ws.children.delete(this);
   }

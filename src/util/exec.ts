@@ -41,7 +41,7 @@ export type ExecKind = 'not-found' | 'timeout' | 'aborted' | 'signal' | 'spawn' 
 
 const MAX_LABEL_CHARS = 200;
 
-function shortCommand(file: string, args: readonly string[]): string {
+export function shortCommand(file: string, args: readonly string[]): string {
   const full = [file, ...args].join(' ');
   return full.length > MAX_LABEL_CHARS ? `${full.slice(0, MAX_LABEL_CHARS)}…` : full;
 }
@@ -56,6 +56,22 @@ export function formatBytes(bytes: number): string {
 const decoder = new TextDecoder();
 
 /**
+ * The executable to spawn, or a typed error. Resolved first, never spawned when missing: a failed
+ * spawn that is then cancelled (the agent stopping) would make execa kill pid 0, the agent's own
+ * process group (see kill-child.ts). An already aborted call does not start either.
+ */
+export async function resolveBinary(file: string, envPath: string | undefined, signal: AbortSignal | undefined, command: string): Promise<string> {
+  const resolved = await which(file, envPath);
+  if (resolved === null) {
+    throw new AgentError('VTPM_ERR_EXEC_NOT_FOUND', `${file} not found on PATH`, { details: { command, kind: 'not-found' satisfies ExecKind } });
+  }
+  if (signal?.aborted) {
+    throw new AgentError('VTPM_ERR_EXEC_ABORTED', `${file} was aborted`, { details: { command, kind: 'aborted' satisfies ExecKind } });
+  }
+  return resolved;
+}
+
+/**
  * Runs one command with a timeout and an output cap, and returns its output whatever the exit
  * code; throws a typed AgentError only when the command could not run to completion (missing,
  * timed out, killed, printed past its cap). Callers decide what a non-zero exit means.
@@ -63,15 +79,7 @@ const decoder = new TextDecoder();
 export async function runCommand(file: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
   const command = options.label ?? shortCommand(file, args);
   const env = options.env ?? process.env;
-  // Resolved first, never spawned when missing: a failed spawn that is then cancelled (the agent
-  // stopping) would make execa kill pid 0 — the agent's own process group (see kill-child.ts).
-  const resolved = await which(file, env.PATH);
-  if (resolved === null) {
-    throw new AgentError('VTPM_ERR_EXEC_NOT_FOUND', `${file} not found on PATH`, { details: { command, kind: 'not-found' satisfies ExecKind } });
-  }
-  if (options.signal?.aborted) {
-    throw new AgentError('VTPM_ERR_EXEC_ABORTED', `${file} was aborted`, { details: { command, kind: 'aborted' satisfies ExecKind } });
-  }
+  const resolved = await resolveBinary(file, env.PATH, options.signal, command);
   const cap = options.maxOutputBytes;
   const subprocess = execa(resolved, args, {
     reject: false,

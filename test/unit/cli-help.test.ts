@@ -51,13 +51,13 @@ t.test('the CLI: --help per command, clear usage errors with exit 64, --version'
 });
 
 t.test('build info: the build record wins; without one, package.json and git', async (t) => {
-  const built = readBuildInfo({ version: '9.9.9', revision: 'abc123', buildDate: '2026-12-01T00:00:00.000Z' });
+  const built = await readBuildInfo({ version: '9.9.9', revision: 'abc123', buildDate: '2026-12-01T00:00:00.000Z' });
   t.same(built, { version: '9.9.9', revision: 'abc123', buildDate: '2026-12-01T00:00:00.000Z', nodeVersion: process.version, platform: `${process.platform}/${process.arch}` });
   t.match(versionText(built), /^vtpm-agent, version 9\.9\.9 \(revision: abc123\)\n  build date:   2026-12-01T00:00:00\.000Z\n  node version: v\d+/);
-  const clone = readBuildInfo(null);
+  const clone = await readBuildInfo(null);
   t.match(clone.revision, /^[0-9a-f]{40}$/);
   t.equal(clone.buildDate, null);
-  t.equal(readBuildInfo({ revision: '' }).revision, clone.revision, 'an empty revision in the record falls back to git');
+  t.equal((await readBuildInfo({ revision: '' })).revision, clone.revision, 'an empty revision in the record falls back to git');
 });
 
 t.test('scripts/build-info.mjs writes the record the agent reads', async (t) => {

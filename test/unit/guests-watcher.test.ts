@@ -52,6 +52,41 @@ t.test('the event stream is restarted with backoff when virsh dies, and stops cl
   t.equal(stream.restarts, after, 'no restart after stop');
 });
 
+t.test('a virsh that dies while the event loop is busy never counts as connected', async (t) => {
+  const dir = tempDir(t);
+  // Prints an event, then dies while the loop is blocked (not before the event is read: then its
+  // exit would be in the same poll batch and seen anyway).
+  const virsh = path.join(dir, 'virsh');
+  writeFileSync(virsh, `#!/bin/sh\necho "event 'lifecycle' for domain 'vm1': Started Booted"\nsleep 0.2\nexit 1\n`);
+  chmodSync(virsh, 0o755);
+  let connects = 0;
+  let blocked = false;
+  const stream = new EventStream({
+    virshPath: virsh,
+    uri: 'qemu:///system',
+    env: {},
+    log,
+    // Blocks the loop past the settle time right after the event, while virsh exits: the settle
+    // timer and the exit are then due together, as under CPU load (deterministic, no load needed).
+    onEvent: () => {
+      if (blocked) return;
+      blocked = true;
+      const until = performance.now() + 600;
+      while (performance.now() < until);
+    },
+    onConnect: () => (connects += 1),
+    minBackoffMs: 5000,
+  });
+  stream.start();
+  const until = Date.now() + 10_000;
+  while (!blocked && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 400));
+  await stream.stop();
+  t.ok(blocked, 'the event arrived and the loop was blocked');
+  t.equal(connects, 0, 'not connected: its exit was pending when the settle time was up');
+  t.equal(stream.connected, false);
+});
+
 t.test('a hanging virsh event child is killed at stop', async (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, 'virsh');

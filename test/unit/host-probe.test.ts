@@ -1,0 +1,46 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, uptime } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { configSchema } from '../../src/config/schema.js';
+import { hostProbe } from '../../src/probes/host.js';
+import { stateStore } from '../fixtures/state-files.js';
+
+t.test('a host probe run spawns no shell or helper: host facts are read, not asked of commands', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vtpmtest-host-probe-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const root = path.join(dir, 'root');
+  mkdirSync(root);
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  const record = path.join(dir, 'called');
+  writeFileSync(record, '');
+  // What a shell-out for host facts would run (systeminformation's time() ran `date` and `ls`).
+  for (const name of ['sh', 'bash', 'date', 'ls', 'lscpu', 'dmidecode', 'cat', 'uname', 'hostname']) {
+    writeFileSync(path.join(bin, name), `#!/bin/sh\necho ${name} >> '${record}'\n`);
+    chmodSync(path.join(bin, name), 0o755);
+  }
+  // Libraries spawn with process.env, not the probe's env: put the recorders first there.
+  const oldPath = process.env.PATH;
+  process.env.PATH = `${bin}:${oldPath ?? ''}`;
+  t.teardown(() => {
+    process.env.PATH = oldPath;
+  });
+  const data = await hostProbe.run(
+    {
+      signal: new AbortController().signal,
+      log: pino({ level: 'silent' }),
+      config: configSchema.parse({}),
+      hostPath: (p) => path.join(root, p),
+      env: process.env,
+      remainingMs: () => 10_000,
+      readOnlyState: true,
+      stateFiles: stateStore(),
+    },
+    { get: () => undefined },
+  );
+  t.equal(readFileSync(record, 'utf8'), '', 'nothing on PATH was run');
+  t.type(data.bootTime, 'number');
+  t.ok(Math.abs(data.bootTime! - (Date.now() / 1000 - uptime())) <= 2, 'boot time is now minus the kernel uptime');
+});
