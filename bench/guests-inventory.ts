@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
 import { buildInventory, fetchInventoryRaw } from '../src/guests/inventory.js';
 import { guestStateFiles } from '../src/guests/state-files.js';
-import type { Transition } from '../src/guests/watch.js';
+import type { Transition } from '../src/guests/restart-model.js';
 import { GuestRestartWatcher } from '../src/guests/watcher.js';
 import { HostState } from '../src/state.js';
 import { defineGuest, domainXml, testUuid, virsh, virshOk, waitFor, waitForLibvirt } from '../test/harness/libvirt-guests.js';

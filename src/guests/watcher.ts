@@ -11,7 +11,7 @@ import { collectInventory, inventoryOptions } from './inventory.js';
 import { guestStateFiles, type GuestStateFiles } from './state-files.js';
 import { swtpmFailureSince } from './swtpm-log.js';
 import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
-import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
+import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './restart-model.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
 import { libvirtViewResolver } from '../util/container-paths.js';

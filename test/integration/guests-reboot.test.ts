@@ -18,7 +18,7 @@ import { parse, stringify } from 'yaml';
 import { Agent } from '../../src/agent.js';
 import { configSchema, type AgentConfig } from '../../src/config/schema.js';
 import { GuestRestartWatcher } from '../../src/guests/watcher.js';
-import type { Watch } from '../../src/guests/watch.js';
+import type { Watch } from '../../src/guests/restart-model.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
 import type { Probe } from '../../src/probes/types.js';
 import { cleanupGuests, defineGuest, defineSecret, domState, guestName, PREFIX, RUN_PREFIX, restartLibvirtd, secretUuids, testUuid, virsh, virshOk, waitFor, waitForLibvirt, type GuestSpec } from '../harness/libvirt-guests.js';
