@@ -231,67 +231,62 @@ t.test('watcher: a refresh in flight at stop decides, but leaves no deadline tim
   t.same(watch.guests.map((g: { status: string }) => g.status), ['pending', 'gone'], 'the decision was still saved');
 });
 
-/** The real inventory probe, counting its runs: the watcher has no virsh inventory of its own. */
-function countedInventoryProbe() {
-  const counter = { runs: 0, probe: guestInventoryProbe as Probe };
-  counter.probe = { ...guestInventoryProbe, run: (ctx, results) => (counter.runs++, guestInventoryProbe.run(ctx, results)) } as Probe;
-  return counter;
+/**
+ * A watcher after the previous boot (fixture guest pending), started on a context whose refresh
+ * runs the real inventory probe, counting its runs: the watcher has no virsh inventory of its own.
+ */
+async function countedWatcher(t: { teardown(fn: () => void): void }, signal?: AbortSignal) {
+  const dir = tempDir(t);
+  const stateDir = path.join(dir, 'state');
+  writeOldSnapshot(stateDir);
+  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: true }));
+  const counter = { runs: 0 };
+  const probe = { ...guestInventoryProbe, run: (ctx, results) => (counter.runs++, guestInventoryProbe.run(ctx, results)) } as Probe;
+  const ctx = extensionContext({ config, probes: [probe], signal });
+  const watcher = new GuestRestartWatcher();
+  const internals = watcher as unknown as { onEvent(e: LifecycleEvent): void; runner: { idle(): Promise<void> } };
+  await watcher.start(ctx);
+  await internals.runner.idle();
+  return { dir, stateDir, counter, probe, ctx, watcher, internals };
 }
 
 t.test('watcher: an event refreshes the shared inventory once, through the probe, into the state', async (t) => {
-  const dir = tempDir(t);
-  const stateDir = path.join(dir, 'state');
-  writeOldSnapshot(stateDir);
-  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: true }));
-  const inventory = countedInventoryProbe();
-  const ctx = extensionContext({ config, probes: [inventory.probe] });
-  const watcher = new GuestRestartWatcher();
-  await watcher.start(ctx);
-  await watcher.refreshSoon();
-  const before = inventory.runs;
+  const { counter, ctx, watcher, internals } = await countedWatcher(t);
   const seen = ctx.state.get(GUEST_INVENTORY);
-  t.ok(seen?.ok, "the watcher's refreshes put the inventory into the agent's state");
-  t.equal(before, 2, 'the first look at start and the refresh asked for during it: one probe run each');
+  t.ok(seen?.ok, "the watcher's first look put the inventory into the agent's state");
+  t.equal(counter.runs, 1, 'one probe run for it');
 
   // A lifecycle event of a pending guest: exactly one more inventory run, and the state holds it.
-  (watcher as unknown as { onEvent(e: LifecycleEvent): void }).onEvent({ timestamp: Date.now(), domain: 'instance-0000002a', event: 'Started', detail: 'Booted' });
-  await watcher.refreshSoon();
-  t.equal(inventory.runs, before + 2, 'the event and the explicit refresh after it: one run each, nothing else reads libvirt');
+  internals.onEvent({ timestamp: Date.now(), domain: 'instance-0000002a', event: 'Started', detail: 'Booted' });
+  await internals.runner.idle();
+  t.equal(counter.runs, 2, 'the event made one probe run; nothing else reads libvirt');
   const after = ctx.state.get(GUEST_INVENTORY);
-  t.ok(after?.data && seen?.data && after.data.collectedAt >= seen.data.collectedAt && after !== seen, 'the state holds the fresh inventory');
+  t.ok(after?.data && seen?.data && after !== seen && after.data.collectedAt >= seen.data.collectedAt, 'the state holds the fresh inventory');
   await watcher.stop();
-  t.equal(inventory.runs, before + 2, 'stop reads no libvirt');
+  t.equal(counter.runs, 2, 'stop reads no libvirt');
 });
 
 t.test('watcher: a failed inventory result is the error in status; the final snapshot at stop comes from the state', async (t) => {
-  const dir = tempDir(t);
-  const stateDir = path.join(dir, 'state');
-  writeOldSnapshot(stateDir);
-  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: true }));
-  const inventory = countedInventoryProbe();
   const controller = new AbortController();
-  const ctx = extensionContext({ config, probes: [inventory.probe], signal: controller.signal });
-  const watcher = new GuestRestartWatcher();
-  await watcher.start(ctx);
-  await watcher.refreshSoon();
+  const { dir, stateDir, counter, probe, ctx, watcher } = await countedWatcher(t, controller.signal);
   const snapshotFile = path.join(stateDir, 'guests', 'snapshot.json');
   const first = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { bootId: string; takenAt: number };
   t.equal(first.bootId, NEW_BOOT, 'this boot is snapshotted from the shared inventory');
 
   // The probe's own schedule runs between the watcher's refreshes: a newer inventory in the state.
   await new Promise((r) => setTimeout(r, 20));
-  await ctx.scheduler.runCycle([inventory.probe]);
-  const runs = inventory.runs;
+  await ctx.scheduler.runCycle([probe]);
+  const runs = counter.runs;
   // The agent stops: its signal aborts before the extensions stop, so no refresh can run.
   controller.abort(new Error('agent stopping'));
   t.equal(await ctx.refresh(GUEST_INVENTORY), undefined, 'no refresh while the agent stops');
   await watcher.stop();
-  t.equal(inventory.runs, runs, 'the final snapshot read no libvirt');
-  const last = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { takenAt: number; guests: unknown[] };
+  t.equal(counter.runs, runs, 'the final snapshot read no libvirt');
+  const last = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { takenAt: number };
   t.ok(last.takenAt > first.takenAt, 'but was written from the newer inventory in the state');
 
   // A probe failure becomes the watcher's error, as a libvirt read failure did.
-  const broken = extensionContext({ config: watcherConfig(dir, stateDir, dyingVirsh(dir)), probes: [inventory.probe] });
+  const broken = extensionContext({ config: watcherConfig(dir, stateDir, dyingVirsh(dir)), probes: [probe] });
   const second = new GuestRestartWatcher();
   await second.start(broken);
   await second.refreshSoon();
