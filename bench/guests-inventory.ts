@@ -14,13 +14,13 @@ import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
 import { buildInventory, fetchInventoryRaw } from '../src/guests/inventory.js';
 import { guestStateFiles } from '../src/guests/state-files.js';
-import type { Transition } from '../src/guests/watch.js';
+import type { Transition } from '../src/guests/restart-model.js';
 import { GuestRestartWatcher } from '../src/guests/watcher.js';
-import { HostState } from '../src/state.js';
 import { defineGuest, domainXml, testUuid, virsh, virshOk, waitFor, waitForLibvirt } from '../test/harness/libvirt-guests.js';
 
 import { guestName } from '../test/harness/libvirt-guests.js';
-import { contextTools, stateStore } from '../test/fixtures/state-files.js';
+import { stateStore } from '../test/fixtures/state-files.js';
+import { extensionContext } from '../test/fixtures/extension-context.js';
 const BENCH_PREFIX = guestName('bench-');
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -161,7 +161,7 @@ async function latencyBench(rounds: number): Promise<string[][]> {
         if (ts.some((x) => x.uuid === uuid && x.outcome === 'restarted')) decidedAt = performance.timeOrigin + performance.now();
         void at;
       };
-      await watcher.start({ config, log, hostPath: (p) => p, env: process.env, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
+      await watcher.start(extensionContext({ config, log, env: process.env }));
       // Let the event stream connect and the initial resync finish so only the event drives the decision.
       await new Promise((res) => setTimeout(res, 1500));
       await watcher.refreshSoon();

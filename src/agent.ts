@@ -196,6 +196,7 @@ export class Agent {
       hostPath: hostPathResolver(this.config.hostRoot),
       env: this.env,
       state: this.state,
+      refresh: (key) => this.scheduler.refresh(key),
       stateFiles: this.stateFiles.store(name),
       restartReasons: this.restartReasons,
       signal: this.controller.signal,

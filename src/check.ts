@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import type { AgentExtension } from './extension-api.js';
-import type { CheckSection } from './results.js';
+import type { CheckSection, ProbeKey, ProbeResult } from './results.js';
 import { loadExtensions } from './extension-list.js';
 import { AgentError } from './errors.js';
 import { collectInventory, inventoryOptions } from './guests/inventory.js';
@@ -33,19 +33,26 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const probes = enabledProbes(options.probes ?? allProbes, config);
+    const known = options.probes ?? allProbes;
+    const probes = enabledProbes(known, config);
     const hostPath = hostPathResolver(config.hostRoot);
     // The daemon owns the state files under stateDir: the check reads them and writes none.
     const stateFiles = new StateFiles({ log, readOnly: true });
-    const scheduler = new ProbeScheduler({ probes, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true, stateFiles });
+    // Every known probe, so an extension may have one the configuration does not schedule run once.
+    const scheduler = new ProbeScheduler({ probes: known, config, log, hostPath, env, state, signal: controller.signal, readOnlyState: true, stateFiles });
     await scheduler.runCycle();
     state.completeCycle();
+    // The round just run is as fresh as a one-shot check needs: no probe runs twice.
+    const refresh = <T>(key: ProbeKey<T>): Promise<ProbeResult<T> | undefined> => {
+      const result = state.get(key);
+      return result ? Promise.resolve(result) : scheduler.refresh(key);
+    };
     const restartReasons = new RestartReasons();
     const extensions = (options.extensions ?? (await loadExtensions(config))).filter((e) => e.enabled(config) && e.checkOnce);
     const sections: CheckSection[] = [];
     for (const extension of extensions) {
       try {
-        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, stateFiles: stateFiles.store(extension.name), restartReasons, signal: controller.signal }));
+        sections.push(await extension.checkOnce!({ config, log, hostPath, env, state, refresh, stateFiles: stateFiles.store(extension.name), restartReasons, signal: controller.signal }));
       } catch (err) {
         sections.push({ name: extension.name, ok: false, summary: `check failed: ${(err as Error).message}`, data: null });
       }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
-import type { CheckSection, StateView } from './results.js';
+import type { CheckSection, ProbeKey, ProbeResult, StateView } from './results.js';
 import type { HostPathResolver } from './util/hostpath.js';
 import type { RestartReasons } from './guests/reasons.js';
 import type { StateStore } from './util/state-file.js';
@@ -13,6 +13,14 @@ export interface ExtensionContext {
   env: NodeJS.ProcessEnv;
   /** Latest probe results, read-only and subscribable; extensions publish their own via `status()`. */
   state: StateView;
+  /**
+   * Runs a probe now and resolves with its fresh result, which `state` then holds too (one
+   * inventory for everyone, never a private copy). A run in flight is waited for and followed by
+   * one more, shared by every request made meanwhile; a probe its configuration does not schedule
+   * still runs. Undefined once the agent is stopping (or for a probe the agent does not have). In
+   * `vtpm-agent check`: the result of the check's own probe round.
+   */
+  refresh<T>(key: ProbeKey<T>): Promise<ProbeResult<T> | undefined>;
   /** This extension's files under the state directory (read-only in `vtpm-agent check`). */
   stateFiles: StateStore;
   /** Why a guest failed to restart, as other extensions know it (this agent's registry). */

@@ -4,10 +4,12 @@ import type { AgentConfig } from './config/schema.js';
 import { HostFacts } from './host/facts.js';
 import { probeTimeoutMs, startProbe } from './probes/runner.js';
 import type { Probe } from './probes/types.js';
+import type { ProbeKey, ProbeResult } from './results.js';
 import type { HostState } from './state.js';
 import type { StateFiles } from './util/state-file.js';
 import type { HostPathResolver } from './util/hostpath.js';
 import { Semaphore } from './util/semaphore.js';
+import { SerialRunner } from './util/serial-runner.js';
 import { scheduleIntervalMs, splayIdentity, splayOffsetMs, splayWait } from './util/splay.js';
 
 export interface SchedulerOptions {
@@ -63,6 +65,32 @@ function nextDue(task: ScheduledTask, graceMs: number): number {
   return next === undefined ? Infinity : performance.now() + Math.max(0, next - Date.now()) + graceMs;
 }
 
+/** A probe run in flight. */
+interface RunningProbe {
+  /** Settles when the probe's work has really ended (its slot and "running" mark are held until then). */
+  done: Promise<void>;
+  /** The published result; undefined when the agent stopped before there was one. */
+  published: Promise<ProbeResult | undefined>;
+  /** Asked for by refresh(), not by a schedule. */
+  onDemand: boolean;
+}
+
+/** On-demand runs of one probe: serialised and coalesced by the runner; `latest` is its last pass's result. */
+interface Refresher {
+  runner: SerialRunner;
+  latest: ProbeResult | undefined;
+}
+
+/** The promise's value, or undefined as soon as the signal aborts (the work itself goes on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {
   return probes.filter((p) => p.enabled?.(config) ?? true);
 }
@@ -74,7 +102,11 @@ export function enabledProbes(probes: Probe[], config: AgentConfig): Probe[] {
 export class ProbeScheduler {
   /** One cron task per schedule, keyed by its expression and the probes it runs. */
   private readonly tasks = new Map<string, { task: ScheduledTask; watch: ScheduleWatch }>();
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new Map<string, RunningProbe>();
+  private readonly refreshers = new Map<string, Refresher>();
+  /** Aborted by stop(); with the agent's signal it ends every wait of refresh(). */
+  private readonly halt = new AbortController();
+  private readonly stopSignal: AbortSignal;
   private semaphore: Semaphore;
   private concurrency: number;
   private scheduled = false;
@@ -88,6 +120,7 @@ export class ProbeScheduler {
     this.concurrency = options.config.probes.concurrency;
     this.semaphore = new Semaphore(this.concurrency);
     this.enabled = enabledProbes(options.probes, options.config);
+    this.stopSignal = AbortSignal.any([options.signal, this.halt.signal]);
   }
 
   /** The probes the current configuration enables. */
@@ -98,10 +131,10 @@ export class ProbeScheduler {
   /** Runs the given probes once, each after the probes it reads (`after`) when they are in the set. */
   async runCycle(probes: Probe[] = this.enabled): Promise<void> {
     const names = new Set(probes.map((p) => p.name));
-    const done = new Map<string, Promise<void>>();
+    const done = new Map<string, Promise<unknown>>();
     // One round, one read of each host fact: its probes share this memo, the next round starts afresh.
-    const facts = new HostFacts({ config: this.options.config, hostPath: this.options.hostPath });
-    const start = (probe: Probe, chain: string[]): Promise<void> => {
+    const facts = this.newFacts();
+    const start = (probe: Probe, chain: string[]): Promise<unknown> => {
       const existing = done.get(probe.name);
       if (existing) return existing;
       if (chain.includes(probe.name)) throw new Error(`probe dependency cycle: ${[...chain, probe.name].join(' → ')}`);
@@ -115,34 +148,81 @@ export class ProbeScheduler {
     await Promise.all(probes.map((p) => start(p, [])));
   }
 
-  private runOne(probe: Probe, facts: HostFacts): Promise<void> {
-    if (this.running.has(probe.name)) {
+  private runOne(probe: Probe, facts: HostFacts, onDemand = false): Promise<ProbeResult | undefined> {
+    const inFlight = this.running.get(probe.name);
+    if (inFlight) {
+      // An on-demand run is as fresh as this tick's would be: the tick (and its dependants) take its result, no skip.
+      if (inFlight.onDemand) return inFlight.published;
       this.skipped.set(probe.name, (this.skipped.get(probe.name) ?? 0) + 1);
       this.options.log.warn({ probe: probe.name }, 'probe still running from an earlier tick; this tick is skipped');
-      return Promise.resolve();
+      return Promise.resolve(undefined);
     }
-    if (this.options.signal.aborted) return Promise.resolve();
+    if (this.options.signal.aborted) return Promise.resolve(undefined);
     // The concurrency slot and the "running" mark are held until the probe's work has really
     // ended, not just until its timeout: a straggler must not overlap its own next run. Callers
-    // (the cycle, dependants) only wait for the result to be published.
-    let markPublished!: () => void;
-    const published = new Promise<void>((resolve) => (markPublished = resolve));
-    const run = this.semaphore
+    // (the cycle, dependants, refresh) only wait for the result to be published.
+    let publish!: (result: ProbeResult | undefined) => void;
+    const published = new Promise<ProbeResult | undefined>((resolve) => (publish = resolve));
+    const done = this.semaphore
       .run(async () => {
         this.workStartedAt.set(probe.name, performance.now());
         const started = startProbe(probe, { ...this.options, results: this.options.state, facts });
         const result = await started.result;
-        if (!this.options.signal.aborted) this.options.state.set(result);
-        markPublished();
+        publish(this.options.signal.aborted ? result : this.options.state.set(result));
         await started.settled;
       })
       .finally(() => {
-        markPublished();
+        publish(undefined);
         this.running.delete(probe.name);
         this.workStartedAt.delete(probe.name);
       });
-    this.running.set(probe.name, run);
+    this.running.set(probe.name, { done, published, onDemand });
     return published;
+  }
+
+  /**
+   * Runs one probe now, through the path of its scheduled runs (concurrency cap, timeout, result
+   * into the state), and resolves with that result. A run in flight began before the request, so
+   * its result may predate what the caller reacts to (a libvirt event): the request waits for it,
+   * then runs once more, and every request made meanwhile shares that one extra run. It also runs
+   * a probe the configuration does not schedule (the guest inventory with
+   * `guests.inventoryEnabled: false` still serves the restart watcher). Resolves with undefined
+   * for an unknown probe and as soon as the agent is stopping.
+   */
+  refresh<T>(key: ProbeKey<T>): Promise<ProbeResult<T> | undefined> {
+    const probe = this.options.probes.find((p) => p.name === key);
+    if (!probe || this.stopSignal.aborted) return Promise.resolve(undefined);
+    const refresher = this.refreshers.get(probe.name) ?? this.refresherFor(probe);
+    const latest = (): ProbeResult<T> | undefined => refresher.latest as ProbeResult<T> | undefined;
+    return untilAborted(refresher.runner.trigger().then(latest), this.stopSignal);
+  }
+
+  private refresherFor(probe: Probe): Refresher {
+    const refresher: Refresher = {
+      latest: undefined,
+      runner: new SerialRunner({
+        run: async () => {
+          refresher.latest = await this.runFresh(probe);
+        },
+        onError: (err) => this.options.log.error({ probe: probe.name, err }, 'on-demand probe run failed'),
+      }),
+    };
+    this.refreshers.set(probe.name, refresher);
+    return refresher;
+  }
+
+  /** One on-demand run that begins after the request: a run in flight (a tick's, a straggler) ends first. */
+  private async runFresh(probe: Probe): Promise<ProbeResult | undefined> {
+    for (let inFlight = this.running.get(probe.name); inFlight; inFlight = this.running.get(probe.name)) {
+      await untilAborted(inFlight.done.catch(() => undefined), this.stopSignal);
+      if (this.stopSignal.aborted) return undefined;
+    }
+    // A round of its own: the facts are read afresh, as the event that asked may have changed them.
+    return this.stopSignal.aborted ? undefined : this.runOne(probe, this.newFacts(), true);
+  }
+
+  private newFacts(): HostFacts {
+    return new HostFacts({ config: this.options.config, hostPath: this.options.hostPath });
   }
 
   /** Schedules every enabled probe; the first full cycle starts at once. */
@@ -258,9 +338,12 @@ export class ProbeScheduler {
 
   async stop(): Promise<void> {
     this.scheduled = false;
+    // Waiting refreshes resolve at once; a pass in flight ends with its probe run, awaited below.
+    this.halt.abort(new Error('scheduler stopping'));
+    for (const { runner } of this.refreshers.values()) void runner.stop();
     for (const { task } of this.tasks.values()) await task.destroy();
     this.tasks.clear();
     // Probes see the agent's abort signal and kill their children; wait briefly for them.
-    await Promise.race([Promise.allSettled([...this.running.values()]), new Promise((r) => setTimeout(r, 3000).unref())]);
+    await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
 }

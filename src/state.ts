@@ -12,13 +12,15 @@ export class HostState extends EventEmitter implements StateView {
   revision = 0;
   readonly startedAt = Date.now();
 
-  set(result: ProbeResult): void {
+  /** Stores a result; returns it as stored (with the last success carried over). */
+  set<T>(result: ProbeResult<T>): ProbeResult<T> {
     const previous = this.results.get(result.probe);
     const lastSuccessAt = result.ok ? result.startedAt + result.durationSeconds * 1000 : (previous?.lastSuccessAt ?? null);
     const stored = { ...result, lastSuccessAt };
     this.results.set(result.probe, stored);
     this.revision += 1;
     this.emit('result', stored);
+    return stored;
   }
 
   get<T>(key: ProbeKey<T>): ProbeResult<T> | undefined {

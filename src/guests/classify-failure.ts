@@ -1,5 +1,5 @@
 import type { RestartFailureReason, VtpmGuest } from './types.js';
-import type { FailureContext, TrackedGuest } from './watch.js';
+import type { FailureContext, TrackedGuest } from './restart-model.js';
 
 export interface FailureEvidence {
   /** From a RestartReasonSource (Barbican preflight). */

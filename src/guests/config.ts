@@ -3,7 +3,12 @@ import { cronExpression } from '../config/cron.js';
 
 /** Section `guests` of the agent configuration: inventory probe and restart watcher. */
 export const guestsConfigSchema = z.strictObject({
-  inventoryEnabled: z.boolean().default(true).describe('Inventory of vTPM guests (Nova metadata, secret mode) and the guests at risk of not restarting after a host reboot.'),
+  inventoryEnabled: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Inventory of vTPM guests (Nova metadata, secret mode) and the guests at risk of not restarting after a host reboot. false: no schedule, no guest metrics or report section; the restart watcher, when enabled, still runs this same inventory on demand (events, deadlines, snapshots).',
+    ),
   inventorySchedule: cronExpression
     .default('* * * * *')
     .describe('node-cron schedule of the inventory probe.'),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { StateFile, StateStore } from '../util/state-file.js';
-import { snapshotSchema, watchSchema, type Snapshot, type Watch } from './watch.js';
+import { snapshotSchema, watchSchema, type Snapshot, type Watch } from './restart-model.js';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 export const WATCH_FILE = 'watch.json';

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
-import type { RestartTotals, Transition, Watch } from './watch.js';
+import type { RestartTotals, Transition, Watch } from './restart-model.js';
 import { METRIC_NAMES } from '../metric-names.js';
 
 export interface WatcherView {

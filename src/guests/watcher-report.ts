@@ -1,6 +1,6 @@
 import type { CheckSection } from '../results.js';
 import type { GuestInventory } from './types.js';
-import type { Watch } from './watch.js';
+import type { Watch } from './restart-model.js';
 
 export interface RestartReportInput {
   bootId: string | null;

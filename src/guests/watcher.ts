@@ -2,25 +2,27 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
-import type { CheckSection } from '../results.js';
+import type { CheckSection, ProbeResult } from '../results.js';
 import { AgentError, toAgentError } from '../errors.js';
 import { readBootId, readBootTime } from './boot.js';
 import { classifyFailure } from './classify-failure.js';
 import { EventStream, type LifecycleEvent } from './events.js';
-import { collectInventory, inventoryOptions } from './inventory.js';
 import { guestStateFiles, type GuestStateFiles } from './state-files.js';
 import { swtpmFailureSince } from './swtpm-log.js';
-import type { GuestInventory, RestartFailureReason, VtpmGuest } from './types.js';
-import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './watch.js';
+import { GUEST_INVENTORY, type GuestInventory, type RestartFailureReason, type VtpmGuest } from './types.js';
+import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './restart-model.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
 import { libvirtViewResolver } from '../util/container-paths.js';
 import { SerialRunner } from '../util/serial-runner.js';
 
 export { SNAPSHOT_FILE, WATCH_FILE } from './state-files.js';
-const INVENTORY_TIMEOUT_MS = 15_000;
-/** At shutdown the final snapshot must fit in the agent's stop budget (2 s). */
-const FINAL_SNAPSHOT_TIMEOUT_MS = 1500;
+
+/** The inventory a refresh brought, or why there is none (shown as the watcher's error). */
+function inventoryOf(result: ProbeResult<GuestInventory> | undefined): { inventory: GuestInventory } | { error: string } {
+  if (result?.ok && result.data) return { inventory: result.data };
+  return { error: `libvirt: ${result?.error?.message ?? 'no guest inventory (the agent is stopping, or has no guest-inventory probe)'}` };
+}
 
 /**
  * Follows vTPM guests across host reboots. On start it compares the boot id with the last
@@ -41,6 +43,8 @@ export class GuestRestartWatcher implements AgentExtension {
   private initError: string | null = null;
   private lastSnapshotAt: number | null = null;
   private lastSnapshotGuests: number | null = null;
+  /** collectedAt of the inventory the last snapshot was written from. */
+  private lastSnapshotInventoryAt: number | null = null;
   private events: EventStream | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -176,21 +180,23 @@ export class GuestRestartWatcher implements AgentExtension {
     return this.runner.trigger();
   }
 
-  private async refresh(timeoutMs = INVENTORY_TIMEOUT_MS): Promise<void> {
+  private async refresh(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx || this.stopping) return;
     if (!this.watchReady) {
       if (await this.tryInitialize(ctx)) this.armDeadline();
       if (this.stopping) return;
     }
-    let inv: GuestInventory;
-    try {
-      inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, timeoutMs, ctx.signal));
-    } catch (err) {
-      this.lastError = `libvirt: ${toAgentError(err).message}`;
-      this.log?.warn({ err: toAgentError(err).toJSON() }, 'restart watcher could not read libvirt');
+    // The agent's one inventory, run now (the /metrics and Barbican views get the same one).
+    const result = await ctx.refresh(GUEST_INVENTORY);
+    if (!result && ctx.signal.aborted) return;
+    const got = inventoryOf(result);
+    if ('error' in got) {
+      this.lastError = got.error;
+      this.log?.warn({ err: result?.error }, 'restart watcher could not read libvirt');
       return;
     }
+    const inv = got.inventory;
     this.lastInventory = inv;
     this.lastError = null;
     const now = Date.now();
@@ -251,6 +257,7 @@ export class GuestRestartWatcher implements AgentExtension {
       await this.files(this.ctx).snapshot.save(snap);
       this.lastSnapshotAt = now;
       this.lastSnapshotGuests = snap.guests.length;
+      this.lastSnapshotInventoryAt = inv.collectedAt;
     } catch {
       // Logged once per change and shown in /readyz by the state file; retried at the next refresh.
     }
@@ -266,16 +273,14 @@ export class GuestRestartWatcher implements AgentExtension {
     this.resyncTimer = undefined;
     this.deadlineTimer = undefined;
     const eventsStopped = this.events?.stop();
-    // A last snapshot so the next boot knows what ran; bounded so stop stays within budget.
     await this.runner.stop();
-    if (this.ctx && this.bootId && this.watchReady) {
-      const ctx = this.ctx;
-      try {
-        const inv = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, FINAL_SNAPSHOT_TIMEOUT_MS));
-        await this.writeSnapshot(inv, Date.now());
-      } catch (err) {
-        this.log?.warn({ err: toAgentError(err).toJSON() }, 'final guest snapshot skipped; the last periodic one stands');
-      }
+    // A last snapshot so the next boot knows what ran, from the latest good inventory of the
+    // state, not a new libvirt read: at agent stop the scheduler is stopping (no refresh runs),
+    // and in a host shutdown guests may already be going down, so a read now could drop guests
+    // that ran. Written only when newer than the one snapshotted (the probe's schedule runs too).
+    const latest = this.ctx?.state.get(GUEST_INVENTORY);
+    if (latest?.ok && latest.data && latest.data.collectedAt > (this.lastSnapshotInventoryAt ?? -Infinity)) {
+      await this.writeSnapshot(latest.data, Date.now());
     }
     await eventsStopped;
   }
@@ -326,18 +331,21 @@ export class GuestRestartWatcher implements AgentExtension {
     } catch (err) {
       error = toAgentError(err).message;
     }
-    try {
-      inventory = await collectInventory(inventoryOptions(ctx.config, ctx.hostPath, ctx.env, INVENTORY_TIMEOUT_MS, ctx.signal));
-      if (watch && bootId && watch.bootId === bootId) {
+    // The inventory of the check's own probe round (the same one /metrics would show).
+    const got = inventoryOf(await ctx.refresh(GUEST_INVENTORY));
+    if ('error' in got) error = got.error;
+    else inventory = got.inventory;
+    if (inventory && watch && bootId && watch.bootId === bootId) {
+      try {
         const evidence = new Map<string, string | null>();
         const dir = (await libvirtViewResolver(ctx.hostPath))(cfg.swtpmLogDir);
         for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
         watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
           classifyFailure(t, c, f, { external: ctx.restartReasons.reasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
         ).watch;
+      } catch (err) {
+        error = `libvirt: ${toAgentError(err).message}`;
       }
-    } catch (err) {
-      error = `libvirt: ${toAgentError(err).message}`;
     }
     return restartSection({ bootId, watch, inventory, error, watching: false });
   }

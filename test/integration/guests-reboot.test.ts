@@ -18,13 +18,13 @@ import { parse, stringify } from 'yaml';
 import { Agent } from '../../src/agent.js';
 import { configSchema, type AgentConfig } from '../../src/config/schema.js';
 import { GuestRestartWatcher } from '../../src/guests/watcher.js';
-import type { Watch } from '../../src/guests/watch.js';
+import type { Watch } from '../../src/guests/restart-model.js';
 import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
 import type { Probe } from '../../src/probes/types.js';
 import { cleanupGuests, defineGuest, defineSecret, domState, guestName, PREFIX, RUN_PREFIX, restartLibvirtd, secretUuids, testUuid, virsh, virshOk, waitFor, waitForLibvirt, type GuestSpec } from '../harness/libvirt-guests.js';
 import { freePort, startPrometheus } from '../harness/prometheus.js';
 import { requireCommands } from '../harness/components.js';
-import { contextTools } from '../fixtures/state-files.js';
+import { extensionContext } from '../fixtures/extension-context.js';
 
 requireCommands('virsh', 'libvirtd', 'qemu-system-x86_64', 'swtpm', 'prometheus');
 
@@ -204,15 +204,9 @@ t.test('reboot: restarted guests are reported restarted, the one without its sec
   t.pass('event stream restarted after libvirtd came back');
 
   // `check` (one-shot) reports the last reboot's outcome.
-  const section = await new GuestRestartWatcher().checkOnce({
-    config: configSchema.parse({ stateDir, guests: { bootIdPath: bootIdFile, novaConfPath: path.join(work, 'nova.conf') } }),
-    log: pino({ level: 'silent' }),
-    hostPath: (p) => p,
-    env: process.env,
-    state: third.agent.state,
-    ...contextTools(),
-    signal: new AbortController().signal,
-  });
+  const section = await new GuestRestartWatcher().checkOnce(
+    extensionContext({ config: configSchema.parse({ stateDir, guests: { bootIdPath: bootIdFile, novaConfPath: path.join(work, 'nova.conf') } }), env: process.env, probes: [guestInventoryProbe as Probe] }),
+  );
   t.equal(section.ok, false);
   t.match(section.summary, /2 restarted, 1 failed \(1 still down\)/);
   t.ok(section.table?.some((row) => row[0] === specs.b.name && /FAILED/.test(row[2]!) && /secret_missing/.test(row[3]!)), 'check lists b as failed with its reason');

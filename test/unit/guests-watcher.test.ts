@@ -5,9 +5,11 @@ import { pino } from 'pino';
 import t from 'tap';
 import { configSchema } from '../../src/config/schema.js';
 import { EventStream, type LifecycleEvent } from '../../src/guests/events.js';
+import { GUEST_INVENTORY } from '../../src/guests/types.js';
 import { GuestRestartWatcher } from '../../src/guests/watcher.js';
-import { HostState } from '../../src/state.js';
-import { contextTools } from '../fixtures/state-files.js';
+import { guestInventoryProbe } from '../../src/probes/guest-inventory.js';
+import type { Probe } from '../../src/probes/types.js';
+import { extensionContext } from '../fixtures/extension-context.js';
 
 const log = pino({ level: 'silent' });
 
@@ -131,7 +133,7 @@ t.test('watcher: corrupt snapshot is moved aside, unreachable libvirt is reporte
   });
   const watcher = new GuestRestartWatcher();
   const controller = new AbortController();
-  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: controller.signal });
+  await watcher.start(extensionContext({ config, env: {}, signal: controller.signal }));
   t.same(watcher.readiness(), { ready: true }, 'ready at once: libvirt is read in the background');
   await watcher.refreshSoon();
   const status = watcher.status();
@@ -151,9 +153,9 @@ t.test('watcher: an unreadable boot id is an error in status, not a crash', asyn
     guests: { bootIdPath: path.join(dir, 'missing'), eventWatcher: false, novaConfPath: '' },
   });
   const watcher = new GuestRestartWatcher();
-  await watcher.start({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
+  await watcher.start(extensionContext({ config, env: {} }));
   t.match(watcher.status().summary, /boot id cannot be read/);
-  const check = await watcher.checkOnce({ config, log, hostPath: (p) => p, env: {}, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
+  const check = await watcher.checkOnce(extensionContext({ config, env: {} }));
   t.equal(check.ok, false);
   t.match(check.summary, /error/);
   await watcher.stop();
@@ -220,8 +222,7 @@ t.test('watcher: the previous boot snapshot is never overwritten before the watc
   mkdirSync(watchFile);
   const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: false }));
   const watcher = new GuestRestartWatcher();
-  const ctx = { config, log, hostPath: (p: string) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), ...contextTools(), signal: new AbortController().signal };
-  await watcher.start(ctx);
+  await watcher.start(extensionContext({ config }));
   await watcher.refreshSoon();
   await watcher.refreshSoon();
   t.match(watcher.status().summary, /error/, 'the initialise failure is reported');
@@ -254,7 +255,7 @@ t.test('watcher: a refresh in flight at stop decides, but leaves no deadline tim
   watcher.onTransitions = (transitions) => {
     if (stopBegan) decided.push(...transitions.map((x) => `${x.name}:${x.outcome}`));
   };
-  await watcher.start({ config, log, hostPath: (p) => p, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, state: new HostState(), ...contextTools(), signal: new AbortController().signal });
+  await watcher.start(extensionContext({ config }));
   t.ok(internals.deadlineTimer, 'a pending watch arms the deadline at start');
   stopBegan = true;
   await watcher.stop();
@@ -263,4 +264,68 @@ t.test('watcher: a refresh in flight at stop decides, but leaves no deadline tim
   t.equal(timeouts(), before, 'no timer of the watcher is left active');
   const watch = JSON.parse(readFileSync(path.join(stateDir, 'guests', 'watch.json'), 'utf8'));
   t.same(watch.guests.map((g: { status: string }) => g.status), ['pending', 'gone'], 'the decision was still saved');
+});
+
+/**
+ * A watcher after the previous boot (fixture guest pending), started on a context whose refresh
+ * runs the real inventory probe, counting its runs: the watcher has no virsh inventory of its own.
+ */
+async function countedWatcher(t: { teardown(fn: () => void): void }, signal?: AbortSignal) {
+  const dir = tempDir(t);
+  const stateDir = path.join(dir, 'state');
+  writeOldSnapshot(stateDir);
+  const config = watcherConfig(dir, stateDir, batchVirsh(dir, { delaySeconds: 0, withDomain: true }));
+  const counter = { runs: 0 };
+  const probe = { ...guestInventoryProbe, run: (ctx, results) => (counter.runs++, guestInventoryProbe.run(ctx, results)) } as Probe;
+  const ctx = extensionContext({ config, probes: [probe], signal });
+  const watcher = new GuestRestartWatcher();
+  const internals = watcher as unknown as { onEvent(e: LifecycleEvent): void; runner: { idle(): Promise<void> } };
+  await watcher.start(ctx);
+  await internals.runner.idle();
+  return { dir, stateDir, counter, probe, ctx, watcher, internals };
+}
+
+t.test('watcher: an event refreshes the shared inventory once, through the probe, into the state', async (t) => {
+  const { counter, ctx, watcher, internals } = await countedWatcher(t);
+  const seen = ctx.state.get(GUEST_INVENTORY);
+  t.ok(seen?.ok, "the watcher's first look put the inventory into the agent's state");
+  t.equal(counter.runs, 1, 'one probe run for it');
+
+  // A lifecycle event of a pending guest: exactly one more inventory run, and the state holds it.
+  internals.onEvent({ timestamp: Date.now(), domain: 'instance-0000002a', event: 'Started', detail: 'Booted' });
+  await internals.runner.idle();
+  t.equal(counter.runs, 2, 'the event made one probe run; nothing else reads libvirt');
+  const after = ctx.state.get(GUEST_INVENTORY);
+  t.ok(after?.data && seen?.data && after !== seen && after.data.collectedAt >= seen.data.collectedAt, 'the state holds the fresh inventory');
+  await watcher.stop();
+  t.equal(counter.runs, 2, 'stop reads no libvirt');
+});
+
+t.test('watcher: a failed inventory result is the error in status; the final snapshot at stop comes from the state', async (t) => {
+  const controller = new AbortController();
+  const { dir, stateDir, counter, probe, ctx, watcher } = await countedWatcher(t, controller.signal);
+  const snapshotFile = path.join(stateDir, 'guests', 'snapshot.json');
+  const first = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { bootId: string; takenAt: number };
+  t.equal(first.bootId, NEW_BOOT, 'this boot is snapshotted from the shared inventory');
+
+  // The probe's own schedule runs between the watcher's refreshes: a newer inventory in the state.
+  await new Promise((r) => setTimeout(r, 20));
+  await ctx.scheduler.runCycle([probe]);
+  const runs = counter.runs;
+  // The agent stops: its signal aborts before the extensions stop, so no refresh can run.
+  controller.abort(new Error('agent stopping'));
+  t.equal(await ctx.refresh(GUEST_INVENTORY), undefined, 'no refresh while the agent stops');
+  await watcher.stop();
+  t.equal(counter.runs, runs, 'the final snapshot read no libvirt');
+  const last = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { takenAt: number };
+  t.ok(last.takenAt > first.takenAt, 'but was written from the newer inventory in the state');
+
+  // A probe failure becomes the watcher's error, as a libvirt read failure did.
+  const broken = extensionContext({ config: watcherConfig(dir, stateDir, dyingVirsh(dir)), probes: [probe] });
+  const second = new GuestRestartWatcher();
+  await second.start(broken);
+  await second.refreshSoon();
+  t.match(second.status().summary, /error: libvirt/);
+  t.equal(broken.state.get(GUEST_INVENTORY)?.ok, false, 'the same failure is in the state');
+  await second.stop();
 });

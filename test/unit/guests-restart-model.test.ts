@@ -10,7 +10,7 @@ import { stateStore } from '../fixtures/state-files.js';
 import { RestartReasons } from '../../src/guests/reasons.js';
 import { swtpmFailureSince } from '../../src/guests/swtpm-log.js';
 import { guest, inventory } from '../fixtures/guests.js';
-import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/watch.js';
+import { evaluateWatch, snapshotFromInventory, snapshotSchema, startWatch, watchSchema, type Classifier, type Snapshot } from '../../src/guests/restart-model.js';
 
 
 const classify: Classifier = (tr, cur, ctx) => classifyFailure(tr, cur, ctx, {});
