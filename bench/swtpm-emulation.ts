@@ -12,12 +12,12 @@ import path from 'node:path';
 import { execa } from 'execa';
 import pino from 'pino';
 import { basicTpm12, basicTpm2, runAsPrincipal, stateTpm2, type CheckEnvironment, type EmulationCheckResult } from '../src/swtpm/index.js';
-import { hostPathResolver } from '../src/util/hostpath.js';
+import { readAccounts } from '../src/host/accounts.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 20;
 const log = pino({ level: 'silent' });
-const principal = await runAsPrincipal('auto', { user: 'tss', group: 'tss' }, hostPathResolver('/'));
+const principal = await runAsPrincipal('auto', { user: 'tss', group: 'tss' }, await readAccounts('/etc/passwd', '/etc/group'));
 const base = await mkdtemp(path.join(os.tmpdir(), 'vtpm-bench-'));
 await chown(base, 0, 0);
 await import('node:fs/promises').then((fs) => fs.chmod(base, 0o755));

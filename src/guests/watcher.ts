@@ -13,7 +13,7 @@ import { GUEST_INVENTORY, type GuestInventory, type RestartFailureReason, type V
 import { evaluateWatch, noRestartTotals, snapshotFromInventory, startWatch, type FailureContext, type RestartTotals, type Snapshot, type TrackedGuest, type Transition, type Watch } from './restart-model.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { restartSection } from './watcher-report.js';
-import { libvirtViewResolver } from '../util/container-paths.js';
+import { libvirtViewResolver } from '../host/libvirtd-location.js';
 import { SerialRunner } from '../util/serial-runner.js';
 
 export { SNAPSHOT_FILE, WATCH_FILE } from './state-files.js';

@@ -1,10 +1,9 @@
 /**
- * The host's process list (a scan of the host /proc), and where libvirtd runs, which is read from
- * it. Both are round facts: the health checks that need them share one scan per round.
+ * The host's process list: the one reader of the host /proc process table. A round fact (PROCESSES):
+ * the probes of a round share one scan; where libvirtd runs is read from it (libvirtd-location.ts).
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { hostFact } from './facts.js';
-import { LIBVIRT_DAEMON_NAMES, libvirtViewResolver } from '../util/container-paths.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 
 export interface ProcInfo {
@@ -38,8 +37,3 @@ export async function listProcesses(hostPath: HostPathResolver): Promise<ProcInf
 
 /** The round's process list. */
 export const PROCESSES = hostFact<ProcInfo[]>('processes', (facts) => listProcesses(facts.hostPath));
-
-/** Paths as libvirtd sees them (see libvirtViewResolver), found from the round's process list. */
-export const LIBVIRT_VIEW = hostFact<HostPathResolver>('libvirt-view', async (facts) =>
-  libvirtViewResolver(facts.hostPath, LIBVIRT_DAEMON_NAMES, await facts.get(PROCESSES)),
-);

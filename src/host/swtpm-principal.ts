@@ -1,15 +1,15 @@
 /**
  * The swtpm principal, resolved once for everyone: libvirt starts swtpm as qemu.conf's
  * swtpm_user:swtpm_group (else tss, else root), looked up where libvirtd lives. The host probe,
- * the emulation check and the health checks all read it from here.
+ * the emulation check and the health checks all read it from here, once per probe round
+ * (SWTPM_PRINCIPAL).
  */
 import { confString, parseLibvirtConf, type LibvirtConf } from '../libvirt/qemu-conf.js';
 import { readAccounts, resolveGroup, type AccountsRead, resolveUser, supplementaryGids, userByName, groupByName, type Accounts } from './accounts.js';
 import { readText } from './fsinfo.js';
 import { hostFact } from './facts.js';
-import { LIBVIRT_VIEW } from './processes.js';
 import type { AgentConfig } from '../config/schema.js';
-import { libvirtViewPath, libvirtViewResolver } from '../util/container-paths.js';
+import { LIBVIRT_VIEW, libvirtViewResolver } from './libvirtd-location.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import type { HealthConfig } from '../health/config.js';
 
@@ -99,11 +99,17 @@ export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolve
     qemuConfError: conf_.error === 'ENOENT' ? null : conf_.error,
     qemuConfMalformedLines: conf?.malformedLines ?? 0,
     accounts: read.accounts,
+    accountsRead: read,
     accountsError: accountsReadError(cfg, read),
   };
 }
 
-export type LoadedPrincipal = PrincipalResolution & { accounts: Accounts; accountsError: string | null };
+export type LoadedPrincipal = PrincipalResolution & {
+  accounts: Accounts;
+  /** passwd/group as read (with each file's error), for callers that name the file that failed. */
+  accountsRead: AccountsRead;
+  accountsError: string | null;
+};
 
 /** The round's swtpm principal, read where the round's LIBVIRT_VIEW says libvirtd lives. */
 export const SWTPM_PRINCIPAL = hostFact<LoadedPrincipal>('swtpm-principal', async (facts) =>
@@ -131,10 +137,9 @@ export interface SwtpmNames {
  * else libvirt's default (tss, or root where no tss account exists). Debian ships qemu.conf 0600
  * root: an agent running unprivileged cannot read it, and then says that it assumed the default.
  */
-export async function swtpmNames(config: AgentConfig, hostPath: HostPathResolver): Promise<SwtpmNames> {
+export function swtpmNames(config: AgentConfig, res: LoadedPrincipal): SwtpmNames {
   const { user, group } = config.swtpm;
   if (user !== null && group !== null) return { user, group, source: 'config', problem: null };
-  const res = await loadPrincipal(config.health, hostPath);
   // Each name on its own: one unknown account in qemu.conf must not hide the other, valid one.
   const libvirtUser = res.principal?.user ?? res.userSpec ?? 'tss';
   const libvirtGroup = res.principal?.group ?? res.groupSpec ?? 'tss';
@@ -150,13 +155,4 @@ export async function swtpmNames(config: AgentConfig, hostPath: HostPathResolver
     source: user !== null || group !== null ? 'config' : problem ? 'assumed' : fromConf ? 'qemu.conf' : 'libvirt-default',
     problem: user !== null && group !== null ? null : problem,
   };
-}
-
-/**
- * passwd and group as libvirtd sees them: in Atmosphere the swtpm user exists only in the libvirt
- * container's /etc, so the files are read through libvirtd's root when it runs in one.
- */
-export async function libvirtAccounts(hostPath: HostPathResolver): Promise<AccountsRead> {
-  const [passwd, group] = await Promise.all([libvirtViewPath('/etc/passwd', hostPath), libvirtViewPath('/etc/group', hostPath)]);
-  return readAccounts(passwd, group);
 }

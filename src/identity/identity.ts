@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config/schema.js';
 import { libvirtHostname } from '../libvirt/hostname.js';
 import { probeKey } from '../results.js';
 import { runCommand, SMALL_OUTPUT_BYTES } from '../util/exec.js';
-import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess } from '../util/container-paths.js';
+import { locateLibvirtd, resolveLibvirtPath, type ContainerPath, type LibvirtdProcess, type LocateOptions } from '../host/libvirtd-location.js';
 import type { HostPathResolver } from '../util/hostpath.js';
 import { parseComputeId, parseHostname } from './parse.js';
 import { loadNovaSettings } from '../host/nova-conf.js';
@@ -42,6 +42,8 @@ export interface IdentityInputs {
   signal: AbortSignal;
   /** Milliseconds left for the whole gathering; each command gets the smaller of this and its own limit. */
   remainingMs(): number;
+  /** The round's process list (PROCESSES), where libvirtd is looked for; scanned here when absent. */
+  processes?: LocateOptions['processes'];
 }
 
 function timeoutMs(ctx: IdentityInputs): number {
@@ -103,7 +105,7 @@ export async function gatherNodeIdentity(ctx: IdentityInputs): Promise<NodeIdent
     novaHost(ctx),
     computeNodeUuid(ctx),
     providerName(ctx),
-    locateLibvirtd({ hostPath: ctx.hostPath, daemonNames: libvirtDaemonNames }),
+    locateLibvirtd({ hostPath: ctx.hostPath, daemonNames: libvirtDaemonNames, ...(ctx.processes ? { processes: ctx.processes } : {}) }),
   ]);
   const containerPaths = await Promise.all(libvirtContainerPaths.map((p) => resolveLibvirtPath(p, daemon, ctx.hostPath)));
   return {

@@ -6,6 +6,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 import { rcHex } from '../swtpm/rc.js';
+import { SWTPM_PRINCIPAL } from '../host/swtpm-principal.js';
 import { EMULATION, runEmulationChecks, type EmulationCheckResult, type EmulationData } from '../swtpm/index.js';
 import type { CheckSection, ProbeResult, ProbeResults } from '../results.js';
 import type { Probe } from './types.js';
@@ -137,7 +138,7 @@ export const emulationProbe: Probe<EmulationData> = {
       env: ctx.env,
       signal: ctx.signal,
       log: ctx.log,
-      hostPath: ctx.hostPath,
+      swtpmPrincipal: () => ctx.facts.get(SWTPM_PRINCIPAL),
       remainingMs: ctx.remainingMs,
       previous: results.get(EMULATION)?.data ?? null,
     });

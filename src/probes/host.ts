@@ -4,7 +4,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
 import { hardwareVirtualization } from '../host/cpu.js';
 import { readOsRelease } from '../host/os-release.js';
-import { libvirtAccounts, swtpmNames } from '../host/swtpm-principal.js';
+import { SWTPM_PRINCIPAL, swtpmNames } from '../host/swtpm-principal.js';
 import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
 import { HOST, LIBVIRT, type HostPrerequisites, type Reason } from '../libvirt/facts.js';
 import type { Probe } from './types.js';
@@ -21,11 +21,12 @@ export const hostProbe: Probe<HostPrerequisites> = {
   after: [LIBVIRT],
   async run(ctx, results) {
     const { stateDir } = ctx.config.swtpm;
-    const names = await swtpmNames(ctx.config, ctx.hostPath);
+    // libvirt starts swtpm as this principal, so it is looked up where libvirtd lives: in Atmosphere
+    // the swtpm user exists only in the libvirt container's /etc/passwd.
+    const loaded = await ctx.facts.get(SWTPM_PRINCIPAL);
+    const names = swtpmNames(ctx.config, loaded);
     const { user, group } = names;
-    // libvirt starts swtpm as this principal, so look it up where libvirtd lives: in Atmosphere the
-    // swtpm user exists only in the libvirt container's /etc/passwd.
-    const { accounts } = await libvirtAccounts(ctx.hostPath);
+    const { accounts } = loaded;
     const uid = userByName(accounts, user)?.uid ?? null;
     const gid = groupByName(accounts, group)?.gid ?? null;
     const problems: string[] = [];

@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { gatherNodeIdentity, NODE_IDENTITY, type IdentityValue, type NodeIdentity } from '../identity/identity.js';
 import type { CheckSection, ProbeResult } from '../results.js';
 import type { Probe } from './types.js';
+import { PROCESSES } from '../host/processes.js';
 import { METRIC_NAMES } from '../metric-names.js';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 
@@ -16,7 +17,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
   description: 'Nova host name, compute node UUID, Placement provider name; reachability of the libvirt container paths',
   enabled: (config) => config.identity.enabled,
   schedule: (config) => config.identity.schedule,
-  run: (ctx) =>
+  run: async (ctx) =>
     gatherNodeIdentity({
       identity: ctx.config.identity,
       libvirt: ctx.config.libvirt,
@@ -24,6 +25,7 @@ export const nodeIdentityProbe: Probe<NodeIdentity> = {
       env: ctx.env,
       signal: ctx.signal,
       remainingMs: () => ctx.remainingMs(),
+      processes: await ctx.facts.get(PROCESSES),
     }),
   registerMetrics(registry: Registry, results) {
     new Gauge({

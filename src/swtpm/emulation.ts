@@ -10,7 +10,7 @@ import type { HostPathResolver } from '../util/hostpath.js';
 import type { TpmVersion } from '../libvirt/facts.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
-import { swtpmNames } from '../host/swtpm-principal.js';
+import { swtpmNames, type LoadedPrincipal } from '../host/swtpm-principal.js';
 import { runAsPrincipal, type Principal } from './principal.js';
 import { pendingResult, type CheckLevel, type EmulationCheckResult, type EmulationData } from './types.js';
 
@@ -19,7 +19,8 @@ export interface EmulationRunOptions {
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   log: Logger;
-  hostPath: HostPathResolver;
+  /** The round's swtpm principal (asked only when the check runs as the swtpm user). */
+  swtpmPrincipal: () => Promise<LoadedPrincipal>;
   /** Milliseconds left for the whole round (the probe's timeout). */
   remainingMs: () => number;
   previous?: EmulationData | null;
@@ -70,8 +71,8 @@ async function runRound(options: EmulationRunOptions): Promise<EmulationData> {
   let principal: Principal | null = null;
   try {
     // The names libvirt would use (configured, or qemu.conf's); not needed when running as the agent itself.
-    const names = config.emulation.runAs === 'self' ? null : await swtpmNames(config, options.hostPath);
-    principal = names ? await runAsPrincipal(config.emulation.runAs, names, options.hostPath, options.uid === undefined ? undefined : options.uid) : null;
+    const loaded = config.emulation.runAs === 'self' ? null : await options.swtpmPrincipal();
+    principal = loaded ? await runAsPrincipal(config.emulation.runAs, swtpmNames(config, loaded), loaded.accountsRead, options.uid === undefined ? undefined : options.uid) : null;
   } catch (err) {
     const e = toAgentError(err, 'VTPM_ERR_SWTPM_START');
     data.checks = plan.map(({ version, level }) => notRun(version, level, 'principal', e.message, e.code));

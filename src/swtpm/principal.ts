@@ -4,9 +4,7 @@
  * otherwise it runs as the agent's own user.
  */
 import { AgentError } from '../errors.js';
-import type { HostPathResolver } from '../util/hostpath.js';
-import { resolveGroup, resolveUser } from '../host/accounts.js';
-import { libvirtAccounts } from '../host/swtpm-principal.js';
+import { resolveGroup, resolveUser, type AccountsRead } from '../host/accounts.js';
 
 export type RunAs = 'auto' | 'swtpm-user' | 'self';
 
@@ -29,7 +27,8 @@ export function currentUid(): number | null {
 export async function runAsPrincipal(
   runAs: RunAs,
   names: { user: string; group: string },
-  hostPath: HostPathResolver,
+  /** passwd/group as libvirtd sees them (the round's SWTPM_PRINCIPAL read them). */
+  read: AccountsRead,
   uid: number | null = currentUid(),
 ): Promise<Principal | null> {
   const root = uid === 0;
@@ -41,7 +40,6 @@ export async function runAsPrincipal(
   }
   // The uid/gid libvirt would run swtpm as: looked up where libvirtd lives (in Atmosphere the
   // swtpm user exists only in the libvirt container).
-  const read = await libvirtAccounts(hostPath);
   const u = resolveUser(read.accounts, names.user);
   if (!u) throw unresolved('user', names.user, read.passwdError, '/etc/passwd');
   const g = resolveGroup(read.accounts, names.group);

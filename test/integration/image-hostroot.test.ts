@@ -59,11 +59,13 @@ function prepareHost(): string {
   chmodSync(path.join(host, 'var/lib/libvirt/swtpm'), 0o711);
   put('proc/sys/kernel/random/boot_id', 'd5c3b1a0-1111-4222-8333-444455556666\n');
   put('proc/1/comm', 'systemd\n');
+  put('proc/1/cmdline', '/sbin/init\0');
   symlinkSync(host, path.join(host, 'proc/1/root'));
   // The libvirt container's private files, reachable only through /proc/<pid>/root.
   const container = path.join(work, 'libvirt-container');
   for (const d of ['var/log/swtpm/libvirt/qemu', 'etc/libvirt/secrets', 'var/lib/swtpm-localca']) mkdirSync(path.join(container, d), { recursive: true });
   put(`proc/${FAKE_LIBVIRTD_PID}/comm`, 'libvirtd\n');
+  put(`proc/${FAKE_LIBVIRTD_PID}/cmdline`, '/usr/sbin/libvirtd\0');
   symlinkSync(container, path.join(host, `proc/${FAKE_LIBVIRTD_PID}/root`));
   return host;
 }

@@ -3,6 +3,7 @@ import { tmpdir, uptime } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
+import { HostFacts } from '../../src/host/facts.js';
 import { configSchema } from '../../src/config/schema.js';
 import { hostProbe } from '../../src/probes/host.js';
 import { stateStore } from '../fixtures/state-files.js';
@@ -27,16 +28,19 @@ t.test('a host probe run spawns no shell or helper: host facts are read, not ask
   t.teardown(() => {
     process.env.PATH = oldPath;
   });
+  const config = configSchema.parse({});
+  const hostPath = (p: string) => path.join(root, p);
   const data = await hostProbe.run(
     {
       signal: new AbortController().signal,
       log: pino({ level: 'silent' }),
-      config: configSchema.parse({}),
-      hostPath: (p) => path.join(root, p),
+      config,
+      hostPath,
       env: process.env,
       remainingMs: () => 10_000,
       readOnlyState: true,
       stateFiles: stateStore(),
+      facts: new HostFacts({ config, hostPath }),
     },
     { get: () => undefined },
   );

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseComputeId, parseHostname } from '../../src/identity/parse.js';
-import { placementFromMountinfoText } from '../../src/util/container-paths.js';
+import { placementFromMountinfoText } from '../../src/host/libvirtd-location.js';
 
 t.test('compute_id: one UUID, newline tolerated, case normalised; anything else is a typed parse error', async (t) => {
   t.equal(parseComputeId('2b8e1a6e-7d3c-4f3a-9a39-5c1f0e6a7b80\n', '/var/lib/nova/compute_id'), '2b8e1a6e-7d3c-4f3a-9a39-5c1f0e6a7b80');

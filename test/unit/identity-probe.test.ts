@@ -27,12 +27,14 @@ function tree(name: string, files: Record<string, string>, libvirtdInContainer: 
   }
   mkdirSync(path.join(root, 'proc/1'), { recursive: true });
   writeFileSync(path.join(root, 'proc/1/comm'), 'systemd\n');
+  writeFileSync(path.join(root, 'proc/1/cmdline'), '/sbin/init\0');
   symlinkSync(root, path.join(root, 'proc/1/root'));
   if (libvirtdInContainer) {
     const cfs = path.join(work, `${name}-libvirt`);
     mkdirSync(path.join(cfs, 'var/log/swtpm'), { recursive: true });
     mkdirSync(path.join(root, 'proc/700'), { recursive: true });
     writeFileSync(path.join(root, 'proc/700/comm'), 'libvirtd\n');
+    writeFileSync(path.join(root, 'proc/700/cmdline'), '/usr/sbin/libvirtd\0');
     symlinkSync(cfs, path.join(root, 'proc/700/root'));
   }
   return root;

@@ -1,5 +1,6 @@
 import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js';
-import { LIBVIRT_VIEW, PROCESSES, type ProcInfo } from '../../host/processes.js';
+import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
+import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, type MountEntry, mountFor, parseCapEff, parseMountinfo } from '../parse/proc.js';
 import { finding } from '../reasons.js';

@@ -7,7 +7,7 @@ import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { SWTPM_PRINCIPAL, type Principal } from '../../host/swtpm-principal.js';
-import { LIBVIRT_VIEW } from '../../host/processes.js';
+import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
 import { healthProbe } from '../probe.js';
 

@@ -11,7 +11,7 @@ import type { HostPathResolver } from '../../util/hostpath.js';
 import type { StateStore } from '../../util/state-file.js';
 import { GUEST_INVENTORY } from '../../guests/types.js';
 import { healthProbe } from '../probe.js';
-import { LIBVIRT_VIEW } from '../../host/processes.js';
+import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
 
 /** `baseline`: the first read of this file's backlog is not finished (larger than one run's budget). */
 const cursorSchema = z.object({ ino: z.number(), offset: z.number(), baseline: z.boolean().optional() });

@@ -6,7 +6,7 @@ import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_KEEP_TPM, upstreamVersion } from '../../host/versions.js';
 import { healthProbe, innerTimeout } from '../probe.js';
-import { LIBVIRT_VIEW } from '../../host/processes.js';
+import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
 import { which } from '../../util/which.js';
 
 export const VERSION_COMPONENTS = ['libvirt', 'qemu', 'swtpm', 'libtpms', 'openssl'] as const;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { libvirtViewPath, locateLibvirtd, resolveLibvirtPath } from '../../src/util/container-paths.js';
+import { libvirtViewResolver, locateLibvirtd, resolveLibvirtPath } from '../../src/host/libvirtd-location.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { requireCommands } from '../harness/components.js';
 
@@ -16,7 +16,7 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'vtpm-cpaths-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
 /**
- * A host root as a pod sees it at /host: `proc/<pid>/comm` and `proc/<pid>/root` for init and
+ * A host root as a pod sees it at /host: `proc/<pid>/{comm,cmdline}` and `proc/<pid>/root` for init and
  * the daemons. The kernel makes `root` a magic link to the process's root; a symlink to a
  * directory behaves the same for stat and path lookup.
  */
@@ -26,6 +26,7 @@ function hostTree(name: string, procs: Array<{ pid: number; comm: string; root: 
     const dir = path.join(host, 'proc', String(p.pid));
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'comm'), `${p.comm}\n`);
+    writeFileSync(path.join(dir, 'cmdline'), `/usr/sbin/${p.comm}\0`);
     symlinkSync(p.root === 'host' ? host : p.root, path.join(dir, 'root'));
   }
   mkdirSync(path.join(host, 'proc', 'sys'), { recursive: true }); // non-numeric entries are skipped
@@ -79,22 +80,21 @@ t.test('libvirtd on the host (systemd deployments): the same paths are plain hos
   });
 });
 
-t.test('libvirtViewPath: the container\'s file when libvirtd runs in one, else the host\'s', async (t) => {
+t.test('libvirtViewResolver: the container\'s path when libvirtd runs in one, else the host\'s', async (t) => {
   const cfs = containerFs('view', ['etc']);
   writeFileSync(path.join(cfs, 'etc/passwd'), 'swtpm:x:998:998::/var/lib/swtpm:/usr/sbin/nologin\n');
   const inContainer = hostTree('view-c', [
     { pid: 1, comm: 'systemd', root: 'host' },
     { pid: 610, comm: 'libvirtd', root: cfs },
   ]);
-  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(inContainer)), path.join(inContainer, 'proc/610/root/etc/passwd'));
-  t.equal(await libvirtViewPath('/etc/shadow-not-there', hostPathResolver(inContainer)), path.join(inContainer, 'etc/shadow-not-there'), 'missing in the container: the host path');
+  t.equal((await libvirtViewResolver(hostPathResolver(inContainer)))('/etc/passwd'), path.join(inContainer, 'proc/610/root/etc/passwd'));
   const onHost = hostTree('view-h', [
     { pid: 1, comm: 'systemd', root: 'host' },
     { pid: 611, comm: 'virtqemud', root: 'host' },
   ]);
-  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(onHost)), path.join(onHost, 'etc/passwd'));
+  t.equal((await libvirtViewResolver(hostPathResolver(onHost)))('/etc/passwd'), path.join(onHost, 'etc/passwd'));
   const none = hostTree('view-n', [{ pid: 1, comm: 'systemd', root: 'host' }]);
-  t.equal(await libvirtViewPath('/etc/passwd', hostPathResolver(none)), path.join(none, 'etc/passwd'));
+  t.equal((await libvirtViewResolver(hostPathResolver(none)))('/etc/passwd'), path.join(none, 'etc/passwd'));
 });
 
 t.test('two daemons: the oldest (lowest pid) owns the sockets', async (t) => {
@@ -139,7 +139,7 @@ t.test('root without CAP_SYS_PTRACE (a container with capabilities dropped): lib
   writeFileSync(
     script,
     [
-      `import { locateLibvirtd, resolveLibvirtPath } from '${path.join(ROOT, 'src/util/container-paths.ts')}';`,
+      `import { locateLibvirtd, resolveLibvirtPath } from '${path.join(ROOT, 'src/host/libvirtd-location.ts')}';`,
       `import { hostPathResolver } from '${path.join(ROOT, 'src/util/hostpath.ts')}';`,
       `const hostPath = hostPathResolver('/');`,
       `const daemon = await locateLibvirtd({ hostPath, daemonNames: ['libvirtd'] });`,
@@ -165,7 +165,7 @@ t.test('root without CAP_SYS_PTRACE (a container with capabilities dropped): lib
 });
 
 t.test('libvirt-view resolver: container paths through /proc/<pid>/root, host paths otherwise', async (t) => {
-  const { libvirtViewResolver } = await import('../../src/util/container-paths.js');
+  const { libvirtViewResolver } = await import('../../src/host/libvirtd-location.js');
   const cfs = containerFs('v1', ['etc']);
   writeFileSync(path.join(cfs, 'etc/passwd'), 'swtpm:x:107:113::/var/lib/swtpm:/usr/sbin/nologin\n');
   const inPod = hostTree('v1', [

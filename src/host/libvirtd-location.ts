@@ -1,6 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { HostPathResolver } from './hostpath.js';
+import type { HostPathResolver } from '../util/hostpath.js';
+import { hostFact } from './facts.js';
+import { listProcesses, PROCESSES } from './processes.js';
 
 /**
  * Reaches files that live inside the libvirt container rather than on the host. Atmosphere's
@@ -54,28 +56,8 @@ export interface LocateOptions {
   hostPath: HostPathResolver;
   /** Process names that count as the libvirt daemon. */
   daemonNames: readonly string[];
-  /** The host's processes when already scanned (a probe round's list); else `<proc>` is scanned here. */
+  /** The host's processes when already scanned (a probe round's PROCESSES); else /proc is scanned here. */
   processes?: ReadonlyArray<{ pid: number; comm: string }>;
-}
-
-/** pid and comm of every process in `procDir`; null when it cannot be listed. */
-async function scanComm(procDir: string): Promise<Array<{ pid: number; comm: string }> | null> {
-  let entries: string[];
-  try {
-    entries = await readdir(procDir);
-  } catch {
-    return null;
-  }
-  const out: Array<{ pid: number; comm: string }> = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      out.push({ pid: Number(entry), comm: (await readFile(path.join(procDir, entry, 'comm'), 'utf8')).trim() });
-    } catch {
-      // exited while scanning
-    }
-  }
-  return out;
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -97,8 +79,7 @@ const DENIED_HINT = 'grant CAP_SYS_PTRACE and run unconfined by AppArmor (contai
 export async function locateLibvirtd(options: LocateOptions): Promise<LibvirtdProcess | null> {
   const procDir = options.hostPath('/proc');
   const wanted = new Set(options.daemonNames);
-  const processes = options.processes ?? (await scanComm(procDir));
-  if (processes === null) return null;
+  const processes = options.processes ?? (await listProcesses(options.hostPath));
   const found = processes.filter((p) => wanted.has(p.comm)).map((p) => ({ pid: p.pid, name: p.comm }));
   if (found.length === 0) return null;
   // Several daemons (e.g. a stale one): the oldest is the one that owns the sockets.
@@ -205,19 +186,6 @@ export async function resolveLibvirtPath(libvirtPath: string, daemon: LibvirtdPr
 export const LIBVIRT_DAEMON_NAMES: readonly string[] = ['libvirtd', 'virtqemud'];
 
 /**
- * Where to read `libvirtPath` as libvirtd sees it, for callers that just want a path: through
- * the libvirt container's root when libvirtd runs in a container and the path is reachable
- * there, otherwise the host path (under the host root). E.g. the swtpm user in Atmosphere exists
- * only in the libvirt container's /etc/passwd.
- */
-export async function libvirtViewPath(libvirtPath: string, hostPath: HostPathResolver, daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): Promise<string> {
-  const daemon = await locateLibvirtd({ hostPath, daemonNames });
-  if (daemon?.placement !== 'container') return hostPath(libvirtPath);
-  const resolved = await resolveLibvirtPath(libvirtPath, daemon, hostPath);
-  return resolved.resolved ?? hostPath(libvirtPath);
-}
-
-/**
  * A resolver for paths as libvirtd sees them (its swtpm logs, local CA, secrets, swtpm_setup
  * configuration): through `/proc/<pid>/root` when libvirtd runs in a container — Atmosphere does
  * not share those directories with the host — else on the host root. libvirtd is located once
@@ -232,3 +200,8 @@ export async function libvirtViewResolver(
   if (daemon?.placement !== 'container') return hostPath;
   return (libvirtPath: string) => path.join(daemon.root, path.resolve('/', libvirtPath));
 }
+
+/** The round's view of paths as libvirtd sees them, located from the round's process list. */
+export const LIBVIRT_VIEW = hostFact<HostPathResolver>('libvirt-view', async (facts) =>
+  libvirtViewResolver(facts.hostPath, LIBVIRT_DAEMON_NAMES, await facts.get(PROCESSES)),
+);
