@@ -6,7 +6,7 @@
  */
 import { confString, parseLibvirtConf, type LibvirtConf } from '../libvirt/qemu-conf.js';
 import { readAccounts, resolveGroup, type AccountsRead, resolveUser, supplementaryGids, userByName, groupByName, type Accounts } from './accounts.js';
-import { readText } from './fsinfo.js';
+import { pathInfo, readText } from './fsinfo.js';
 import { hostFact } from './facts.js';
 import type { AgentConfig } from '../config/schema.js';
 import { LIBVIRT_VIEW, libvirtViewResolver } from './libvirtd-location.js';
@@ -89,7 +89,8 @@ export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolve
   const view = libvirtView ?? (await libvirtViewResolver(hostPath));
   // Unreadable passwd/group leave no accounts, and libvirt's rules would then say root: a guess
   // that must be reported as one, not taken as libvirt's answer.
-  const read = await readAccounts(view(cfg.passwdFile), view(cfg.groupFile));
+  const [passwd, group] = await Promise.all([accountsFile(cfg.passwdFile, view, hostPath), accountsFile(cfg.groupFile, view, hostPath)]);
+  const read = await readAccounts(passwd, group);
   const conf_ = await readText(view(cfg.qemuConf));
   // A missing qemu.conf means libvirt's built-in defaults; an unreadable one is reported by C3.
   const conf = conf_.text !== null ? parseLibvirtConf(conf_.text) : null;
@@ -102,6 +103,17 @@ export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolve
     accountsRead: read,
     accountsError: accountsReadError(cfg, read),
   };
+}
+
+/**
+ * passwd/group as libvirtd sees them; the host's when libvirtd's container has none (a container
+ * without its own accounts shares the host's, as the agent's probes have always read them).
+ */
+async function accountsFile(file: string, view: HostPathResolver, hostPath: HostPathResolver): Promise<string> {
+  // libvirtd on the host: the view is the host resolver itself.
+  if (view === hostPath) return hostPath(file);
+  const inView = view(file);
+  return (await pathInfo(inView)).exists ? inView : hostPath(file);
 }
 
 export type LoadedPrincipal = PrincipalResolution & {
