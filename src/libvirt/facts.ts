@@ -2,6 +2,7 @@
  * The verdict's inputs: what the libvirt, swtpm, host and emulation probes found, as typed facts
  * with their probe keys. Lives below the probes and the verdict so both can import it.
  */
+import type { HostMemory } from '../host/memory.js';
 import type { DomainCapabilities } from './domcaps.js';
 import { probeKey } from '../results.js';
 
@@ -81,6 +82,7 @@ export interface HostPrerequisites extends HostFacts {
   os: string | null;
   kernel: string | null;
   hardwareVirtualization: boolean | null;
+  memory: HostMemory | null;
 }
 
 export interface MachineDomainCapabilities {

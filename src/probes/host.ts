@@ -3,6 +3,7 @@ import { release as kernelRelease, uptime } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
 import { hardwareVirtualization } from '../host/cpu.js';
+import { hostMemory } from '../host/memory.js';
 import { readOsRelease } from '../host/os-release.js';
 import { SWTPM_PRINCIPAL, swtpmNames } from '../host/swtpm-principal.js';
 import { compareVersions, LIBVIRT_KEEP_TPM } from '../host/versions.js';
@@ -65,9 +66,9 @@ export const hostProbe: Probe<HostPrerequisites> = {
     if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
     // Host facts are informative: a failure there must not fail the probe. The OS comes from the
     // host's os-release (under the host root), not systeminformation's view of the agent's own
-    // filesystem, which in a pod is the image's; uptime and CPU flags are kernel-wide. Uptime is
-    // os.uptime() (sysinfo(2)): systeminformation's time() blocked the loop on a `date` shell for it.
-    const [os, virtualization] = await Promise.all([readOsRelease(ctx.hostPath), hardwareVirtualization()]);
+    // filesystem, which in a pod is the image's; uptime, memory and CPU flags are kernel-wide. Uptime
+    // is os.uptime() (sysinfo(2)): systeminformation's time() blocked the loop on a `date` shell for it.
+    const [os, virtualization, memory] = await Promise.all([readOsRelease(ctx.hostPath), hardwareVirtualization(), hostMemory()]);
     return {
       swtpmUser: { name: user, exists: uid !== null, uid },
       swtpmGroup: { name: group, exists: gid !== null, gid },
@@ -80,6 +81,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       os,
       kernel: kernelRelease(),
       hardwareVirtualization: virtualization,
+      memory,
     };
   },
   registerMetrics(registry: Registry, results) {

@@ -47,4 +47,9 @@ t.test('a host probe run spawns no shell or helper: host facts are read, not ask
   t.equal(readFileSync(record, 'utf8'), '', 'nothing on PATH was run');
   t.type(data.bootTime, 'number');
   t.ok(Math.abs(data.bootTime! - (Date.now() / 1000 - uptime())) <= 2, 'boot time is now minus the kernel uptime');
+  // systeminformation's mem() reads /proc/meminfo: a real host fact with no child process.
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const totalKiB = Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1]);
+  t.equal(data.memory?.totalBytes, totalKiB * 1024, 'total memory as /proc/meminfo says');
+  t.ok(data.memory!.availableBytes > 0 && data.memory!.availableBytes <= data.memory!.totalBytes, 'available memory within the total');
 });
