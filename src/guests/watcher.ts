@@ -57,6 +57,11 @@ export class GuestRestartWatcher implements AgentExtension {
   /** Restart totals of the last saved watch when this boot has none (yet). */
   private carriedTotals: RestartTotals = noRestartTotals();
   private stopping = false;
+  /**
+   * Whether the next refresh must read libvirt now (an event, a deadline, a resync); the periodic
+   * snapshot alone makes do with the probe's own recent inventory from the state.
+   */
+  private freshNeeded = true;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
   private runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
   private readonly metrics = new WatcherMetrics();
@@ -75,6 +80,7 @@ export class GuestRestartWatcher implements AgentExtension {
   async start(ctx: ExtensionContext): Promise<void> {
     this.ctx = ctx;
     this.stopping = false;
+    this.freshNeeded = true;
     this.runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
     this.watchReady = false;
     this.log = ctx.log.child({ extension: this.name });
@@ -92,7 +98,7 @@ export class GuestRestartWatcher implements AgentExtension {
       });
       this.events.start();
     }
-    this.snapshotTimer = setInterval(() => void this.refreshSoon(), cfg.snapshotIntervalSeconds * 1000);
+    this.snapshotTimer = setInterval(() => void this.runner.trigger(), cfg.snapshotIntervalSeconds * 1000);
     this.resyncTimer = setInterval(() => {
       if (this.watch && this.watch.guests.some((g) => g.status === 'pending' || (g.status === 'failed' && g.down))) void this.refreshSoon();
     }, cfg.resyncIntervalSeconds * 1000);
@@ -175,9 +181,23 @@ export class GuestRestartWatcher implements AgentExtension {
     if (delay < 2 ** 31 - 1) this.deadlineTimer = setTimeout(() => void this.refreshSoon(), delay);
   }
 
-  /** Runs a refresh now, or once more after the one in flight. */
+  /** Runs a refresh with a new libvirt read now, or once more after the one in flight. */
   refreshSoon(): Promise<void> {
+    this.freshNeeded = true;
     return this.runner.trigger();
+  }
+
+  /**
+   * The probe's latest inventory when a snapshot tick can use it: read within the snapshot interval
+   * (the guest-inventory probe's own schedule usually runs as often) and not older than the one the
+   * watcher last saw. Saves a second virsh round per interval.
+   */
+  private recentInventory(ctx: ExtensionContext): ProbeResult<GuestInventory> | undefined {
+    const latest = ctx.state.get(GUEST_INVENTORY);
+    if (!latest?.ok || !latest.data) return undefined;
+    const age = Date.now() - latest.data.collectedAt;
+    const notOlder = latest.data.collectedAt >= (this.lastInventory?.collectedAt ?? -Infinity);
+    return age < ctx.config.guests.snapshotIntervalSeconds * 1000 && notOlder ? latest : undefined;
   }
 
   private async refresh(): Promise<void> {
@@ -187,8 +207,11 @@ export class GuestRestartWatcher implements AgentExtension {
       if (await this.tryInitialize(ctx)) this.armDeadline();
       if (this.stopping) return;
     }
-    // The agent's one inventory, run now (the /metrics and Barbican views get the same one).
-    const result = await ctx.refresh(GUEST_INVENTORY);
+    // The agent's one inventory (the /metrics and Barbican views get the same one): run now, unless
+    // only the periodic snapshot asked and the probe's schedule brought a recent one.
+    const fresh = this.freshNeeded;
+    this.freshNeeded = false;
+    const result = (!fresh && this.recentInventory(ctx)) || (await ctx.refresh(GUEST_INVENTORY));
     if (!result && ctx.signal.aborted) return;
     const got = inventoryOf(result);
     if ('error' in got) {
@@ -229,14 +252,13 @@ export class GuestRestartWatcher implements AgentExtension {
   private async gatherEvidence(watch: Watch, inv: GuestInventory): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>();
     const ctx = this.ctx!;
+    const suspects = watch.guests.filter((g) => g.status === 'pending' || (g.status === 'failed' && g.down));
+    if (suspects.length === 0) return out;
     const names = new Map(inv.guests.map((g) => [g.uuid, g.name]));
-    // The swtpm logs live in libvirt's view (in Atmosphere: inside the libvirt container).
+    // The swtpm logs live in libvirt's view (in Atmosphere: inside the libvirt container); found by
+    // a /proc scan, so only when a guest's log is to be read.
     const dir = (await libvirtViewResolver(ctx.hostPath))(ctx.config.guests.swtpmLogDir);
-    await Promise.all(
-      watch.guests
-        .filter((g) => g.status === 'pending' || (g.status === 'failed' && g.down))
-        .map(async (g) => out.set(g.uuid, await swtpmFailureSince(dir, names.get(g.uuid) ?? g.name, watch.startedAt))),
-    );
+    await Promise.all(suspects.map(async (g) => out.set(g.uuid, await swtpmFailureSince(dir, names.get(g.uuid) ?? g.name, watch.startedAt))));
     return out;
   }
 

@@ -329,3 +329,31 @@ t.test('watcher: a failed inventory result is the error in status; the final sna
   t.equal(broken.state.get(GUEST_INVENTORY)?.ok, false, 'the same failure is in the state');
   await second.stop();
 });
+
+t.test('watcher: a snapshot tick uses the probe\'s recent scheduled inventory; events still read libvirt', async (t) => {
+  const { stateDir, counter, probe, ctx, watcher, internals } = await countedWatcher(t);
+  const snapshotFile = path.join(stateDir, 'guests', 'snapshot.json');
+  const first = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { takenAt: number };
+  // The probe's own schedule brings a newer inventory; then the periodic snapshot ticks.
+  await new Promise((r) => setTimeout(r, 20));
+  await ctx.scheduler.runCycle([probe]);
+  const runs = counter.runs;
+  const tick = watcher as unknown as { runner: { trigger(): Promise<void> } };
+  await tick.runner.trigger();
+  t.equal(counter.runs, runs, 'the snapshot tick made no probe run of its own');
+  const second = JSON.parse(readFileSync(snapshotFile, 'utf8')) as { takenAt: number };
+  t.ok(second.takenAt > first.takenAt, 'and wrote the snapshot from the scheduled inventory');
+
+  // An event needs the guest's state now: a new read, even with a recent inventory in the state.
+  internals.onEvent({ timestamp: Date.now(), domain: 'instance-0000002a', event: 'Started', detail: 'Booted' });
+  await internals.runner.idle();
+  t.equal(counter.runs, runs + 1, 'the event made one probe run');
+
+  // An inventory older than the snapshot interval is not reused (even one the watcher has not seen).
+  (watcher as unknown as { lastInventory: unknown }).lastInventory = null;
+  const old = ctx.state.get(GUEST_INVENTORY)!;
+  ctx.state.set({ ...old, data: { ...old.data!, collectedAt: Date.now() - ctx.config.guests.snapshotIntervalSeconds * 1000 - 1000 } });
+  await tick.runner.trigger();
+  t.equal(counter.runs, runs + 2, 'a stale inventory in the state: the tick reads libvirt');
+  await watcher.stop();
+});
