@@ -3,8 +3,8 @@ import type { AgentConfig } from './config/schema.js';
 import type { AgentExtension } from './extension-api.js';
 import type { CheckSection, ProbeKey, ProbeResult } from './results.js';
 import { loadExtensions } from './extension-list.js';
-import { AgentError } from './errors.js';
-import { collectInventory, inventoryOptions } from './guests/inventory.js';
+import { GUEST_INVENTORY } from './guests/types.js';
+import { guestInventoryProbe } from './probes/guest-inventory.js';
 import { preRebootFailure, preRebootReport, type PreRebootReport } from './guests/pre-reboot.js';
 import { allProbes } from './probes/index.js';
 import type { Probe } from './probes/types.js';
@@ -65,14 +65,24 @@ export async function runCheck(options: CheckOptions): Promise<HostReport> {
 }
 
 /**
- * `check --pre-reboot`: only the guest inventory (two virsh calls and nova.conf), none of the
- * other probes, so a maintenance playbook gets its answer in about a second.
+ * `check --pre-reboot`: only the guest-inventory probe (two virsh calls and nova.conf), none of the
+ * others, so a maintenance playbook gets its answer in about a second. The same probe the daemon
+ * runs, with its timeout and output caps: one inventory code path.
  */
-export async function runPreRebootCheck(config: AgentConfig, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<PreRebootReport> {
-  try {
-    const inventory = await collectInventory(inventoryOptions(config, hostPathResolver(config.hostRoot), env, config.libvirt.timeoutSeconds * 1000, signal));
-    return preRebootReport(inventory);
-  } catch (err) {
-    return preRebootFailure(err instanceof AgentError ? err.code : 'VTPM_ERR_GUEST_INVENTORY', (err as Error).message);
-  }
+export async function runPreRebootCheck(config: AgentConfig, log: Logger, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<PreRebootReport> {
+  const state = new HostState();
+  const scheduler = new ProbeScheduler({
+    probes: [guestInventoryProbe],
+    config,
+    log,
+    hostPath: hostPathResolver(config.hostRoot),
+    env,
+    state,
+    signal: signal ?? new AbortController().signal,
+    readOnlyState: true,
+    stateFiles: new StateFiles({ log, readOnly: true }),
+  });
+  const result = await scheduler.refresh(GUEST_INVENTORY);
+  if (result?.ok && result.data) return preRebootReport(result.data);
+  return preRebootFailure(result?.error?.code ?? 'VTPM_ERR_GUEST_INVENTORY', result?.error?.message ?? 'the guest inventory was not read (interrupted)');
 }

@@ -141,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     const log = createLogger(logLevelFlag ? config.logLevel : 'warn', new LogOutput({ fd: 2, sync: true, format: config.logFormat }));
     if (flag('pre-reboot')) {
       const [{ runPreRebootCheck }, { PRE_REBOOT_EXIT, renderPreReboot }] = await Promise.all([import('./check.js'), import('./guests/pre-reboot.js')]);
-      const report = await runPreRebootCheck(config);
+      const report = await runPreRebootCheck(config, log);
       process.stdout.write(flag('json') ? `${JSON.stringify(report, null, 2)}\n` : `${renderPreReboot(report)}\n`);
       return PRE_REBOOT_EXIT[report.outcome];
     }
