@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { HostPathResolver } from '../util/hostpath.js';
 import { hostFact } from './facts.js';
 import { listProcesses, PROCESSES } from './processes.js';
+import { parseMountinfo } from './mountinfo.js';
 
 /**
  * Reaches files that live inside the libvirt container rather than on the host. Atmosphere's
@@ -113,18 +114,10 @@ const CONTAINER_ROOT_FS = new Set(['overlay', 'aufs', 'fuse-overlayfs', 'shiftfs
  * subdirectory), the host's is the root filesystem itself.
  */
 export function placementFromMountinfoText(text: string): LibvirtdPlacement {
-  let last: LibvirtdPlacement = 'unknown';
-  for (const line of text.split('\n')) {
-    // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const fstype = line.slice(sep + 3).split(' ')[0] ?? '';
-    if (left[4] !== '/') continue;
-    // The last mount on / is the visible one.
-    last = CONTAINER_ROOT_FS.has(fstype) || (left[3] !== undefined && left[3] !== '/') ? 'container' : 'host';
-  }
-  return last;
+  // The last mount on / is the visible one.
+  const root = parseMountinfo(text).filter((m) => m.mountPoint === '/').at(-1);
+  if (!root) return 'unknown';
+  return CONTAINER_ROOT_FS.has(root.fsType) || root.root !== '/' ? 'container' : 'host';
 }
 
 async function placementFromMountinfo(file: string): Promise<LibvirtdPlacement> {

@@ -11,7 +11,7 @@ import { evaluateNova } from '../../src/health/checks/nova.js';
 import { evaluateSecrets } from '../../src/health/checks/secrets.js';
 import { evaluateVersions } from '../../src/health/checks/versions.js';
 import { evaluateContainer } from '../../src/health/checks/container.js';
-import { parseMountinfo } from '../../src/health/parse/proc.js';
+import { parseMountinfo } from '../../src/host/mountinfo.js';
 import { parseRestoreconDryRun } from '../../src/health/parse/mac.js';
 import { reasons } from '../../src/health/reasons.js';
 import type { GuestsView, HealthGuest } from '../../src/health/guests.js';

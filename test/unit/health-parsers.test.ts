@@ -9,13 +9,12 @@ import {
   devMajorMinor,
   hasCap,
   isSwtpmCommand,
-  mountFor,
   parseCapEff,
   parseEnvironPath,
-  parseMountinfo,
   parseProcLocks,
   parseSwtpmArgs,
 } from '../../src/health/parse/proc.js';
+import { mountFor, parseMountinfo } from '../../src/host/mountinfo.js';
 import {
   isSwtpmAppArmorDenial,
   isSwtpmAvc,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { libvirtViewResolver, locateLibvirtd, resolveLibvirtPath } from '../../src/host/libvirtd-location.js';
+import { libvirtViewResolver, locateLibvirtd, placementFromMountinfoText, resolveLibvirtPath } from '../../src/host/libvirtd-location.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { requireCommands } from '../harness/components.js';
 
@@ -179,4 +179,16 @@ t.test('libvirt-view resolver: container paths through /proc/<pid>/root, host pa
   t.equal((await libvirtViewResolver(hostPathResolver(onHost), DAEMONS))('/etc/passwd'), path.join(onHost, 'etc/passwd'));
   const none = hostTree('v3', [{ pid: 1, comm: 'systemd', root: 'host' }]);
   t.equal((await libvirtViewResolver(hostPathResolver(none), DAEMONS))('/var/log/swtpm'), path.join(none, 'var/log/swtpm'), 'no libvirtd visible: host path');
+});
+
+t.test('placement from mountinfo: overlay or a bind of a subdirectory at / is a container', async (t) => {
+  const host = '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n23 22 0:21 / /proc rw,relatime - proc proc rw\n';
+  const container =
+    '1200 1100 0:120 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/containerd/l1,upperdir=/u,workdir=/w\n1201 1200 0:121 / /proc rw - proc proc rw\n';
+  const bind = '300 200 254:0 /var/lib/machines/x / rw,relatime - ext4 /dev/vda rw\n';
+  t.equal(placementFromMountinfoText(host), 'host');
+  t.equal(placementFromMountinfoText(container), 'container');
+  t.equal(placementFromMountinfoText(bind), 'container');
+  t.equal(placementFromMountinfoText(''), 'unknown');
+  t.equal(placementFromMountinfoText(`${host}400 22 0:99 / / rw - overlay overlay rw\n`), 'container', 'the last mount on / is the visible one');
 });

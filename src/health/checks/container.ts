@@ -2,7 +2,8 @@ import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js
 import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
 import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { healthVersionsProbe } from './versions.js';
-import { CAP_SYS_PTRACE, hasCap, type MountEntry, mountFor, parseCapEff, parseMountinfo } from '../parse/proc.js';
+import { CAP_SYS_PTRACE, hasCap, parseCapEff } from '../parse/proc.js';
+import { type MountEntry, mountFor, parseMountinfo } from '../../host/mountinfo.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
