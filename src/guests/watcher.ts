@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { AgentExtension, ExtensionContext } from '../extension-api.js';
 import type { CheckSection, ProbeResult } from '../results.js';
 import { AgentError, toAgentError } from '../errors.js';
-import { readBootId, readBootTime } from './boot.js';
+import { readBootId, readBootTime } from '../host/boot.js';
 import { classifyFailure } from './classify-failure.js';
 import { EventStream, type LifecycleEvent } from './events.js';
 import { guestStateFiles, type GuestStateFiles } from './state-files.js';

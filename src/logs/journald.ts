@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { MiB } from '../util/exec.js';
 import { spawnLongRunning, type LongRunningChild } from '../util/long-running.js';
 import type { LogLevel } from './classify.js';
+import { kernelBootId } from '../host/boot.js';
 
 /**
  * Follows one systemd unit through `journalctl -o json`, resuming after a saved cursor.
@@ -94,11 +94,7 @@ export function cursorBoot(cursor: string): string | null {
 
 /** The running kernel's boot id in journald's form (32 hex digits, no dashes). */
 export function currentBootId(): string | null {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
-  } catch {
-    return null;
-  }
+  return kernelBootId()?.replace(/-/g, '') ?? null;
 }
 
 /**
