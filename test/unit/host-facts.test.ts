@@ -58,6 +58,8 @@ t.test('one /proc scan and one principal and nova.conf read per round across all
   put('etc/group', 'root:x:0:\ntss:x:110:\n');
   put('etc/libvirt/qemu.conf', 'swtpm_user = "tss"\nswtpm_group = "tss"\n');
   put('etc/nova/nova.conf', '[libvirt]\nswtpm_enabled = true\n');
+  put('etc/swtpm_setup.conf', 'create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = /etc/swtpm-localca.conf\n');
+  put('etc/swtpm-localca.conf', 'statedir = /var/lib/swtpm-localca\n');
   const emptyPath = path.join(root, 'no-bin');
   mkdirSync(emptyPath);
 
@@ -92,6 +94,9 @@ t.test('one /proc scan and one principal and nova.conf read per round across all
   const principalLoads = () => reads.get('/etc/libvirt/qemu.conf') ?? 0;
   const accountLoads = () => reads.get('/etc/passwd') ?? 0;
   const novaLoads = () => reads.get('/etc/nova/nova.conf') ?? 0;
+  // Looked up twice a round: one read (SWTPM_LOCALCA, shared by the local-CA and container checks)
+  // and the local-CA check's permission stat.
+  const localCaConfLookups = () => reads.get('/etc/swtpm-localca.conf') ?? 0;
 
   await scheduler.runCycle();
   for (const p of healthProbes) t.equal(state.get(p.name)?.ok, true, `${p.name} ran`);
@@ -105,10 +110,12 @@ t.test('one /proc scan and one principal and nova.conf read per round across all
   t.equal(principalLoads(), 1, 'qemu.conf read once: one principal load');
   t.equal(accountLoads(), 1, 'passwd read once');
   t.equal(novaLoads(), 1, 'nova.conf read once');
+  t.equal(localCaConfLookups(), 2, 'swtpm-localca.conf read once (and stat once) for the local-CA and container checks');
 
   await scheduler.runCycle();
   t.equal(scans(), 2, 'the next round scans /proc again');
   t.equal(principalLoads(), 2, 'and loads the principal again');
   t.equal(accountLoads(), 2);
   t.equal(novaLoads(), 2);
+  t.equal(localCaConfLookups(), 4);
 });

@@ -1,5 +1,4 @@
 import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js';
-import { LIBVIRT_VIEW } from '../../host/libvirtd-location.js';
 import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, parseCapEff } from '../parse/proc.js';
@@ -8,7 +7,7 @@ import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { compareVersions, LIBVIRT_NO_PTRACE_NEEDED } from '../../host/versions.js';
 import type { HostPathResolver } from '../../util/hostpath.js';
-import { localCaStatedir } from './localca.js';
+import { localCaStatedir, SWTPM_LOCALCA } from '../../host/swtpm-localca.js';
 import { healthProbe } from '../probe.js';
 
 export interface ContainerFacts {
@@ -77,7 +76,7 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
     const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
     // swtpm_setup.conf as libvirtd sees it (its container's root), as the local-CA check reads it.
-    const ca = await localCaStatedir(h.swtpmSetupConf, await ctx.facts.get(LIBVIRT_VIEW));
+    const ca = localCaStatedir(await ctx.facts.get(SWTPM_LOCALCA));
     const dirs = [ctx.config.swtpm.stateDir, h.swtpmLogDir, h.libvirtSecretsDir, ...(ca ? [ca] : [])];
     return { checks: [evaluateContainer(facts, libvirt, dirs)] };
   },

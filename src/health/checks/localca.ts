@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { canAccess, type Want } from '../access.js';
-import { octal, parentsOf, pathInfo, readText } from '../../host/fsinfo.js';
-import { iniGet, parseIni } from '../../util/ini.js';
+import { octal, parentsOf, pathInfo } from '../../host/fsinfo.js';
+import { localCaSetting, SWTPM_LOCALCA, type LocalCaConfig } from '../../host/swtpm-localca.js';
 import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
@@ -15,20 +15,11 @@ import { healthProbe } from '../probe.js';
 export const LOCALCA_LOCK = '.lock.swtpm-localca';
 
 export interface LocalCaInput {
-  swtpmSetupConf: string;
+  /** swtpm_setup.conf and swtpm-localca.conf as read this round (SWTPM_LOCALCA). */
+  conf: LocalCaConfig;
   principal: Principal;
   accounts: Accounts;
   hostPath: HostPathResolver;
-}
-
-/** The local CA directory swtpm_setup.conf leads to (null when there is none or it cannot be read). */
-export async function localCaStatedir(swtpmSetupConf: string, hostPath: HostPathResolver): Promise<string | null> {
-  const setup = await readText(hostPath(swtpmSetupConf));
-  const caConf = setup.text !== null ? iniGet(parseIni(setup.text), '', 'create_certs_tool_config') : undefined;
-  if (!caConf) return null;
-  const ca = await readText(hostPath(caConf));
-  const dir = ca.text !== null ? iniGet(parseIni(ca.text), '', 'statedir') : undefined;
-  return dir && dir.startsWith('/') ? dir : null;
 }
 
 function describe(info: { uid: number; gid: number; mode: number }, accounts: Accounts): string {
@@ -58,40 +49,36 @@ async function traversal(target: string, p: Principal, hostPath: HostPathResolve
  * serial file (someone ran swtpm_setup --create-ek-cert as root) makes every first start fail.
  */
 export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
-  const { principal: p, accounts, hostPath } = input;
+  const { principal: p, accounts, hostPath, conf } = input;
+  const setupConf = conf.setupConf;
   const findings: Finding[] = [];
-  const facts: Record<string, unknown> = { principal: `${p.user}:${p.group}`, swtpmSetupConf: input.swtpmSetupConf };
+  const facts: Record<string, unknown> = { principal: `${p.user}:${p.group}`, swtpmSetupConf: setupConf };
 
-  const setupRead = await readText(hostPath(input.swtpmSetupConf));
-  if (setupRead.text === null) {
-    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${input.swtpmSetupConf} cannot be read (${setupRead.error}); swtpm_setup cannot create certificates for new vTPMs.`, { subject: input.swtpmSetupConf }));
+  if (conf.setupError !== null) {
+    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${setupConf} cannot be read (${conf.setupError}); swtpm_setup cannot create certificates for new vTPMs.`, { subject: setupConf }));
     return checkResult('localca', findings, facts);
   }
-  const setupInfo = await pathInfo(hostPath(input.swtpmSetupConf));
+  const setupInfo = await pathInfo(hostPath(setupConf));
   if (setupInfo.exists && !canAccess(setupInfo, p, ['r'])) {
-    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${p.user} cannot read ${input.swtpmSetupConf} (${describe(setupInfo, accounts)}): swtpm_setup logs "User ${p.user} cannot read config file".`, { subject: input.swtpmSetupConf }));
+    findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${p.user} cannot read ${setupConf} (${describe(setupInfo, accounts)}): swtpm_setup logs "User ${p.user} cannot read config file".`, { subject: setupConf }));
   }
-  const setup = parseIni(setupRead.text);
-  const caConf = iniGet(setup, '', 'create_certs_tool_config');
-  const caTool = iniGet(setup, '', 'create_certs_tool');
-  facts.createCertsTool = caTool ?? null;
-  facts.localcaConf = caConf ?? null;
-  if (!caConf || !caTool) {
+  const caConf = conf.localcaConf;
+  facts.createCertsTool = conf.createCertsTool;
+  facts.localcaConf = caConf;
+  if (!caConf || !conf.createCertsTool) {
     // Without a certificate tool swtpm_setup makes no certificates: no CA to check.
     return checkResult('localca', findings, { ...facts, note: 'swtpm_setup.conf configures no certificate tool' }, 'not-applicable');
   }
-  const caRead = await readText(hostPath(caConf));
-  if (caRead.text === null) {
-    findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} (create_certs_tool_config in ${input.swtpmSetupConf}) cannot be read (${caRead.error}).`, { subject: caConf }));
+  if (conf.localca === null) {
+    findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} (create_certs_tool_config in ${setupConf}) cannot be read (${conf.localcaError ?? 'error'}).`, { subject: caConf }));
     return checkResult('localca', findings, facts);
   }
   const caConfInfo = await pathInfo(hostPath(caConf));
   if (caConfInfo.exists && !canAccess(caConfInfo, p, ['r'])) {
     findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${p.user} cannot read ${caConf} (${describe(caConfInfo, accounts)}).`, { subject: caConf }));
   }
-  const ca = parseIni(caRead.text);
-  const statedir = iniGet(ca, '', 'statedir');
-  facts.statedir = statedir ?? null;
+  const statedir = localCaSetting(conf, 'statedir');
+  facts.statedir = statedir;
   if (!statedir || !statedir.startsWith('/')) {
     findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} has no absolute statedir setting${statedir ? ` ("${statedir}")` : ''}.`, { subject: caConf }));
     return checkResult('localca', findings, facts);
@@ -123,7 +110,7 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
     ['issuercert', ['r']],
   ];
   for (const [key, want] of named) {
-    const file = iniGet(ca, '', key);
+    const file = localCaSetting(conf, key);
     if (file && file.startsWith('/')) wants.set(file, want);
   }
   let entries: string[] = [];
@@ -168,12 +155,11 @@ export const healthLocalCaProbe = healthProbe<HealthProbeData>({
   description: 'swtpm_setup.conf → swtpm-localca.conf statedir exists and every file is usable by the swtpm principal',
   toggles: ['localca'],
   async run(ctx) {
-    const h = ctx.config.health;
     const res = await ctx.facts.get(SWTPM_PRINCIPAL);
     if (!res.principal) {
       // Could not judge: unknown (never pass or not-applicable), the reason named.
       return { checks: [checkResult('localca', [finding('VTPM_HEALTH_LOCALCA_PRINCIPAL_UNKNOWN', 'unknown', 'The swtpm principal is unknown (see C3), so the local CA cannot be checked against it.')])] };
     }
-    return { checks: [await checkLocalCa({ swtpmSetupConf: h.swtpmSetupConf, principal: res.principal, accounts: res.accounts, hostPath: await ctx.facts.get(LIBVIRT_VIEW) })] };
+    return { checks: [await checkLocalCa({ conf: await ctx.facts.get(SWTPM_LOCALCA), principal: res.principal, accounts: res.accounts, hostPath: await ctx.facts.get(LIBVIRT_VIEW) })] };
   },
 });
