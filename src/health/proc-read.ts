@@ -11,10 +11,6 @@ export function swtpmProcesses(procs: readonly ProcInfo[]): SwtpmProcess[] {
   return procs.filter((p) => isSwtpmCommand(p.argv)).map((p) => ({ ...p, args: parseSwtpmArgs(p.argv) }));
 }
 
-/** The libvirt daemon that runs QEMU guests: virtqemud (modular) or libvirtd (monolithic). */
-export function findLibvirtDaemon(procs: readonly ProcInfo[]): ProcInfo | null {
-  return procs.find((p) => p.comm === 'virtqemud') ?? procs.find((p) => p.comm === 'libvirtd') ?? null;
-}
 
 export async function readProcText(hostPath: HostPathResolver, pid: number, file: string): Promise<string | null> {
   try {

@@ -73,19 +73,28 @@ function isDenied(err: unknown): boolean {
 const DENIED_HINT = 'grant CAP_SYS_PTRACE and run unconfined by AppArmor (containerd\'s default profile blocks ptrace-read), or run privileged';
 
 /**
+ * The libvirt daemon that runs QEMU guests among the host's processes: virtqemud (modular libvirt)
+ * before libvirtd (monolithic), and of several of one name (e.g. a stale one) the oldest, which is
+ * the one that owns the sockets. The one rule, for everyone who looks for libvirtd.
+ */
+export function pickLibvirtDaemon<P extends { pid: number; comm: string }>(processes: readonly P[], daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): P | null {
+  const wanted = new Set(daemonNames);
+  const rank = (p: P) => (p.comm === 'virtqemud' ? 0 : 1);
+  const found = processes.filter((p) => wanted.has(p.comm)).sort((a, b) => rank(a) - rank(b) || a.pid - b.pid);
+  return found[0] ?? null;
+}
+
+/**
  * Finds the libvirt daemon among `<host root>/proc` and tells whether it runs on the host or in a
  * container, by comparing its root directory with that of PID 1 (the host's init when the PID
  * namespace is the host's). Returns null when no such process is visible.
  */
 export async function locateLibvirtd(options: LocateOptions): Promise<LibvirtdProcess | null> {
   const procDir = options.hostPath('/proc');
-  const wanted = new Set(options.daemonNames);
   const processes = options.processes ?? (await listProcesses(options.hostPath));
-  const found = processes.filter((p) => wanted.has(p.comm)).map((p) => ({ pid: p.pid, name: p.comm }));
-  if (found.length === 0) return null;
-  // Several daemons (e.g. a stale one): the oldest is the one that owns the sockets.
-  found.sort((a, b) => a.pid - b.pid);
-  const { pid, name } = found[0]!;
+  const daemon = pickLibvirtDaemon(processes, options.daemonNames);
+  if (!daemon) return null;
+  const { pid, comm: name } = daemon;
   const root = path.join(procDir, String(pid), 'root');
   let daemonRoot;
   try {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { libvirtViewResolver, locateLibvirtd, placementFromMountinfoText, resolveLibvirtPath } from '../../src/host/libvirtd-location.js';
+import { libvirtViewResolver, locateLibvirtd, pickLibvirtDaemon, placementFromMountinfoText, resolveLibvirtPath } from '../../src/host/libvirtd-location.js';
 import { hostPathResolver } from '../../src/util/hostpath.js';
 import { requireCommands } from '../harness/components.js';
 
@@ -191,4 +191,13 @@ t.test('placement from mountinfo: overlay or a bind of a subdirectory at / is a 
   t.equal(placementFromMountinfoText(bind), 'container');
   t.equal(placementFromMountinfoText(''), 'unknown');
   t.equal(placementFromMountinfoText(`${host}400 22 0:99 / / rw - overlay overlay rw\n`), 'container', 'the last mount on / is the visible one');
+});
+
+t.test('the one rule for which daemon is libvirt: virtqemud before libvirtd, then the oldest', async (t) => {
+  const p = (pid: number, comm: string) => ({ pid, comm });
+  t.same(pickLibvirtDaemon([p(1, 'systemd'), p(700, 'libvirtd'), p(900, 'virtqemud')]), p(900, 'virtqemud'), 'modular libvirt: the QEMU driver daemon');
+  t.same(pickLibvirtDaemon([p(5000, 'libvirtd'), p(300, 'libvirtd')]), p(300, 'libvirtd'), 'a stale duplicate: the oldest');
+  t.same(pickLibvirtDaemon([p(800, 'virtqemud'), p(400, 'virtqemud'), p(100, 'libvirtd')]), p(400, 'virtqemud'));
+  t.equal(pickLibvirtDaemon([p(1, 'systemd'), p(2, 'libvirt-dbus')]), null);
+  t.equal(pickLibvirtDaemon([p(700, 'libvirtd')], ['virtqemud']), null, 'only the configured names count');
 });

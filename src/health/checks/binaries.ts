@@ -4,7 +4,8 @@ import { readSwtpmCapabilities } from '../../host/swtpm-capabilities.js';
 import { which } from '../../util/which.js';
 import { toAgentError } from '../../errors.js';
 import { parseEnvironPath } from '../parse/proc.js';
-import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js';
+import { mountNamespace, readProcText } from '../proc-read.js';
+import { pickLibvirtDaemon } from '../../host/libvirtd-location.js';
 import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
@@ -230,7 +231,7 @@ export const healthBinariesProbe = healthProbe<BinariesProbeData>({
   toggles: ['binaries', 'capabilities'],
   async run(ctx) {
     const h = ctx.config.health;
-    const daemon = h.pathSource === 'libvirt-daemon' ? findLibvirtDaemon(await ctx.facts.get(PROCESSES)) : null;
+    const daemon = h.pathSource === 'libvirt-daemon' ? pickLibvirtDaemon(await ctx.facts.get(PROCESSES)) : null;
     const out = await checkBinaries({
       pathSource: h.pathSource,
       daemon,

@@ -1,4 +1,5 @@
-import { findLibvirtDaemon, mountNamespace, readProcText } from '../proc-read.js';
+import { mountNamespace, readProcText } from '../proc-read.js';
+import { pickLibvirtDaemon } from '../../host/libvirtd-location.js';
 import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, parseCapEff } from '../parse/proc.js';
@@ -71,7 +72,7 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
   toggles: ['container'],
   after: [healthVersionsProbe.name],
   async run(ctx, results) {
-    const daemon = findLibvirtDaemon(await ctx.facts.get(PROCESSES));
+    const daemon = pickLibvirtDaemon(await ctx.facts.get(PROCESSES));
     const facts = await readContainerFacts(ctx.hostPath, daemon);
     const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
