@@ -31,12 +31,17 @@ export interface InventoryRaw {
   secretXml: Record<string, string>;
 }
 
-/** Reads nova.conf's resume flag; null when the file cannot be read (not every host has it). */
-export async function readResumeFlag(path: string | null): Promise<boolean | null> {
-  if (path === null) return null;
+/**
+ * nova.conf's resume flag: null with no error when there is no nova.conf (not every host has one)
+ * or none is configured; null with the reason when it exists but cannot be read.
+ */
+export async function readResumeFlag(path: string | null): Promise<{ resume: boolean | null; error: string | null }> {
+  if (path === null) return { resume: null, error: null };
   // The path is already resolved under the host root.
   const settings = await loadNovaSettings([path], (p) => p);
-  return settings && settings.files.length > 0 ? settings.resumeGuestsStateOnHostBoot : null;
+  const unreadable = settings?.unreadable[0];
+  if (unreadable) return { resume: null, error: `${unreadable.path}: ${unreadable.error}` };
+  return { resume: settings ? settings.resumeGuestsStateOnHostBoot : null, error: null };
 }
 
 /**
@@ -156,8 +161,8 @@ export function buildInventory(raw: InventoryRaw, resumeGuestsStateOnHostBoot: b
 
 /** The whole inventory: two virsh processes plus one file read. */
 export async function collectInventory(options: InventoryOptions): Promise<GuestInventory> {
-  const [raw, resume] = await Promise.all([fetchInventoryRaw(options.virsh, options.domainXmlMaxBytes), readResumeFlag(options.novaConfPath)]);
-  return buildInventory(raw, resume);
+  const [raw, nova] = await Promise.all([fetchInventoryRaw(options.virsh, options.domainXmlMaxBytes), readResumeFlag(options.novaConfPath)]);
+  return { ...buildInventory(raw, nova.resume), novaConfError: nova.error };
 }
 
 /** virsh options for read-only inventory calls, shared with the restart watcher. */

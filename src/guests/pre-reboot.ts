@@ -68,6 +68,8 @@ export function preRebootReport(inv: GuestInventory): PreRebootReport {
 function undeterminedInputs(inv: GuestInventory): string[] {
   const out: string[] = [];
   if (inv.secrets === null) out.push("libvirt's secret list could not be read");
+  // Without the flag the resume_guests_off risk cannot be ruled out.
+  if (inv.novaConfError) out.push(`nova.conf could not be read (${inv.novaConfError})`);
   const unknownState = inv.guests.filter((g) => g.state === 'unknown').length;
   if (unknownState) out.push(`${unknownState} guest(s) in an unknown state`);
   const unknownMode = inv.guests.filter((g) => isActiveState(g.state) && g.secretMode === 'unknown').length;

@@ -89,6 +89,8 @@ export interface GuestInventory {
   libvirtVersion: string | null;
   /** From nova.conf; null when unreadable or not configured. */
   resumeGuestsStateOnHostBoot: boolean | null;
+  /** nova.conf exists but could not be read (e.g. `/etc/nova/nova.conf: EACCES`): the flag is not known. */
+  novaConfError?: string | null;
   atRisk: AtRiskGuest[];
 }
 

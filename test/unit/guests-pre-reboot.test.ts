@@ -72,4 +72,7 @@ t.test('what the inventory could not see is never "safe": no secret list, unknow
   t.equal(unknownMode.outcome, 'unknown');
   t.equal(PRE_REBOOT_EXIT[unknownMode.outcome], 2);
   t.match(unknownMode.summary, /secret mode is unknown/);
+  const noNovaConf = preRebootReport(classified({ ...inventory([host]), resumeGuestsStateOnHostBoot: null, novaConfError: '/etc/nova/nova.conf: EACCES' }));
+  t.equal(noNovaConf.outcome, 'unknown', 'an unreadable nova.conf leaves resume_guests_off undecided');
+  t.match(noNovaConf.summary, /nova\.conf could not be read \(\/etc\/nova\/nova\.conf: EACCES\)/);
 });

@@ -38,9 +38,10 @@ t.test('files: later ones override, missing ones are skipped, unreadable ones na
   t.equal(both?.resumeGuestsStateOnHostBoot, true, 'options only the earlier file sets stay');
   t.same(both?.files, [a, b]);
   t.equal(await loadNovaSettings([path.join(dir, 'missing.conf')], (p) => p), null);
-  t.equal(await readResumeFlag(a), true, 'the guest inventory reads the flag through the same reader');
-  t.equal(await readResumeFlag(path.join(dir, 'missing.conf')), null, 'no nova.conf: not judged');
-  t.equal(await readResumeFlag(null), null);
+  t.same(await readResumeFlag(a), { resume: true, error: null }, 'the guest inventory reads the flag through the same reader');
+  t.same(await readResumeFlag(path.join(dir, 'missing.conf')), { resume: null, error: null }, 'no nova.conf: not judged');
+  t.same(await readResumeFlag(null), { resume: null, error: null });
+  t.same(await readResumeFlag(dir), { resume: null, error: `${dir}: EISDIR` }, 'there but unreadable: not judged, and said why');
   if (process.getuid?.() === 0) return; // root reads a mode-000 file
   await chmod(b, 0o000);
   const partly = await loadNovaSettings([a, b], (p) => p);
