@@ -204,7 +204,13 @@ export function createServer(sources: ServerSources, log: Logger, limits: HttpLi
     if (Boolean(next.tls) !== Boolean(web?.tls)) return `switching between HTTP and HTTPS needs a restart (the listener is ${web?.tls ? 'HTTPS' : 'plain HTTP'})`;
     if (next.tls && netServer && 'setSecureContext' in netServer) {
       // New certificates for new handshakes; open connections keep theirs: nothing is dropped.
-      (netServer as unknown as { setSecureContext(o: TlsOptions): void }).setSecureContext(tlsServerOptions(next.tls, limits.headersTimeoutMs));
+      const options = tlsServerOptions(next.tls, limits.headersTimeoutMs);
+      const tlsServer = netServer as unknown as { setSecureContext(o: TlsOptions): void; requestCert: boolean; rejectUnauthorized: boolean };
+      tlsServer.setSecureContext(options);
+      // setSecureContext leaves these as the constructor set them; each new TLS socket reads them
+      // from the server, so a changed client_auth_type applies to new connections too.
+      tlsServer.requestCert = options.requestCert === true;
+      tlsServer.rejectUnauthorized = options.rejectUnauthorized === true;
     }
     auth.replaceUsers(next.users);
     bucket = next.rateLimit ? new TokenBucket(next.rateLimit) : null;

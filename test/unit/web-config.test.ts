@@ -185,6 +185,50 @@ t.test('HTTPS server: client certificate, basic auth, headers, redaction, rotati
   t.not(after.peerSerial, before, 'the rotated certificate is served on the same listener');
 });
 
+t.test('client_auth_type changed by a reload applies to new connections, both ways', async (t) => {
+  copyFileSync(server.cert, file('auth.crt'));
+  copyFileSync(server.key, file('auth.key'));
+  const cfgPath = file('auth.yml');
+  const withClientAuth = (clientAuth: string) =>
+    writeWebConfig(cfgPath, { tls_server_config: { cert_file: file('auth.crt'), key_file: file('auth.key'), client_auth_type: clientAuth, ...(clientAuth === 'NoClientCert' ? {} : { client_ca_file: pki.caCert }) } });
+  withClientAuth('NoClientCert');
+  const web = await loadWebConfig(cfgPath);
+  const srv = createServer(
+    { metrics: new ExpositionCache(new Registry()), live: () => ({ ok: true, detail: {} }), ready: () => ({ ok: true, detail: {} }), status: () => ({}) },
+    pino({ level: 'silent' }),
+    httpLimits(defaultConfig().web),
+    web,
+  );
+  t.teardown(() => srv.app.close());
+  await srv.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = srv.app.server.address() as AddressInfo;
+  const ca = readFileSync(pki.caCert);
+  const status = (cert?: { cert: string; key: string }) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/metrics', ca, agent: false, ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const watcher = new WebConfigWatcher(web, (next) => srv.applyWebConfig(next), pino({ level: 'silent' }));
+  await watcher.start();
+  t.teardown(() => watcher.stop());
+  t.equal(await status(), 200, 'NoClientCert: served without a certificate');
+
+  withClientAuth('RequireAndVerifyClientCert');
+  await watcher.reload('test');
+  t.equal(watcher.applied, 1);
+  t.equal(await status(client), 200, 'now required: the certificate is asked for and accepted');
+  await t.rejects(status(), 'now required: a client without a certificate is refused');
+
+  withClientAuth('NoClientCert');
+  await watcher.reload('test');
+  t.equal(watcher.applied, 2);
+  t.equal(await status(), 200, 'back to NoClientCert: a client without a certificate is served again');
+});
+
 t.test('plain HTTP without auth: /status is redacted; slow and idle sockets are closed within the headers timeout', async (t) => {
   const status = { sections: [{ data: { nova: { projectName: 'acme-prod' } } }] };
   const limits = { ...httpLimits(defaultConfig().web), headersTimeoutMs: 500, maxConnections: 8 };
