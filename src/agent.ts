@@ -64,6 +64,9 @@ function changedKeys(before: AgentConfig, after: AgentConfig): Array<keyof Agent
 }
 
 /** Wires probes, extensions, scheduler and HTTP server; owns start, reload and stop. */
+/** STOPPING=1 gets less than the CLI's 4.5 s hard exit leaves for the whole stop. */
+const STOPPING_NOTIFY_TIMEOUT_MS = 2000;
+
 export class Agent {
   readonly state = new HostState();
   readonly registry: Registry;
@@ -110,7 +113,7 @@ export class Agent {
       signal: this.controller.signal,
       stateFiles: this.stateFiles,
     });
-    this.registry = createMetricsRegistry({ probes: [], extensions: [], state: this.state, skipped: this.scheduler.skipped });
+    this.registry = createMetricsRegistry({ state: this.state, skipped: this.scheduler.skipped });
     this.registerProbeMetrics(this.scheduler.probes);
     this.registerReloadMetrics();
     this.stateFiles.register(this.registry);
@@ -411,11 +414,12 @@ export class Agent {
     this.stopping = true;
     const { log } = this.options;
     this.webWatcher?.stop();
-    await this.notifier.notify('STOPPING=1');
     this.notifier.stopWatchdog();
     this.controller.abort(new Error('agent stopping'));
     clearInterval(this.heartbeat);
+    // Told beside the stops, not before them: a slow PID 1 must not eat the stop deadline.
     await Promise.allSettled([
+      this.notifier.notify('STOPPING=1', { timeoutMs: STOPPING_NOTIFY_TIMEOUT_MS }),
       this.scheduler.stop(),
       ...this.startedExtensions.map((e) => this.stopExtension(e)),
     ]);

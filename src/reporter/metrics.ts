@@ -1,15 +1,12 @@
 import { collectDefaultMetrics, Gauge, Counter, Registry } from 'prom-client';
 import { verdictFromResults } from '../current-verdict.js';
-import type { AgentExtension } from '../extension-api.js';
-import type { Probe } from '../probes/types.js';
 import type { StateView } from '../results.js';
 import { buildInfo } from '../version.js';
 import { METRIC_NAMES } from '../metric-names.js';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 
+/** Probes' and extensions' own metrics are registered by the agent as each is enabled (agent.ts). */
 export interface MetricsSources {
-  probes: Probe[];
-  extensions: AgentExtension[];
   state: StateView;
   /** Ticks skipped because a probe was still running. */
   skipped?: Map<string, number>;
@@ -130,7 +127,5 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     },
   });
 
-  for (const probe of sources.probes) probe.registerMetrics?.(registry, state);
-  for (const extension of sources.extensions) extension.registerMetrics?.(registry);
   return registry;
 }

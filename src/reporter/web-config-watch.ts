@@ -19,6 +19,7 @@ export class WebConfigWatcher {
   /** Reloads applied / rejected (tests read them). */
   applied = 0;
   rejected = 0;
+  private polling = false;
 
   constructor(
     private current: WebConfig,
@@ -51,9 +52,15 @@ export class WebConfigWatcher {
   }
 
   private async poll(): Promise<void> {
-    if (this.reloading) return;
-    const now = await this.fingerprintOf(this.current.files);
-    if (now !== this.fingerprint) await this.reload('file changed');
+    // One poll at a time: a hung stat (a stale mount) must not queue one more every second.
+    if (this.reloading || this.polling) return;
+    this.polling = true;
+    try {
+      const now = await this.fingerprintOf(this.current.files);
+      if (now !== this.fingerprint) await this.reload('file changed');
+    } finally {
+      this.polling = false;
+    }
   }
 
   /** Re-reads now; resolves when applied or rejected. */

@@ -14,6 +14,8 @@ const NOTIFY_TIMEOUT_MS = 5000;
 export class SystemdNotifier {
   private readonly env: NodeJS.ProcessEnv;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  /** A WATCHDOG=1 still being delivered: the next tick waits for it rather than piling up senders. */
+  private pinging = false;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.env = env;
@@ -28,13 +30,13 @@ export class SystemdNotifier {
    * Sends one notification; resolves to null when it was delivered (or there is nobody to tell),
    * else to the reason it was not. Never throws: a lost notification must not stop the agent.
    */
-  async notify(state: string, options: { mainPid?: boolean } = {}): Promise<string | null> {
+  async notify(state: string, options: { mainPid?: boolean; timeoutMs?: number } = {}): Promise<string | null> {
     if (!this.active) return null;
     const args = [...(options.mainPid ? [`--pid=${process.pid}`] : []), state];
     try {
       // Only what systemd-notify needs: the socket, and PATH to find it.
       const env = { PATH: this.env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: this.env.NOTIFY_SOCKET };
-      const result = await runCommand('systemd-notify', args, { timeoutMs: NOTIFY_TIMEOUT_MS, maxOutputBytes: SMALL_OUTPUT_BYTES, env });
+      const result = await runCommand('systemd-notify', args, { timeoutMs: options.timeoutMs ?? NOTIFY_TIMEOUT_MS, maxOutputBytes: SMALL_OUTPUT_BYTES, env });
       return result.exitCode === 0 ? null : `systemd-notify ${state} exited ${result.exitCode}: ${result.stderr.trim()}`;
     } catch (err) {
       return (err as Error).message;
@@ -48,8 +50,11 @@ export class SystemdNotifier {
     const pid = Number.parseInt(this.env.WATCHDOG_PID ?? '', 10);
     if (Number.isFinite(pid) && pid !== process.pid) return;
     this.watchdogTimer = setInterval(() => {
-      if (!alive()) return;
-      void this.notify('WATCHDOG=1').then((reason) => reason && onError(reason));
+      if (!alive() || this.pinging) return;
+      this.pinging = true;
+      void this.notify('WATCHDOG=1')
+        .then((reason) => reason && onError(reason))
+        .finally(() => (this.pinging = false));
     }, Math.max(1000, usec / 2000));
     this.watchdogTimer.unref();
   }

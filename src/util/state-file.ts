@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { z } from 'zod';
-import { AgentError } from '../errors.js';
+import { AgentError, formatIssues } from '../errors.js';
 import { METRIC_PREFIX } from '../metric-prefix.js';
 import { writeFileAtomic } from './atomic-file.js';
 
@@ -222,7 +222,7 @@ export class StateFile<T> {
     if (version !== this.spec.version) return { ok: false, problem: `has version ${JSON.stringify(version)}, this agent reads version ${this.spec.version}` };
     const parsed = this.spec.schema.safeParse(raw);
     if (parsed.success) return { ok: true, value: parsed.data };
-    const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    const issues = formatIssues(parsed.error).slice(0, 3);
     return { ok: false, problem: `did not match the expected format (${issues.join('; ')})` };
   }
 
