@@ -11,7 +11,6 @@ import { hostFact } from './facts.js';
 import type { AgentConfig } from '../config/schema.js';
 import { LIBVIRT_VIEW, libvirtViewResolver } from './libvirtd-location.js';
 import type { HostPathResolver } from '../util/hostpath.js';
-import type { HealthConfig } from '../health/config.js';
 
 export type PrincipalSource = 'qemu.conf' | 'default' | 'root-fallback';
 
@@ -85,7 +84,7 @@ export function resolvePrincipal(conf: LibvirtConf | null, accounts: Accounts): 
  * The principal as libvirtd sees it: qemu.conf and the accounts are read where libvirtd lives
  * (through its container's root when it runs in one; `libvirtView` when already resolved).
  */
-export async function loadPrincipal(cfg: HealthConfig, hostPath: HostPathResolver, libvirtView?: HostPathResolver): Promise<LoadedPrincipal> {
+export async function loadPrincipal(cfg: AgentConfig['health'], hostPath: HostPathResolver, libvirtView?: HostPathResolver): Promise<LoadedPrincipal> {
   const view = libvirtView ?? (await libvirtViewResolver(hostPath));
   // Unreadable passwd/group leave no accounts, and libvirt's rules would then say root: a guess
   // that must be reported as one, not taken as libvirt's answer.
@@ -128,7 +127,7 @@ export const SWTPM_PRINCIPAL = hostFact<LoadedPrincipal>('swtpm-principal', asyn
   loadPrincipal(facts.config.health, facts.hostPath, await facts.get(LIBVIRT_VIEW)),
 );
 
-function accountsReadError(cfg: HealthConfig, read: AccountsRead): string | null {
+function accountsReadError(cfg: AgentConfig['health'], read: AccountsRead): string | null {
   const parts = [read.passwdError && `${cfg.passwdFile}: ${read.passwdError}`, read.groupError && `${cfg.groupFile}: ${read.groupError}`].filter(Boolean);
   return parts.length ? parts.join(', ') : null;
 }

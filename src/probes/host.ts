@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { release as kernelRelease, uptime } from 'node:os';
+import { release as kernelRelease } from 'node:os';
+import { readBootTime } from '../host/boot.js';
 import { Gauge, type Registry } from 'prom-client';
 import { groupByName, groupName, userByName, userName } from '../host/accounts.js';
 import { hardwareVirtualization } from '../host/cpu.js';
@@ -66,9 +67,14 @@ export const hostProbe: Probe<HostPrerequisites> = {
     if (!kvm) warnings.push({ code: 'KVM_MISSING', severity: 'warning', message: '/dev/kvm is absent: guests run under TCG emulation (slow)' });
     // Host facts are informative: a failure there must not fail the probe. The OS comes from the
     // host's os-release (under the host root), not systeminformation's view of the agent's own
-    // filesystem, which in a pod is the image's; uptime, memory and CPU flags are kernel-wide. Uptime
-    // is os.uptime() (sysinfo(2)): systeminformation's time() blocked the loop on a `date` shell for it.
-    const [os, virtualization, memory] = await Promise.all([readOsRelease(ctx.hostPath), hardwareVirtualization(), hostMemory()]);
+    // filesystem, which in a pod is the image's; boot time, memory and CPU flags are kernel-wide. The
+    // boot time is /proc/stat's btime, read where the restart watcher reads it (one home, one value).
+    const [os, virtualization, memory, bootTime] = await Promise.all([
+      readOsRelease(ctx.hostPath),
+      hardwareVirtualization(),
+      hostMemory(),
+      readBootTime(ctx.hostPath(ctx.config.guests.procStatPath)),
+    ]);
     return {
       swtpmUser: { name: user, exists: uid !== null, uid },
       swtpmGroup: { name: group, exists: gid !== null, gid },
@@ -77,7 +83,7 @@ export const hostProbe: Probe<HostPrerequisites> = {
       libvirtVersion: libvirt?.libvirtVersion ?? null,
       qemuVersion: libvirt?.qemuVersion ?? null,
       warnings,
-      bootTime: Math.round(Date.now() / 1000 - uptime()),
+      bootTime,
       os,
       kernel: kernelRelease(),
       hardwareVirtualization: virtualization,

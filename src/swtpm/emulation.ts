@@ -6,7 +6,6 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
 import { toAgentError } from '../errors.js';
-import type { HostPathResolver } from '../util/hostpath.js';
 import type { TpmVersion } from '../libvirt/facts.js';
 import { basicTpm12, basicTpm2, HARD_KILL_GRACE_MS, stateTpm2, type CheckEnvironment } from './checks.js';
 import { sweepStaleWorkspaces } from './workspace.js';
