@@ -74,6 +74,7 @@ export const reasons = {
   VTPM_HEALTH_LIBVIRT_NO_KEEP_TPM: { check: 'versions', remedy: 'Upgrade libvirt to >= 8.9.0: older versions delete TPM state on every undefine (no VIR_DOMAIN_UNDEFINE_KEEP_TPM).' },
   VTPM_HEALTH_LIBVIRT_DAEMON_NOT_FOUND: { check: 'container', remedy: 'No libvirtd/virtqemud process is visible; run the agent with the host PID namespace.' },
   VTPM_HEALTH_CONTAINER_NO_PTRACE: { check: 'container', remedy: 'Grant CAP_SYS_PTRACE to the libvirt container or upgrade libvirt to >= 8.1.0 ("Could not get process id of swtpm").' },
+  VTPM_HEALTH_CONTAINER_UNREADABLE_BY_AGENT: { check: 'container', remedy: "The agent cannot read the libvirt daemon's /proc entries (root, status, mountinfo), so the result is unknown, not pass: run the agent as root with the host PID namespace (hostPID: true) and CAP_SYS_PTRACE, or run `vtpm-agent check` as root." },
   VTPM_HEALTH_CONTAINER_DIR_NOT_HOST_MOUNT: { check: 'container', remedy: 'Mount this directory from the host into the libvirt container: it is lost when the container restarts.' },
 } as const satisfies Record<string, ReasonEntry>;
 

@@ -74,8 +74,8 @@ const DENIED_HINT = 'grant CAP_SYS_PTRACE and run unconfined by AppArmor (contai
 
 /**
  * The libvirt daemon that runs QEMU guests among the host's processes: virtqemud (modular libvirt)
- * before libvirtd (monolithic), and of several of one name (e.g. a stale one) the oldest, which is
- * the one that owns the sockets. The one rule, for everyone who looks for libvirtd.
+ * before libvirtd (monolithic), and of several of one name (e.g. a stale one) the lowest pid, which
+ * on a host that has not wrapped its pids is the oldest, the one that owns the sockets. The one rule, for everyone who looks for libvirtd.
  */
 export function pickLibvirtDaemon<P extends { pid: number; comm: string }>(processes: readonly P[], daemonNames: readonly string[] = LIBVIRT_DAEMON_NAMES): P | null {
   const wanted = new Set(daemonNames);
@@ -199,11 +199,19 @@ export async function libvirtViewResolver(
   processes?: LocateOptions['processes'],
 ): Promise<HostPathResolver> {
   const daemon = await locateLibvirtd({ hostPath, daemonNames, ...(processes ? { processes } : {}) }).catch(() => null);
+  return libvirtView(daemon, hostPath);
+}
+
+/** Paths as `daemon` sees them: through its root when it runs in a container, else the host's. */
+function libvirtView(daemon: LibvirtdProcess | null, hostPath: HostPathResolver): HostPathResolver {
   if (daemon?.placement !== 'container') return hostPath;
   return (libvirtPath: string) => path.join(daemon.root, path.resolve('/', libvirtPath));
 }
 
-/** The round's view of paths as libvirtd sees them, located from the round's process list. */
-export const LIBVIRT_VIEW = hostFact<HostPathResolver>('libvirt-view', async (facts) =>
-  libvirtViewResolver(facts.hostPath, LIBVIRT_DAEMON_NAMES, await facts.get(PROCESSES)),
+/** The round's libvirt daemon and where it runs (null: none visible), from the round's process list. */
+export const LIBVIRTD = hostFact<LibvirtdProcess | null>('libvirtd', async (facts) =>
+  locateLibvirtd({ hostPath: facts.hostPath, daemonNames: LIBVIRT_DAEMON_NAMES, processes: await facts.get(PROCESSES) }).catch(() => null),
 );
+
+/** The round's view of paths as libvirtd sees them. */
+export const LIBVIRT_VIEW = hostFact<HostPathResolver>('libvirt-view', async (facts) => libvirtView(await facts.get(LIBVIRTD), facts.hostPath));

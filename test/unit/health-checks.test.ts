@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { LocalCaConfig } from '../../src/host/swtpm-localca.js';
 import { evaluatePrincipal } from '../../src/health/checks/principal.js';
 import { resolvePrincipal } from '../../src/host/swtpm-principal.js';
 import { parseLibvirtConf } from '../../src/libvirt/qemu-conf.js';
@@ -130,4 +131,27 @@ t.test('C14 container: host libvirt n/a; pod without mounts and ptrace', async (
   t.same(pod.findings.slice(1).map((f) => f.subject), ['/var/log/swtpm/libvirt/qemu', '/etc/libvirt/secrets', '/var/lib/swtpm-localca']);
   const newer = evaluateContainer({ daemon: { pid: 7, comm: 'libvirtd' }, containerised: true, capEff: 0xa80425fbn, mounts: parseMountinfo(fx('mountinfo-libvirt-container.txt')) }, '10.0.0', dirs);
   t.notOk(reasonsOf(newer).includes('VTPM_HEALTH_CONTAINER_NO_PTRACE'), 'libvirt >= 8.1 uses a locked pidfile');
+  // Could not look: unknown, never not-applicable or pass.
+  const blind = evaluateContainer({ daemon: { pid: 7, comm: 'libvirtd' }, containerised: null, capEff: null, mounts: null }, '8.0.0', dirs);
+  t.equal(blind.status, 'unknown', 'mount namespaces unreadable: unknown');
+  t.same(reasonsOf(blind), ['VTPM_HEALTH_CONTAINER_UNREADABLE_BY_AGENT']);
+  const halfBlind = evaluateContainer({ daemon: { pid: 7, comm: 'libvirtd' }, containerised: true, capEff: null, mounts: null }, '8.0.0', dirs);
+  t.equal(halfBlind.status, 'unknown', 'containerised, but status and mountinfo unreadable: unknown, not pass');
+  t.same(reasonsOf(halfBlind), ['VTPM_HEALTH_CONTAINER_UNREADABLE_BY_AGENT', 'VTPM_HEALTH_CONTAINER_UNREADABLE_BY_AGENT']);
+});
+
+t.test('C4 local CA: a config the agent cannot read is unknown (it says nothing of swtpm_setup); a missing one fails', async (t) => {
+  const { checkLocalCa } = await import('../../src/health/checks/localca.js');
+  const principal = { user: 'tss', group: 'tss', uid: 103, gid: 110, gids: [110], userSource: 'default' as const, groupSource: 'default' as const };
+  const accounts = { users: [], groups: [] } as unknown as Parameters<typeof checkLocalCa>[0]['accounts'];
+  const base: LocalCaConfig = { setupConf: '/etc/swtpm_setup.conf', setupError: null, createCertsTool: null, localcaConf: null, localcaError: null, localca: null };
+  const run = (conf: Partial<LocalCaConfig>) => checkLocalCa({ conf: { ...base, ...conf }, principal, accounts, hostPath: (p) => p });
+  const denied = await run({ setupError: 'EACCES' });
+  t.equal(denied.status, 'unknown');
+  t.same(reasonsOf(denied), ['VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT']);
+  const missing = await run({ setupError: 'ENOENT' });
+  t.equal(missing.status, 'fail');
+  t.same(reasonsOf(missing), ['VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE']);
+  const caDenied = await run({ createCertsTool: '/usr/bin/swtpm_localca', localcaConf: '/etc/swtpm-localca.conf', localcaError: 'EACCES' });
+  t.equal(caDenied.status, 'unknown', 'swtpm-localca.conf unreadable by the agent: unknown');
 });

@@ -1,6 +1,5 @@
-import { mountNamespace, readProcText } from '../proc-read.js';
-import { pickLibvirtDaemon } from '../../host/libvirtd-location.js';
-import { PROCESSES, type ProcInfo } from '../../host/processes.js';
+import { readProcText } from '../proc-read.js';
+import { LIBVIRTD, type LibvirtdProcess } from '../../host/libvirtd-location.js';
 import { healthVersionsProbe } from './versions.js';
 import { CAP_SYS_PTRACE, hasCap, parseCapEff } from '../parse/proc.js';
 import { type MountEntry, mountFor, parseMountinfo } from '../../host/mountinfo.js';
@@ -13,23 +12,19 @@ import { healthProbe } from '../probe.js';
 
 export interface ContainerFacts {
   daemon: { pid: number; comm: string } | null;
-  /** The daemon runs in another mount namespace than host PID 1. */
+  /** The daemon runs in a container (its root is not host PID 1's); null when that could not be told. */
   containerised: boolean | null;
   capEff: bigint | null;
   mounts: MountEntry[] | null;
 }
 
-export async function readContainerFacts(hostPath: HostPathResolver, daemon: ProcInfo | null): Promise<ContainerFacts> {
+/** Whether libvirtd runs in a container comes from the one rule (host/libvirtd-location.ts). */
+export async function readContainerFacts(hostPath: HostPathResolver, daemon: LibvirtdProcess | null): Promise<ContainerFacts> {
   if (!daemon) return { daemon: null, containerised: null, capEff: null, mounts: null };
-  const [nsDaemon, nsInit, status, mountinfo] = await Promise.all([
-    mountNamespace(hostPath, daemon.pid),
-    mountNamespace(hostPath, 1),
-    readProcText(hostPath, daemon.pid, 'status'),
-    readProcText(hostPath, daemon.pid, 'mountinfo'),
-  ]);
+  const [status, mountinfo] = await Promise.all([readProcText(hostPath, daemon.pid, 'status'), readProcText(hostPath, daemon.pid, 'mountinfo')]);
   return {
-    daemon: { pid: daemon.pid, comm: daemon.comm },
-    containerised: nsDaemon && nsInit ? nsDaemon !== nsInit : null,
+    daemon: { pid: daemon.pid, comm: daemon.name },
+    containerised: daemon.placement === 'unknown' ? null : daemon.placement === 'container',
     capEff: status ? parseCapEff(status) : null,
     mounts: mountinfo ? parseMountinfo(mountinfo) : null,
   };
@@ -44,9 +39,15 @@ export function evaluateContainer(f: ContainerFacts, libvirtVersion: string | nu
   if (!f.daemon) {
     return checkResult('container', [finding('VTPM_HEALTH_LIBVIRT_DAEMON_NOT_FOUND', 'warn', 'No libvirtd or virtqemud process is visible to the agent.')], { daemon: null });
   }
-  if (f.containerised !== true) return checkResult('container', [], { daemon: f.daemon, containerised: f.containerised }, 'not-applicable');
+  const cannotRead = (what: string) =>
+    finding('VTPM_HEALTH_CONTAINER_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot read ${what} of ${f.daemon!.comm} (pid ${f.daemon!.pid}): whether it runs in a container, and how, is unknown.`, { subject: f.daemon!.comm });
+  // Could not compare mount namespaces: unknown, never "not applicable".
+  if (f.containerised === null) return checkResult('container', [cannotRead('/proc/<pid>/root or mountinfo (where it runs)')], { daemon: f.daemon, containerised: null });
+  if (!f.containerised) return checkResult('container', [], { daemon: f.daemon, containerised: false }, 'not-applicable');
   const findings: Finding[] = [];
   const old = libvirtVersion === null || compareVersions(libvirtVersion, LIBVIRT_NO_PTRACE_NEEDED) < 0;
+  if (old && f.capEff === null) findings.push(cannotRead('/proc/<pid>/status (its capabilities)'));
+  if (f.mounts === null) findings.push(cannotRead('/proc/<pid>/mountinfo (its mounts)'));
   if (old && f.capEff !== null && !hasCap(f.capEff, CAP_SYS_PTRACE)) {
     findings.push(finding('VTPM_HEALTH_CONTAINER_NO_PTRACE', 'fail', `${f.daemon.comm} (pid ${f.daemon.pid}) runs in a container without CAP_SYS_PTRACE and libvirt is ${libvirtVersion ?? 'of unknown version'}: vTPM guests fail with "Could not get process id of swtpm".`, { subject: f.daemon.comm }));
   }
@@ -72,8 +73,7 @@ export const healthContainerProbe = healthProbe<HealthProbeData>({
   toggles: ['container'],
   after: [healthVersionsProbe.name],
   async run(ctx, results) {
-    const daemon = pickLibvirtDaemon(await ctx.facts.get(PROCESSES));
-    const facts = await readContainerFacts(ctx.hostPath, daemon);
+    const facts = await readContainerFacts(ctx.hostPath, await ctx.facts.get(LIBVIRTD));
     const libvirt = results.get(healthVersionsProbe.name)?.data?.versions.libvirt ?? null;
     const h = ctx.config.health;
     // swtpm_setup.conf as libvirtd sees it (its container's root), as the local-CA check reads it.

@@ -27,7 +27,7 @@ function describe(info: { uid: number; gid: number; mode: number }, accounts: Ac
 }
 
 /** The agent (not the swtpm principal) could not look: the answer is unknown, naming path and error. */
-function agentCannotRead(subject: string, what: 'list' | 'stat', error: string | undefined): Finding {
+function agentCannotRead(subject: string, what: 'list' | 'stat' | 'read', error: string | undefined): Finding {
   return finding('VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot ${what} ${subject} (${error ?? 'error'}) as uid ${process.getuid?.() ?? '?'}: whether the swtpm principal can use the local CA is unknown.`, { subject, details: { error } });
 }
 
@@ -54,6 +54,10 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   const findings: Finding[] = [];
   const facts: Record<string, unknown> = { principal: `${p.user}:${p.group}`, swtpmSetupConf: setupConf };
 
+  if (conf.setupError !== null && conf.setupError !== 'ENOENT') {
+    // The agent could not look (EACCES): that says nothing about swtpm_setup, so unknown, not fail.
+    return checkResult('localca', [agentCannotRead(setupConf, 'read', conf.setupError)], facts);
+  }
   if (conf.setupError !== null) {
     findings.push(finding('VTPM_HEALTH_SWTPM_SETUP_CONF_UNREADABLE', 'fail', `${setupConf} cannot be read (${conf.setupError}); swtpm_setup cannot create certificates for new vTPMs.`, { subject: setupConf }));
     return checkResult('localca', findings, facts);
@@ -68,6 +72,9 @@ export async function checkLocalCa(input: LocalCaInput): Promise<CheckResult> {
   if (!caConf || !conf.createCertsTool) {
     // Without a certificate tool swtpm_setup makes no certificates: no CA to check.
     return checkResult('localca', findings, { ...facts, note: 'swtpm_setup.conf configures no certificate tool' }, 'not-applicable');
+  }
+  if (conf.localca === null && conf.localcaError !== null && conf.localcaError !== 'ENOENT') {
+    return checkResult('localca', [agentCannotRead(caConf, 'read', conf.localcaError)], facts);
   }
   if (conf.localca === null) {
     findings.push(finding('VTPM_HEALTH_LOCALCA_CONF_UNREADABLE', 'fail', `${caConf} (create_certs_tool_config in ${setupConf}) cannot be read (${conf.localcaError ?? 'error'}).`, { subject: caConf }));
