@@ -26,6 +26,20 @@ function fail(message: string, details: Record<string, unknown>, cause?: unknown
   return new AgentError('VTPM_ERR_PROMETHEUS_QUERY', message, { details, ...(cause === undefined ? {} : { cause }) });
 }
 
+/** The body as text, read chunk by chunk; null (and the rest not read) past `maxBytes` bytes. */
+async function readCapped(res: Response, maxBytes: number): Promise<string | null> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    // Leaving the loop cancels the stream: the rest is never downloaded.
+    if (size > maxBytes) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export class PrometheusClient {
   private readonly base: URL;
   private readonly authorization: string | null;
@@ -36,7 +50,9 @@ export class PrometheusClient {
     try {
       parsed = new URL(url);
     } catch {
-      throw fail(`--prometheus ${JSON.stringify(url)} is not a URL (expected e.g. http://prometheus:9090)`, { url });
+      // Never echoed whole: it may carry user:password@.
+      const shown = url.replace(/\/\/[^/@]*@/, '//***@');
+      throw fail(`--prometheus ${JSON.stringify(shown)} is not a URL (expected e.g. http://prometheus:9090)`, { url: shown });
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw fail(`--prometheus must be an http(s) URL, got ${parsed.protocol}`, { url: parsed.origin });
     this.authorization = parsed.username ? `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}` : null;
@@ -73,13 +89,14 @@ export class PrometheusClient {
     try {
       const declared = Number(res.headers.get('content-length') ?? 0);
       if (declared > MAX_BYTES) throw fail(`Prometheus answer of ${declared} bytes is over the ${MAX_BYTES}-byte limit`, details);
-      text = await res.text();
+      const capped = await readCapped(res, MAX_BYTES);
+      if (capped === null) throw fail(`Prometheus answer is over the ${MAX_BYTES}-byte limit`, details);
+      text = capped;
     } catch (err) {
       if (err instanceof AgentError) throw err;
       if (timeout.aborted) throw fail(`Prometheus ${this.url} did not finish its answer within ${this.timeoutMs} ms (query ${expr})`, details, err);
       throw fail(`Prometheus ${this.url}: reading the answer failed: ${(err as Error).message}`, details, err);
     }
-    if (text.length > MAX_BYTES) throw fail(`Prometheus answer is over the ${MAX_BYTES}-byte limit`, details);
     let json: unknown;
     try {
       json = JSON.parse(text);
