@@ -63,11 +63,16 @@ export class GuestRestartWatcher implements AgentExtension {
    */
   private freshNeeded = true;
   /** Serialises refreshes: an event during a refresh asks for one more, never a parallel one. */
-  private runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
+  private runner = this.newRunner();
   private readonly metrics = new WatcherMetrics();
   /** Test/bench hook: called after every refresh with the decisions it made. */
   onTransitions: ((transitions: Transition[], at: number) => void) | undefined;
   lastEvent: LifecycleEvent | null = null;
+
+  /** A fresh runner per start: a stopped one refuses triggers. */
+  private newRunner(): SerialRunner {
+    return new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
+  }
 
   enabled(config: AgentConfig): boolean {
     return config.guests.watcherEnabled;
@@ -81,7 +86,7 @@ export class GuestRestartWatcher implements AgentExtension {
     this.ctx = ctx;
     this.stopping = false;
     this.freshNeeded = true;
-    this.runner = new SerialRunner({ run: () => this.refresh(), onError: (err) => this.log?.error({ err: toAgentError(err).toJSON() }, 'restart watcher refresh failed') });
+    this.runner = this.newRunner();
     this.watchReady = false;
     this.log = ctx.log.child({ extension: this.name });
     const cfg = ctx.config.guests;
@@ -224,7 +229,7 @@ export class GuestRestartWatcher implements AgentExtension {
     this.lastError = null;
     const now = Date.now();
     if (this.watchReady && this.watch && this.bootId && this.watch.bootId === this.bootId) {
-      const evidence = await this.gatherEvidence(this.watch, inv);
+      const evidence = await this.gatherEvidence(ctx, this.watch, inv);
       const result = evaluateWatch(this.watch, inv, now, (t, c, fctx) => this.classify(t, c, fctx, evidence));
       if (result.changed) {
         this.watch = result.watch;
@@ -249,9 +254,8 @@ export class GuestRestartWatcher implements AgentExtension {
   }
 
   /** swtpm log lines for guests that may be failing, read before the (pure) evaluation. */
-  private async gatherEvidence(watch: Watch, inv: GuestInventory): Promise<Map<string, string | null>> {
+  private async gatherEvidence(ctx: ExtensionContext, watch: Watch, inv: GuestInventory): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>();
-    const ctx = this.ctx!;
     const suspects = watch.guests.filter((g) => g.status === 'pending' || (g.status === 'failed' && g.down));
     if (suspects.length === 0) return out;
     const names = new Map(inv.guests.map((g) => [g.uuid, g.name]));
@@ -345,8 +349,13 @@ export class GuestRestartWatcher implements AgentExtension {
     try {
       bootId = await readBootId(ctx.hostPath(cfg.bootIdPath));
       const bootTime = await readBootTime(ctx.hostPath(cfg.procStatPath));
-      watch = (await files.watch.load()).value;
-      const snapshot = (await files.snapshot.load()).value;
+      // A file there but unusable is an error in the check's answer, not "nothing to follow".
+      const readable = <T>(loaded: { value: T | null; problem: string | null }): T | null => {
+        if (loaded.value === null && loaded.problem) error = [error, loaded.problem].filter(Boolean).join('; ');
+        return loaded.value;
+      };
+      watch = readable(await files.watch.load());
+      const snapshot = readable(await files.snapshot.load());
       if ((!watch || watch.bootId !== bootId) && snapshot && snapshot.bootId !== bootId) {
         watch = startWatch(snapshot, bootId, bootTime, Date.now(), cfg.restartDeadlineSeconds);
       }
@@ -359,9 +368,7 @@ export class GuestRestartWatcher implements AgentExtension {
     else inventory = got.inventory;
     if (inventory && watch && bootId && watch.bootId === bootId) {
       try {
-        const evidence = new Map<string, string | null>();
-        const dir = (await libvirtViewResolver(ctx.hostPath))(cfg.swtpmLogDir);
-        for (const g of watch.guests) evidence.set(g.uuid, await swtpmFailureSince(dir, g.name, watch.startedAt));
+        const evidence = await this.gatherEvidence(ctx, watch, inventory);
         watch = evaluateWatch(watch, inventory, Date.now(), (t, c, f) =>
           classifyFailure(t, c, f, { external: ctx.restartReasons.reasonFor(t.instanceUuid ?? t.uuid), swtpmLine: evidence.get(t.uuid) ?? null }),
         ).watch;

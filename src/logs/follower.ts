@@ -301,14 +301,24 @@ export class NovaLogFollower extends EventEmitter<FollowerEvents> {
     };
   }
 
+  private addSavedCounts(saved: IncidentState | undefined): void {
+    if (!saved) return;
+    const mine = this.counting.tracker.snapshot();
+    for (const reason of Object.keys(mine.totals) as Array<keyof IncidentState['totals']>) mine.totals[reason] += saved.totals[reason] ?? 0;
+    mine.lastCountedAt = Math.max(mine.lastCountedAt ?? 0, saved.lastCountedAt ?? 0) || null;
+    this.counting.restore(mine);
+  }
+
   private lastSave = 0;
   private async save(force: boolean): Promise<void> {
     if (this.config.source === 'none' || this.options.readOnly) return;
     if (this.stats.stateProblem !== null) {
-      // The file could not be read at start: look again, and once it is gone or set aside (the
-      // operator fixed the path) save ours. A file readable again is never overwritten.
+      // The file could not be read at start: look again. Once it is gone or set aside (the operator
+      // fixed the path) ours is saved; once readable again, its counts are added to ours (ours are
+      // those since this start) and the sum saved, so neither side's failures are lost.
       const again = await this.stateFile.load();
-      if (!again.canSave || again.value !== null) return;
+      if (!again.canSave) return;
+      if (again.value !== null) this.addSavedCounts(again.value.incidents);
       this.stats.stateProblem = null;
       this.log.info({ file: this.stateFile.path }, 'nova-compute log state file usable again; saving counts and positions');
       force = true;

@@ -66,6 +66,32 @@ t.test('an unreadable state file is left alone, never saved over, and reported',
   t.equal(readdirSync(path.dirname(stateFile)).filter((n) => n.includes('corrupt')).length, 0, 'not moved aside either');
 });
 
+t.test('a state file readable again: its counts are added to those since start and saved, nothing lost', async (t) => {
+  const { logFile, stateFile, follower } = setup(t);
+  // An earlier run counted one failure and saved it.
+  appendFileSync(logFile, failureLine(1, new Date(Date.now() - 86400_000)));
+  const first = follower();
+  await first.start();
+  await first.stop();
+  const saved = readFileSync(stateFile, 'utf8');
+  t.equal(JSON.parse(saved).incidents.totals.forbidden, 1);
+  // The file becomes unreadable; this run counts a new failure in a fresh log.
+  rmSync(stateFile);
+  symlinkSync(path.basename(stateFile), stateFile);
+  writeFileSync(logFile, failureLine(4));
+  const f = follower();
+  await f.start();
+  t.match(f.stats.stateProblem, /ELOOP/);
+  t.equal(f.incidents.totals.forbidden, 1, 'counting meanwhile');
+  // The operator repairs it: the earlier counts come back.
+  rmSync(stateFile);
+  writeFileSync(stateFile, saved);
+  await f.stop();
+  t.equal(f.stats.stateProblem, null, 'the problem is cleared');
+  t.equal(f.incidents.totals.forbidden, 2, 'the saved failure and the one since start');
+  t.equal(JSON.parse(readFileSync(stateFile, 'utf8')).incidents.totals.forbidden, 2, 'and the sum is saved');
+});
+
 t.test('invalid saved positions are dropped to startAt: the counts stay, nothing is counted twice', async (t) => {
   const { logFile, stateFile, warnings, follower } = setup(t);
   appendFileSync(logFile, twoFailures());
