@@ -33,6 +33,7 @@ export const reasons = {
   VTPM_HEALTH_LOCALCA_UNREADABLE_BY_AGENT: { check: 'localca', remedy: 'The agent itself cannot look inside the local CA (its result is unknown, not pass): add the agent user to group tss (SupplementaryGroups=tss) or grant an ACL, e.g. `setfacl -m u:vtpm-agent:rx <statedir>`; or run `vtpm-agent check` as root.' },
   VTPM_HEALTH_LOCALCA_PATH_NOT_TRAVERSABLE: { check: 'localca', remedy: 'Give the swtpm principal search (x) permission on every parent directory of the local CA.' },
   VTPM_HEALTH_LOCALCA_PRINCIPAL_UNKNOWN: { check: 'localca', remedy: 'Fix what C3 (principal) reports: the local CA can only be judged against the account swtpm runs as.' },
+  VTPM_HEALTH_STATE_UNREADABLE_BY_AGENT: { check: 'guest-state', remedy: 'The agent itself cannot look at this TPM state path (its result is unknown, not pass or missing): run the agent as root, or grant it read and search access (e.g. group tss, or an ACL on the swtpm state directory).' },
   VTPM_HEALTH_GUEST_STATE_PRINCIPAL_UNKNOWN: { check: 'guest-state', remedy: 'Fix what C3 (principal) reports: per-guest TPM state ownership can only be judged against the account swtpm runs as.' },
   VTPM_HEALTH_GUESTS_UNKNOWN: { check: 'guest-state', remedy: 'Check the guest-inventory probe (libvirt reachable?); per-guest checks need it.' },
   VTPM_HEALTH_STATE_MISSING: { check: 'guest-state', remedy: 'Restore the TPM state directory from backup before starting the guest: libvirt will otherwise create a brand-new TPM (BitLocker recovery, lost keys).' },

@@ -155,3 +155,22 @@ t.test('C4 local CA: a config the agent cannot read is unknown (it says nothing 
   const caDenied = await run({ createCertsTool: '/usr/bin/swtpm_localca', localcaConf: '/etc/swtpm-localca.conf', localcaError: 'EACCES' });
   t.equal(caDenied.status, 'unknown', 'swtpm-localca.conf unreadable by the agent: unknown');
 });
+
+t.test('C5 guest state: a path the agent cannot look at is unknown, never "missing" (a reset) or pass', async (t) => {
+  const { checkGuestState } = await import('../../src/health/checks/guest-state.js');
+  const { mkdtempSync, mkdirSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const root = mkdtempSync(path.join(tmpdir(), 'vtpmtest-guest-state-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const uuid = '0b0c0d0e-1111-4222-8333-444455556666';
+  mkdirSync(path.join(root, 'state', uuid, 'tpm2'), { recursive: true });
+  // A symlink loop: stat fails with ELOOP, as root cannot be denied otherwise.
+  symlinkSync('tpm2-00.permall', path.join(root, 'state', uuid, 'tpm2', 'tpm2-00.permall'));
+  const principal = { user: 'root', group: 'root', uid: 0, gid: 0, gids: [0], userSource: 'root-fallback' as const, groupSource: 'root-fallback' as const };
+  const accounts = { users: [], groups: [] } as unknown as Parameters<typeof checkGuestState>[0]['accounts'];
+  const guest = { name: 'instance-0000002a', uuid, tpmVersion: '2.0', encryptionSecret: null, running: true, nova: true, secretMode: 'none' as const, secretPresent: null };
+  const r = await checkGuestState({ guests: [guest] as never, stateDir: '/state', principal, accounts, hostPath: (p) => path.join(root, p), minFreeBytes: 0, socketFeatures: null, swtpmLogDir: '/logs' });
+  t.equal(r.status, 'unknown');
+  t.same(reasonsOf(r), ['VTPM_HEALTH_STATE_UNREADABLE_BY_AGENT'], 'not VTPM_HEALTH_STATE_MISSING');
+  t.match(r.findings[0]?.message, /tpm2-00\.permall \(ELOOP\)/);
+});

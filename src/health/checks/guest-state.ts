@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { healthBinariesProbe } from './binaries.js';
 import { canAccess } from '../access.js';
-import { octal, parentsOf, pathInfo } from '../../host/fsinfo.js';
+import { octal, parentsOf, pathInfo, type PathInfo } from '../../host/fsinfo.js';
 import { type Accounts, groupName, userName } from '../../host/accounts.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type CheckStatus, type Finding, worst, type HealthProbeData } from '../types.js';
@@ -59,8 +59,15 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
     const paths = guestStatePaths(input.stateDir, g);
     const gf: Finding[] = [];
     const subject = g.name;
+    // The agent could not look (EACCES, ELOOP…): unknown with the reason, never "missing" or pass.
+    const cannotLook = (info: PathInfo, what: string): boolean => {
+      if (info.exists || info.error === 'ENOENT' || info.error === 'ENOTDIR') return false;
+      gf.push(finding('VTPM_HEALTH_STATE_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot look at ${what} (${info.error}) as uid ${process.getuid?.() ?? '?'}: the TPM state of guest ${g.name} is unknown there.`, { subject, details: { uuid: g.uuid, path: what, error: info.error } }));
+      return true;
+    };
     for (const dir of [...parentsOf(paths.uuidDir), paths.uuidDir]) {
       const info = await pathInfo(hostPath(dir));
+      if (cannotLook(info, dir)) break;
       if (info.exists && !canAccess(info, p, ['x'])) {
         gf.push(finding('VTPM_HEALTH_STATE_NOT_TRAVERSABLE', 'fail', `${p.user} cannot search ${dir} (${own(info)}), so swtpm cannot reach the TPM state of guest ${g.name}.`, { subject, details: { uuid: g.uuid, path: dir } }));
         break;
@@ -68,8 +75,12 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
     }
     const dirInfo = await pathInfo(hostPath(paths.dir));
     let permallBytes: number | null = null;
-    const neverStarted = !dirInfo.exists && !g.running && !(await pathInfo(hostPath(`${input.swtpmLogDir}/${g.name}-swtpm.log`))).exists;
-    if (neverStarted) {
+    const swtpmLog = `${input.swtpmLogDir}/${g.name}-swtpm.log`;
+    const logInfo = !dirInfo.exists && !g.running ? await pathInfo(hostPath(swtpmLog)) : null;
+    const neverStarted = logInfo !== null && !logInfo.exists;
+    if (cannotLook(dirInfo, paths.dir) || (neverStarted && cannotLook(logInfo, swtpmLog))) {
+      // Said above.
+    } else if (neverStarted) {
       // Defined but never started: libvirt manufactures its first TPM on the first start.
     } else if (!dirInfo.exists) {
       gf.push(
@@ -87,7 +98,9 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
         );
       }
       const permall = await pathInfo(hostPath(paths.permall));
-      if (!permall.exists) {
+      if (cannotLook(permall, paths.permall)) {
+        // Said above: unreadable is not missing.
+      } else if (!permall.exists) {
         gf.push(
           finding('VTPM_HEALTH_STATE_MISSING', g.running ? 'fail' : 'warn', `Guest ${g.name} has no ${paths.permall}; swtpm will silently start it with a blank TPM (no EK, empty NV): a reset.`, { subject, details: { uuid: g.uuid, path: paths.permall } }),
         );
@@ -106,6 +119,7 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
         }
       }
       const lock = await pathInfo(hostPath(paths.lock));
+      cannotLook(lock, paths.lock);
       if (lock.exists && lock.uid !== p.uid && p.uid !== 0) {
         gf.push(
           finding('VTPM_HEALTH_STATE_LOCK_WRONG_OWNER', 'fail', `${paths.lock} of guest ${g.name} is ${own(lock)}; swtpm running as ${p.user} fails with "SWTPM_NVRAM_Lock_Dir: Could not open lockfile: Permission denied".`, {
@@ -140,6 +154,7 @@ export async function checkGuestState(input: GuestStateInput): Promise<CheckResu
       }
     } catch (err) {
       fs.error = (err as NodeJS.ErrnoException).code ?? String(err);
+      findings.push(finding('VTPM_HEALTH_STATE_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot statfs ${input.stateDir} (${String(fs.error)}): free space and shared storage are unknown.`, { subject: input.stateDir, details: { error: fs.error } }));
     }
   }
   return checkResult('guest-state', findings, { guests: perGuest, stateDir: input.stateDir, filesystem: fs, principal: who });
