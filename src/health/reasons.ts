@@ -44,6 +44,7 @@ export const reasons = {
   VTPM_HEALTH_STATE_SHARED_FS: { check: 'guest-state', remedy: 'TPM state on shared storage needs swtpm with cmdarg-migration and matching MAC rules; keep it local otherwise.' },
   VTPM_HEALTH_STATE_LOW_SPACE: { check: 'guest-state', remedy: 'Free space on the filesystem holding the TPM state: swtpm fails state writes when it is full.' },
   VTPM_HEALTH_PROC_UNREADABLE: { check: 'orphans', remedy: "Give the agent the host's /proc (hostPID in a pod; no hidepid for its user), or run `vtpm-agent check` as root." },
+  VTPM_HEALTH_ORPHANS_UNREADABLE_BY_AGENT: { check: 'orphans', remedy: 'The agent cannot read what orphan detection needs (/proc/locks, the swtpm state or run directory, a lock file), so that part is unknown, not pass: run the agent as root with the host PID namespace.' },
   VTPM_HEALTH_ORPHAN_SWTPM: { check: 'orphans', remedy: 'Kill the orphaned swtpm (its guest is not running), then start the guest.' },
   VTPM_HEALTH_ORPHAN_LOCK_HOLDER: { check: 'orphans', remedy: 'Kill the process holding the TPM state lock of a stopped guest; the guest cannot start (CMD_INIT fails) while it holds it.' },
   VTPM_HEALTH_ORPHAN_NO_CTRL_SOCKET: { check: 'orphans', remedy: 'This swtpm lost its control socket, so libvirt cannot stop it; stop the guest and kill the process.' },

@@ -174,3 +174,23 @@ t.test('C5 guest state: a path the agent cannot look at is unknown, never "missi
   t.same(reasonsOf(r), ['VTPM_HEALTH_STATE_UNREADABLE_BY_AGENT'], 'not VTPM_HEALTH_STATE_MISSING');
   t.match(r.findings[0]?.message, /tpm2-00\.permall \(ELOOP\)/);
 });
+
+t.test('C11 orphans: what the agent cannot read is unknown, not "no orphans"', async (t) => {
+  const { checkOrphans } = await import('../../src/health/checks/orphans.js');
+  const { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const root = mkdtempSync(path.join(tmpdir(), 'vtpmtest-orphans-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(path.join(root, 'proc'));
+  mkdirSync(path.join(root, 'run'));
+  const input = { guests: [], stateDir: '/state', runDir: '/run', processes: [], hostPath: (p: string) => path.join(root, p) };
+  writeFileSync(path.join(root, 'proc/locks'), '');
+  const clean = await checkOrphans(input);
+  t.equal(clean.status, 'pass', 'everything readable, nothing found: pass (a missing state dir is no orphan)');
+  symlinkSync('state', path.join(root, 'state')); // ELOOP
+  rmSync(path.join(root, 'proc/locks'));
+  const blind = await checkOrphans(input);
+  t.equal(blind.status, 'unknown');
+  t.same(reasonsOf(blind), ['VTPM_HEALTH_ORPHANS_UNREADABLE_BY_AGENT', 'VTPM_HEALTH_ORPHANS_UNREADABLE_BY_AGENT']);
+  t.match(blind.findings.map((f) => f.message).join('\n'), /\/proc\/locks \(ENOENT\)[^]*\/state \(ELOOP\)/);
+});

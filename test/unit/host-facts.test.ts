@@ -54,6 +54,7 @@ t.test('one /proc scan and one principal and nova.conf read per round across all
     put(`proc/${pid}/cmdline`, `${comm}\0`);
     put(`proc/${pid}/comm`, `${comm}\n`);
   }
+  put('proc/locks', ''); // as on every kernel: no locks held
   put('etc/passwd', 'root:x:0:0::/root:/bin/sh\ntss:x:103:110::/:/bin/false\n');
   put('etc/group', 'root:x:0:\ntss:x:110:\n');
   put('etc/libvirt/qemu.conf', 'swtpm_user = "tss"\nswtpm_group = "tss"\n');

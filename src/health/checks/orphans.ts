@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathInfo } from '../../host/fsinfo.js';
 import { devMajorMinor, parseProcLocks } from '../parse/proc.js';
 import { swtpmProcesses } from '../proc-read.js';
-import { PROCESSES, readProcess, type ProcInfo } from '../../host/processes.js';
+import { PROCESSES, type ProcInfo } from '../../host/processes.js';
 import { finding } from '../reasons.js';
 import { checkResult, type CheckResult, type Finding, type HealthProbeData } from '../types.js';
 import { guestsFromResults, type HealthGuest } from '../guests.js';
@@ -44,6 +44,12 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
   const findings: Finding[] = [];
   const counts: OrphanCounts = { processes: 0, lockHolders: 0, stalePidfiles: 0, staleSockets: 0 };
   const byUuid = new Map(input.guests.map((g) => [g.uuid, g]));
+  // The round's process list already has every process: no /proc re-read per pid.
+  const byPid = new Map(input.processes.map((p) => [p.pid, p]));
+  /** Could not look (not "nothing there"): unknown, naming what and why. */
+  const cannotRead = (what: string, err: unknown) =>
+    findings.push(finding('VTPM_HEALTH_ORPHANS_UNREADABLE_BY_AGENT', 'unknown', `The agent cannot read ${what} (${(err as NodeJS.ErrnoException)?.code ?? String(err)}): orphans there are unknown.`, { subject: what }));
+  const missing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
   const swtpms = swtpmProcesses(input.processes);
   const liveCtrl = new Set(swtpms.map((s) => s.args.ctrlPath).filter((p): p is string => p !== null));
 
@@ -62,7 +68,8 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
       );
     } else if (s.args.ctrlPath) {
       const ctrl = await pathInfo(hostPath(s.args.ctrlPath));
-      if (!ctrl.exists) {
+      if (!ctrl.exists && ctrl.error !== 'ENOENT') cannotRead(s.args.ctrlPath, { code: ctrl.error });
+      else if (!ctrl.exists) {
         findings.push(
           finding('VTPM_HEALTH_ORPHAN_NO_CTRL_SOCKET', 'warn', `swtpm pid ${s.pid} of guest ${guest.name} lost its control socket ${s.args.ctrlPath}; libvirt cannot stop it, and it will block the next start.`, {
             subject: guest.name,
@@ -74,19 +81,20 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
   }
 
   // Lock holders: WRITE locks on `<stateDir>/<uuid>/tpm*/.lock` whose guest is not running.
-  const locksText = await readFile(hostPath('/proc/locks'), 'utf8').catch(() => '');
+  const locksText = await readFile(hostPath('/proc/locks'), 'utf8').catch((err: unknown) => (cannotRead('/proc/locks', err), ''));
   const locks = parseProcLocks(locksText);
   let uuidDirs: string[] = [];
   try {
     uuidDirs = await readdir(hostPath(input.stateDir));
-  } catch {
-    uuidDirs = [];
+  } catch (err) {
+    if (!missing(err)) cannotRead(input.stateDir, err);
   }
   const alreadyReported = new Set(findings.map((f) => f.details?.pid));
   for (const uuid of uuidDirs) {
     for (const sub of ['tpm2', 'tpm1.2']) {
       const lockPath = path.join(input.stateDir, uuid, sub, '.lock');
       const info = await pathInfo(hostPath(lockPath));
+      if (!info.exists && info.error !== 'ENOENT' && info.error !== 'ENOTDIR') cannotRead(lockPath, { code: info.error });
       if (!info.exists) continue;
       const { major, minor } = devMajorMinor(info.dev);
       const holders = locks.filter((l) => l.ino === info.ino && l.major === major && l.minor === minor && l.access === 'WRITE');
@@ -94,7 +102,7 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
       if (guest?.running) continue;
       for (const h of holders) {
         counts.lockHolders++;
-        const proc = await readProcess(hostPath, h.pid);
+        const proc = byPid.get(h.pid);
         findings.push(
           finding('VTPM_HEALTH_ORPHAN_LOCK_HOLDER', 'fail', `Process ${h.pid} (${proc?.comm ?? 'unknown'}) holds the TPM state lock ${lockPath} of ${guest ? `guest ${guest.name}, which is not running` : `UUID ${uuid}, which is no defined guest`}: starting it fails with "SWTPM_NVRAM_Lock_Dir: Could not lock access to lockfile".`, {
             subject: guest?.name ?? uuid,
@@ -109,15 +117,15 @@ export async function checkOrphans(input: OrphansInput): Promise<CheckResult & {
   let runEntries: string[] = [];
   try {
     runEntries = await readdir(hostPath(input.runDir));
-  } catch {
-    runEntries = [];
+  } catch (err) {
+    if (!missing(err)) cannotRead(input.runDir, err);
   }
   for (const e of runEntries) {
     const full = path.join(input.runDir, e);
     if (e.endsWith('-swtpm.pid')) {
       const text = await readFile(hostPath(full), 'utf8').catch(() => '');
       const pid = Number.parseInt(text.trim(), 10);
-      const proc = Number.isInteger(pid) && pid > 0 ? await readProcess(hostPath, pid) : null;
+      const proc = Number.isInteger(pid) && pid > 0 ? byPid.get(pid) : undefined;
       if (!proc || proc.argv[0]?.split('/').pop() !== 'swtpm') {
         counts.stalePidfiles++;
         findings.push(finding('VTPM_HEALTH_STALE_PIDFILE', 'warn', `${full} names ${Number.isInteger(pid) ? `pid ${pid}` : 'no pid'}, but no such swtpm is running.`, { subject: full, details: { pid: Number.isInteger(pid) ? pid : null } }));
