@@ -186,10 +186,12 @@ export class Agent {
     return true;
   }
 
-  private stopExtension(extension: AgentExtension): Promise<unknown> {
-    return Promise.race([extension.stop(), new Promise((r) => setTimeout(r, EXTENSION_STOP_MS).unref())]).catch((err: unknown) =>
-      this.options.log.warn({ extension: extension.name, err }, 'extension failed to stop cleanly'),
-    );
+  /** Resolves true once the extension has stopped, false when it did not within EXTENSION_STOP_MS. */
+  private stopExtension(extension: AgentExtension): Promise<boolean> {
+    return Promise.race([extension.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), EXTENSION_STOP_MS).unref())]).catch((err: unknown) => {
+      this.options.log.warn({ extension: extension.name, err }, 'extension failed to stop cleanly');
+      return false;
+    });
   }
 
   private extensionContext(name: string): ExtensionContext {
@@ -372,6 +374,7 @@ export class Agent {
       }
       const probes = this.scheduler.reconfigure(config, hostPathResolver(config.hostRoot));
       this.registerProbeMetrics(probes.probesAdded);
+      for (const p of probes.probesRemoved) this.stateFiles.forget(p.name);
       Object.assign(outcome, {
         schedulesStarted: probes.schedulesStarted,
         schedulesStopped: probes.schedulesStopped,
@@ -397,12 +400,19 @@ export class Agent {
       if (running && !wanted) {
         this.startedExtensions = this.startedExtensions.filter((e) => e !== running);
         await this.stopExtension(running);
+        this.stateFiles.forget(entry.name);
         outcome.extensionsStopped.push(entry.name);
       } else if (!running && wanted) {
         if (!(await this.launch(entry))) return;
         outcome.extensionsStarted.push(entry.name);
       } else if (running && (entry.configKeys ?? ALL_BUT_LOGGING).some((k) => changed.has(k))) {
-        await this.stopExtension(running);
+        if (!(await this.stopExtension(running))) {
+          // Starting it again while its stop still runs could leave two sets of its children.
+          this.startedExtensions = this.startedExtensions.filter((e) => e !== running);
+          this.options.log.error({ extension: entry.name }, 'reload: the extension did not stop in time and is left stopped; restart the agent to run it again');
+          outcome.extensionsStopped.push(entry.name);
+          continue;
+        }
         await this.startExtension(running);
         outcome.extensionsRestarted.push(entry.name);
       }

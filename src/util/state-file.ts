@@ -110,6 +110,14 @@ export class StateFiles {
     return this.options.log;
   }
 
+  /**
+   * An owner that no longer runs (an extension or probe a reload disabled): its problems would
+   * otherwise keep the agent not ready, since no later write of its would clear them.
+   */
+  forget(owner: string): void {
+    for (const [key, r] of this.files) if (r.owner === owner) this.files.delete(key);
+  }
+
   /** Current problems by owner: each owner listed here is not ready. */
   problems(): Map<string, string[]> {
     const out = new Map<string, string[]>();

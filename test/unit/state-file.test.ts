@@ -81,6 +81,17 @@ t.test('write failures: coded error naming the path, counted per file, owner not
   t.match(lines.at(-1)!.msg, /usable again/);
 });
 
+t.test('an owner that no longer runs is forgotten: its problem does not keep the agent not ready', async (t) => {
+  const { file, doc, files } = setup(t);
+  mkdirSync(file, { recursive: true });
+  await t.rejects(doc.save({ version: 2, n: 1 }));
+  t.ok(files.problems().has('owner-a'));
+  files.forget('owner-b');
+  t.ok(files.problems().has('owner-a'), 'another owner forgotten: this one stays');
+  files.forget('owner-a');
+  t.equal(files.problems().size, 0, 'disabled by a reload: no problem left behind');
+});
+
 t.test('read-only (one-shot check): reads, never writes or moves', async (t) => {
   const { file, doc, files } = setup(t, true);
   await doc.save({ version: 2, n: 1 });
